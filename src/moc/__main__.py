@@ -1,0 +1,3 @@
+from moc.cli.main import main
+
+main()

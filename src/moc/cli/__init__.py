@@ -1,0 +1,1 @@
+"""The ``moc`` command."""

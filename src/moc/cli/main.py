@@ -1,0 +1,226 @@
+"""``moc``: run the daemon, and talk to a running one."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.text import Text
+
+from moc import __version__
+from moc.cli.render import devices_table, emit_json, err, leases_table, out
+from moc.errors import ConfigError, MocError
+from moc.sdk.client import Client
+from moc.units import format_size, parse_size
+
+app = typer.Typer(
+    help="moc, the ModelOps Coordinator: owns the memory of this host's devices.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+lease_app = typer.Typer(help="Take, list, renew and release memory leases.", no_args_is_help=True)
+app.add_typer(lease_app, name="lease")
+
+UrlOpt = Annotated[str | None, typer.Option("--url", envvar="MOC_URL", help="moc's HTTP address.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def fail(error: MocError) -> NoReturn:
+    err.print(Text.assemble(("error", "bold red"), f" [{error.code}] {error.message}"))
+    raise typer.Exit(1)
+
+
+def _client(url: str | None) -> Client:
+    return Client(url)
+
+
+@app.command()
+def version() -> None:
+    """Print moc's version."""
+    out.print(__version__)
+
+
+@app.command()
+def serve(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", envvar="MOC_CONFIG", help="YAML config file (optional)."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Where state lives [env MOC_DATA_DIR].")
+    ] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on.")] = None,
+    http_port: Annotated[int | None, typer.Option("--http-port")] = None,
+    grpc_port: Annotated[int | None, typer.Option("--grpc-port", help="0 turns gRPC off.")] = None,
+    log_format: Annotated[
+        str | None, typer.Option("--log-format", help="auto, json or console.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option("--log-level")] = None,
+) -> None:
+    """Run the coordinator (HTTP on 127.0.0.1:8008, gRPC on 127.0.0.1:7212)."""
+    from moc.config import load_config
+    from moc.daemon import serve as run_daemon
+
+    overrides: dict[str, Any] = {}
+    server = {
+        k: v
+        for k, v in (("host", host), ("http_port", http_port), ("grpc_port", grpc_port))
+        if v is not None
+    }
+    if server:
+        overrides["server"] = server
+    logging_ = {k: v for k, v in (("format", log_format), ("level", log_level)) if v is not None}
+    if logging_:
+        overrides["log"] = logging_
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    try:
+        run_daemon(load_config(config, overrides))
+    except ConfigError as exc:
+        err.print(f"moc: {exc.message}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    except MocError as exc:
+        err.print(f"moc: {exc.message}", highlight=False, markup=False)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def devices(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
+    """Show each device: total, capacity, held, observed and free memory."""
+    try:
+        found = _client(url).devices()
+    except MocError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(found)
+    else:
+        out.print(devices_table(found))
+
+
+@app.command()
+def health(url: UrlOpt = None) -> None:
+    """Ask a running moc whether it is up."""
+    try:
+        emit_json(_client(url).health())
+    except MocError as exc:
+        fail(exc)
+
+
+def _size(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--size") from None
+
+
+@lease_app.command("acquire")
+def lease_acquire(
+    size: Annotated[
+        str | None, typer.Option("--size", "-s", help="How much, e.g. 8GiB or 512MB.")
+    ] = None,
+    mb: Annotated[float | None, typer.Option("--mb", help="How much, in MiB.")] = None,
+    device: Annotated[str | None, typer.Option("--device", "-d")] = None,
+    ttl: Annotated[float | None, typer.Option("--ttl", help="Seconds until it expires.")] = None,
+    priority: Annotated[int | None, typer.Option("--priority", "-p", help="0..100")] = None,
+    holder: Annotated[str | None, typer.Option("--holder")] = None,
+    pid: Annotated[int | None, typer.Option("--pid", help="Process that will use it.")] = None,
+    wait: Annotated[float | None, typer.Option("--wait", help="Seconds to wait for room.")] = None,
+    preemptible: Annotated[bool, typer.Option("--preemptible")] = False,
+    url: UrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Take a lease. It lasts --ttl seconds unless renewed."""
+    nbytes = _size(size)
+    if nbytes is None and mb is None:
+        raise typer.BadParameter("give --size (e.g. 8GiB) or --mb", param_hint="--size")
+    try:
+        lease = _client(url).acquire(
+            bytes=nbytes,
+            mb=mb,
+            device=device,
+            ttl_s=ttl,
+            priority=priority,
+            holder=holder or "cli",
+            pid=pid,
+            wait_s=wait,
+            preemptible=preemptible,
+        )
+    except MocError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(lease)
+    else:
+        out.print(
+            f"lease [bold]{lease.id}[/bold]: {format_size(lease.bytes)} on {lease.device}, "
+            f"fencing token {lease.fencing_token}, expires in {lease.expires_in_s:.0f}s",
+            highlight=False,
+        )
+
+
+@lease_app.command("list")
+def lease_list(
+    device: Annotated[str | None, typer.Option("--device", "-d")] = None,
+    holder: Annotated[str | None, typer.Option("--holder")] = None,
+    url: UrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List live leases."""
+    try:
+        found = _client(url).leases(device=device, holder=holder)
+    except MocError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(found)
+    elif not found:
+        out.print("no leases")
+    else:
+        out.print(leases_table(found))
+
+
+@lease_app.command("renew")
+def lease_renew(
+    lease_id: Annotated[str, typer.Argument(help="The lease's id.")],
+    ttl: Annotated[float | None, typer.Option("--ttl", help="New TTL in seconds.")] = None,
+    url: UrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Extend a lease's TTL from now."""
+    try:
+        lease = _client(url).renew(lease_id, ttl_s=ttl)
+    except MocError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(lease)
+    else:
+        out.print(
+            f"lease {lease.id} renewed: expires in {lease.expires_in_s:.0f}s", highlight=False
+        )
+
+
+@lease_app.command("release")
+def lease_release(
+    lease_id: Annotated[str, typer.Argument(help="The lease's id.")],
+    url: UrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give a lease's memory back."""
+    try:
+        lease = _client(url).release(lease_id)
+    except MocError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(lease)
+    else:
+        out.print(
+            f"lease {lease.id} released ({format_size(lease.bytes)} on {lease.device})",
+            highlight=False,
+        )
+
+
+def main() -> None:
+    sys.exit(app())

@@ -1,0 +1,191 @@
+"""moc's configuration: one validated model, loaded once.
+
+Sources, strongest first: command-line flags, ``MOC_*`` environment variables
+(nested fields joined by ``__``, e.g. ``MOC_SERVER__HTTP_PORT=9000``), the YAML
+file named by ``--config`` or ``MOC_CONFIG``, and the embedded defaults, so
+``moc serve`` runs with no file at all. Every section forbids unknown fields: a
+typo fails at startup with the field's dotted path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from platformdirs import user_data_dir
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from moc.errors import ConfigError
+from moc.units import parse_size
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return parse_size(value)
+    raise ValueError(f"expected a size such as 8GiB or 512MB, got {value!r}")
+
+
+Size = Annotated[int, BeforeValidator(_size), Field(gt=0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(Section):
+    host: str = "127.0.0.1"
+    http_port: int = Field(8008, ge=0, le=65535)
+    grpc_port: int = Field(7212, ge=0, le=65535, description="0 turns the gRPC server off")
+    shutdown_grace_s: float = Field(10.0, ge=0, le=600)
+
+
+class HostDeviceConfig(Section):
+    """A budget of host memory that moc treats as a device (CPU-only hosts)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    size: Size
+
+
+class DevicesConfig(Section):
+    nvml: Literal["auto", "on", "off"] = "auto"
+    reserve_fraction: float = Field(
+        0.9, gt=0, le=1, description="share of each device's memory moc hands out"
+    )
+    poll_interval_s: float = Field(2.0, ge=0.1, le=3600)
+    host: list[HostDeviceConfig] = Field(default_factory=list)
+
+    @field_validator("host")
+    @classmethod
+    def _unique_ids(cls, devices: list[HostDeviceConfig]) -> list[HostDeviceConfig]:
+        seen: set[str] = set()
+        for d in devices:
+            if d.id in seen:
+                raise ValueError(f"device id {d.id!r} is declared twice")
+            seen.add(d.id)
+        return devices
+
+
+class LeasesConfig(Section):
+    default_ttl_s: float = Field(60.0, ge=1, le=86400)
+    max_ttl_s: float = Field(86400.0, ge=1, le=30 * 86400)
+    max_wait_s: float = Field(600.0, ge=0, le=86400)
+    max_waiters: int = Field(1024, ge=0, le=1_000_000)
+    tombstone_s: float = Field(
+        3600.0, ge=0, le=30 * 86400, description="how long ended leases answer with why they ended"
+    )
+
+    @model_validator(mode="after")
+    def _ttl_order(self) -> LeasesConfig:
+        if self.default_ttl_s > self.max_ttl_s:
+            raise ValueError(
+                f"default_ttl_s ({self.default_ttl_s}) exceeds max_ttl_s ({self.max_ttl_s})"
+            )
+        return self
+
+
+class LogConfig(Section):
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+def default_data_dir() -> Path:
+    return Path(user_data_dir("moc", appauthor=False))
+
+
+class Config(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MOC_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    server: ServerConfig = ServerConfig()
+    devices: DevicesConfig = DevicesConfig()
+    leases: LeasesConfig = LeasesConfig()
+    log: LogConfig = LogConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file is merged in by load_config() as init values beneath the
+        # flags; the environment outranks both.
+        return (env_settings, init_settings)
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {path} must hold a mapping at the top, got {type(data).__name__}"
+        )
+    return data
+
+
+def describe(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        problem = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        value = err.get("input")
+        shown = "" if err["type"] == "missing" or isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"  {where}: {problem}{shown}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Build the one Config. ``overrides`` are command-line values (nested dicts)."""
+    if path is None and os.environ.get("MOC_CONFIG"):
+        path = Path(os.environ["MOC_CONFIG"])
+    values: dict[str, Any] = _read_yaml(path) if path is not None else {}
+    values = _deep_merge(values, overrides or {})
+    source = str(path) if path is not None else "defaults, environment and flags"
+    try:
+        return Config(**values)
+    except ValidationError as exc:
+        raise ConfigError(describe(exc, source)) from exc
+    except SettingsError as exc:
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise ConfigError(f"invalid configuration (environment): {exc}{cause}") from exc

@@ -1,0 +1,233 @@
+"""``moc serve``: build the parts, serve HTTP and gRPC, stop cleanly.
+
+Startup binds both listening sockets before anything is served, so a taken
+port is reported at once with what to do. Shutdown, on SIGTERM or SIGINT:
+
+1. /health turns to "draining" and new lease requests get 503 shutting_down;
+   requests waiting for memory are answered the same way at once;
+2. the listeners close and in-flight requests get ``server.shutdown_grace_s``
+   to finish, then are cancelled;
+3. the device monitor stops, the database closes and the data directory is
+   let go. Live leases stay in the database with their deadlines, so a
+   restart picks them up with their remaining TTL.
+
+A second signal skips the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import gc
+import logging
+import math
+import signal
+import socket
+import time
+from collections.abc import Iterator
+
+import uvicorn
+
+from moc import __version__
+from moc.clock import SystemClock
+from moc.config import Config
+from moc.devices import discover
+from moc.errors import ConfigError
+from moc.gateway.grpc.server import GrpcServer
+from moc.gateway.http.app import build_app
+from moc.leases.service import LeaseService
+from moc.ledger import Ledger
+from moc.monitor import DeviceMonitor
+from moc.services import Services
+from moc.store.datadir import DataDir
+from moc.store.leases import LeaseStore
+from moc.store.sqlite import Database
+from moc.telemetry import logs
+from moc.telemetry.logs import event
+from moc.telemetry.metrics import Metrics
+from moc.units import format_size
+
+log = logging.getLogger("moc")
+
+
+class _UvicornServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon owns the signals
+    and decides the order of shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind_http(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        hint = (
+            " (is another moc running? pick another with --http-port)"
+            if exc.errno == errno.EADDRINUSE
+            else ""
+        )
+        raise ConfigError(f"cannot listen for HTTP on {host}:{port}: {exc.strerror}{hint}") from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def run(config: Config) -> None:
+    started = time.monotonic()
+    data_dir = DataDir(config.data_dir)
+    data_dir.acquire()
+    db = Database(data_dir.file("moc.db"))
+    try:
+        await _run(config, data_dir, db, started)
+    finally:
+        db.close()
+        data_dir.release()
+
+
+async def _run(config: Config, data_dir: DataDir, db: Database, started: float) -> None:
+    clock = SystemClock()
+    metrics = Metrics()
+    probes = discover(config.devices)
+    ledger = Ledger()
+    devices = [info for probe in probes for info in probe.devices()]
+    for info in devices:
+        ledger.add_device(info.id, info.kind, info.total, config.devices.reserve_fraction)
+    leases = LeaseService(ledger, LeaseStore(db), clock, metrics, config.leases)
+    restored, expired_while_down = leases.restore()
+    services = Services(
+        config=config,
+        clock=clock,
+        ledger=ledger,
+        devices=devices,
+        leases=leases,
+        metrics=metrics,
+        started_at=clock.now(),
+    )
+    metrics.watch_state(ledger.views, leases.counts_by_device, leases.waiter_count)
+    monitor = DeviceMonitor(
+        probes,
+        ledger,
+        metrics,
+        config.devices.poll_interval_s,
+        claims=[leases.claims],
+        usage_sinks=[leases.note_usage],
+        on_more_free=leases.memory_changed,
+    )
+    await monitor.observe_once()
+
+    server_cfg = config.server
+    http_sock = bind_http(server_cfg.host, server_cfg.http_port)
+    grpc_server: GrpcServer | None = None
+    grpc_port = 0
+    if server_cfg.grpc_port:
+        grpc_server = GrpcServer(services)
+        try:
+            grpc_port = grpc_server.bind(server_cfg.host, server_cfg.grpc_port)
+        except OSError as exc:
+            http_sock.close()
+            raise ConfigError(
+                f"{exc} (pick another with --grpc-port, or 0 to turn gRPC off)"
+            ) from exc
+    uv = _UvicornServer(
+        uvicorn.Config(
+            build_app(services),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            http="httptools",
+            server_header=False,
+            proxy_headers=False,
+            timeout_graceful_shutdown=math.ceil(server_cfg.shutdown_grace_s),
+        )
+    )
+
+    stop = asyncio.Event()
+    signals_seen = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen == 1:
+            event(
+                log,
+                logging.INFO,
+                "stopping",
+                signal=signal.Signals(signum).name,
+                grace_s=server_cfg.shutdown_grace_s,
+            )
+            stop.set()
+        else:
+            event(log, logging.WARNING, "second signal: skipping the grace period")
+            uv.force_exit = True
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+    leases.start()
+    monitor.start()
+    if grpc_server is not None:
+        await grpc_server.start()
+    http_task = asyncio.create_task(uv.serve(sockets=[http_sock]), name="http")
+    http_port = http_sock.getsockname()[1]
+    event(
+        log,
+        logging.INFO,
+        "moc ready",
+        version=__version__,
+        http=f"{server_cfg.host}:{http_port}",
+        grpc=f"{server_cfg.host}:{grpc_port}" if grpc_server else "off",
+        data_dir=str(data_dir.path),
+        devices=", ".join(
+            f"{d.id} ({d.kind}, {format_size(ledger.capacity(d.id))})" for d in devices
+        ),
+        leases_restored=restored,
+        expired_while_down=expired_while_down,
+        startup_ms=round((time.monotonic() - started) * 1000, 1),
+    )
+
+    # Everything built so far lives as long as the daemon: keep it out of the
+    # garbage collector's sweeps, which otherwise walk it on every full
+    # collection and show up as latency spikes.
+    gc.freeze()
+    stop_wait = asyncio.create_task(stop.wait())
+    await asyncio.wait({http_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+    stop_wait.cancel()
+    t0 = time.monotonic()
+    services.draining = True
+    turned_away = await leases.close()
+    uv.should_exit = True
+    stops = [http_task]
+    if grpc_server is not None:
+        stops.append(asyncio.create_task(grpc_server.stop(server_cfg.shutdown_grace_s)))
+    await asyncio.gather(*stops, return_exceptions=True)
+    await monitor.close()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    event(
+        log,
+        logging.INFO,
+        "moc stopped",
+        leases_persisted=len(leases.live()),
+        waiting_turned_away=turned_away,
+        took_s=round(time.monotonic() - t0, 3),
+    )
+
+
+def serve(config: Config) -> None:
+    """Run the daemon until a signal stops it. Startup problems raise ConfigError."""
+    logs.configure(config.log.format, config.log.level)
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional (not on every platform)
+        asyncio.run(run(config))
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run(config))

@@ -1,0 +1,159 @@
+"""The errors moc raises, as a tree with stable codes.
+
+Every error a client can see carries a ``code`` that never changes meaning.
+The transports map classes to their own status codes, each in one function
+(``gateway/http/errors.py``, ``gateway/grpc/errors.py``); nothing here knows
+about HTTP or gRPC. The SDK turns an error envelope back into the same class
+with :func:`from_code`, so client code can ``except InsufficientMemory``.
+
+    MocError                          internal
+    ├── InvalidRequest                invalid_request
+    ├── NotFound                      not_found
+    │   ├── DeviceNotFound            device_not_found
+    │   └── LeaseNotFound             lease_not_found
+    │       ├── LeaseExpired          lease_expired
+    │       └── LeaseReleased         lease_released
+    ├── LeaseRevoked                  lease_revoked
+    ├── FencingTokenMismatch          fencing_token_mismatch
+    ├── InsufficientMemory            insufficient_memory
+    │   └── ExceedsCapacity           exceeds_capacity
+    ├── QueueFull                     queue_full
+    ├── Unavailable                   unavailable
+    │   ├── ShuttingDown              shutting_down
+    │   └── StoreUnavailable          store_unavailable
+    └── ConfigError                   config_error (startup only)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class MocError(Exception):
+    """Base of every error moc raises on purpose."""
+
+    code: ClassVar[str] = "internal"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidRequest(MocError):
+    """A request field is missing, of the wrong type or out of range.
+
+    ``field`` names it (dotted for nested fields), ``limit`` the bound it broke
+    and ``value`` what was sent, so the message can say all three.
+    """
+
+    code = "invalid_request"
+
+    def __init__(self, field: str, problem: str, *, value: Any = None, limit: Any = None) -> None:
+        shown = "" if value is None else f" (got {value!r})"
+        super().__init__(f"{field}: {problem}{shown}", field=field, value=value, limit=limit)
+        self.field = field
+
+
+class NotFound(MocError):
+    code = "not_found"
+
+
+class DeviceNotFound(NotFound):
+    code = "device_not_found"
+
+
+class LeaseNotFound(NotFound):
+    code = "lease_not_found"
+
+
+class LeaseExpired(LeaseNotFound):
+    """The lease existed but its TTL ran out; its memory went back to the pool."""
+
+    code = "lease_expired"
+
+
+class LeaseReleased(LeaseNotFound):
+    code = "lease_released"
+
+
+class LeaseRevoked(MocError):
+    """A higher-priority request took the memory of this preemptible lease."""
+
+    code = "lease_revoked"
+
+
+class FencingTokenMismatch(MocError):
+    code = "fencing_token_mismatch"
+
+
+class InsufficientMemory(MocError):
+    """Not enough free memory now; ``retry_after_s`` says when to try again."""
+
+    code = "insufficient_memory"
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0, **details: Any) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **details)
+        self.retry_after_s = retry_after_s
+
+
+class ExceedsCapacity(InsufficientMemory):
+    """The request is larger than any eligible device's capacity: it can never fit."""
+
+    code = "exceeds_capacity"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, retry_after_s=0.0, **details)
+
+
+class QueueFull(MocError):
+    code = "queue_full"
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0, **details: Any) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **details)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(MocError):
+    code = "unavailable"
+
+
+class ShuttingDown(Unavailable):
+    code = "shutting_down"
+
+
+class StoreUnavailable(Unavailable):
+    """The state store could not be written; nothing was changed."""
+
+    code = "store_unavailable"
+
+
+class ConfigError(MocError):
+    """The configuration is invalid; raised at startup, never to a client."""
+
+    code = "config_error"
+
+
+def _all_subclasses(cls: type[MocError]) -> list[type[MocError]]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_all_subclasses(sub))
+    return found
+
+
+_BY_CODE: dict[str, type[MocError]] = {c.code: c for c in _all_subclasses(MocError)}
+
+
+def from_code(code: str, message: str, details: dict[str, Any] | None = None) -> MocError:
+    """Rebuild the error a server reported (used by the SDK)."""
+    cls = _BY_CODE.get(code, MocError)
+    err = MocError.__new__(cls)
+    MocError.__init__(err, message, **(details or {}))
+    if isinstance(err, InsufficientMemory | QueueFull):
+        err.retry_after_s = float((details or {}).get("retry_after_s", 1.0))
+    if isinstance(err, InvalidRequest):
+        err.field = str((details or {}).get("field", ""))
+    return err

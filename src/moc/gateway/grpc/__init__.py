@@ -1,0 +1,1 @@
+"""moc's gRPC API (service modelops.ModelOps), on grpc.aio."""

@@ -1,0 +1,175 @@
+"""The gRPC servicer and server: leases and health over modelops.ModelOps."""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from moc import __version__
+from moc import errors as e
+from moc.gateway.grpc import modelops_pb2 as pb
+from moc.gateway.grpc import modelops_pb2_grpc as pb_grpc
+from moc.gateway.grpc.errors import grpc_message, grpc_status
+from moc.leases import validate
+from moc.leases.model import Lease
+from moc.services import Services
+from moc.telemetry.logs import event
+
+log = logging.getLogger(__name__)
+
+SERVICE = "modelops.ModelOps"
+MIB = 1024 * 1024
+R = TypeVar("R")
+
+
+def _reply(lease: Lease) -> pb.GpuLeaseReply:
+    return pb.GpuLeaseReply(
+        granted=True,
+        lease_id=lease.id,
+        vram_reserved_mb=lease.bytes // MIB,
+        fencing_token=lease.fencing_token,
+        device=lease.device,
+        bytes=lease.bytes,
+        expires_at=lease.expires_at,
+        ttl_seconds=lease.ttl_s,
+    )
+
+
+async def _guard(
+    context: grpc.aio.ServicerContext[Any, Any], call: Callable[[], Awaitable[R]]
+) -> R:
+    """Run ``call``; turn moc's errors into a gRPC status, and anything else
+    into INTERNAL with a log reference (never a traceback to the client)."""
+    try:
+        return await call()
+    except e.MocError as err:
+        context.set_trailing_metadata((("moc-error-code", err.code),))
+        await context.abort(grpc_status(err), grpc_message(err))
+    except grpc.aio.AbortError:
+        raise
+    except Exception as exc:
+        ref = uuid.uuid4().hex[:12]
+        event(log, logging.ERROR, "unhandled error in grpc call", ref=ref, error=repr(exc))
+        log.debug("traceback for %s", ref, exc_info=exc)
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {ref})")
+    raise AssertionError("abort returned")  # pragma: no cover - abort always raises
+
+
+class ModelOpsServicer(pb_grpc.ModelOpsServicer):
+    def __init__(self, services: Services) -> None:
+        self._s = services
+
+    async def AcquireGpuLease(
+        self, request: pb.GpuLeaseRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GpuLeaseReply:
+        async def call() -> pb.GpuLeaseReply:
+            lease_request = validate.lease_request(
+                limits=self._s.limits,
+                nbytes=request.bytes or None,
+                mb=request.vram_estimate_mb or None,
+                ttl_s=request.ttl_seconds or None,
+                device=request.device or None,
+                priority=request.priority if request.HasField("priority") else None,
+                holder=request.client,
+                pid=request.pid or None,
+                wait_s=request.wait_seconds,
+                preemptible=request.preemptible,
+            )
+            try:
+                lease = await self._s.leases.acquire(lease_request)
+            except (e.InsufficientMemory, e.QueueFull) as err:
+                return pb.GpuLeaseReply(
+                    granted=False,
+                    reason=err.message,
+                    code=err.code,
+                    retry_after_ms=math.ceil(err.retry_after_s * 1000),
+                    bytes=lease_request.bytes,
+                    vram_reserved_mb=0,
+                )
+            return _reply(lease)
+
+        return await _guard(context, call)
+
+    async def RenewGpuLease(
+        self, request: pb.GpuLeaseRenew, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GpuLeaseReply:
+        async def call() -> pb.GpuLeaseReply:
+            ttl = (
+                validate.ttl(request.ttl_seconds or None, self._s.limits)
+                if request.ttl_seconds
+                else None
+            )
+            lease = self._s.leases.renew(request.lease_id, ttl, request.fencing_token or None)
+            return _reply(lease)
+
+        return await _guard(context, call)
+
+    async def ReleaseGpuLease(
+        self, request: pb.GpuLeaseRelease, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GpuLeaseReleaseAck:
+        async def call() -> pb.GpuLeaseReleaseAck:
+            lease = self._s.leases.release(request.lease_id, request.fencing_token or None)
+            return pb.GpuLeaseReleaseAck(ok=True, lease_id=lease.id)
+
+        return await _guard(context, call)
+
+    async def GetHealth(
+        self, request: pb.HealthRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.HealthReply:
+        s = self._s
+        return pb.HealthReply(
+            status="draining" if s.draining else "ok",
+            version=__version__,
+            uptime_seconds=s.clock.now() - s.started_at,
+            active_leases=sum(s.leases.counts_by_device().values()),
+            devices=[
+                pb.DeviceStatus(
+                    id=v.id,
+                    kind=v.kind,
+                    total_bytes=v.total,
+                    capacity_bytes=v.capacity,
+                    held_bytes=v.held,
+                    observed_bytes=v.external,
+                    free_bytes=v.free,
+                )
+                for v in s.ledger.views()
+            ],
+        )
+
+
+class GrpcServer:
+    def __init__(self, services: Services) -> None:
+        self._server = grpc.aio.server()
+        pb_grpc.add_ModelOpsServicer_to_server(ModelOpsServicer(services), self._server)
+        self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
+
+    def bind(self, host: str, port: int) -> int:
+        """Bind and return the port (useful with port 0). Raises OSError when
+        the address is taken."""
+        try:
+            bound = self._server.add_insecure_port(f"{host}:{port}")
+        except RuntimeError as exc:
+            raise OSError(f"cannot bind gRPC to {host}:{port}: {exc}") from exc
+        if bound == 0:
+            raise OSError(f"cannot bind gRPC to {host}:{port}: address in use or not available")
+        return bound
+
+    async def start(self) -> None:
+        await self._server.start()
+        for name in ("", SERVICE):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace_s: float) -> None:
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace_s)

@@ -1,0 +1,1 @@
+"""moc's HTTP API on Starlette (chosen by measurement; see docs/benchmarks.md)."""

@@ -1,0 +1,97 @@
+"""Errors on HTTP: the one mapping from error class to status, and the envelope.
+
+The envelope is OpenAI's (``{"error": {"message", "type", "code", "param"}}``)
+plus ``"src": "moc"`` so clients can tell moc's errors from a backend's, and
+``details`` with the machine-readable facts (bytes asked and free, limits).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from moc import errors as e
+from moc.telemetry.logs import event
+
+log = logging.getLogger(__name__)
+
+# Most specific first: the first class in an error's MRO found here wins.
+_STATUS: dict[type[e.MocError], int] = {
+    e.InvalidRequest: 400,
+    e.NotFound: 404,
+    e.LeaseRevoked: 410,
+    e.FencingTokenMismatch: 409,
+    e.ExceedsCapacity: 422,
+    e.InsufficientMemory: 409,
+    e.QueueFull: 429,
+    e.Unavailable: 503,
+    e.MocError: 500,
+}
+
+
+def http_status(err: e.MocError) -> int:
+    for cls in type(err).__mro__:
+        if cls in _STATUS:
+            return _STATUS[cls]
+    return 500
+
+
+def _type_for(status: int) -> str:
+    if status == 429:
+        return "rate_limit_error"
+    return "invalid_request_error" if status < 500 else "server_error"
+
+
+def error_response(err: e.MocError) -> Response:
+    status = http_status(err)
+    body: dict[str, Any] = {
+        "error": {
+            "message": err.message,
+            "type": _type_for(status),
+            "code": err.code,
+            "param": err.details.get("field"),
+            "src": "moc",
+            "details": err.details,
+        }
+    }
+    headers: dict[str, str] = {}
+    retry_after = getattr(err, "retry_after_s", None)
+    if isinstance(retry_after, float) and retry_after > 0:
+        headers["retry-after"] = str(max(1, math.ceil(retry_after)))
+    elif isinstance(err, e.Unavailable):
+        headers["retry-after"] = "1"
+    return Response(orjson.dumps(body, default=str), status, headers, media_type="application/json")
+
+
+def internal_error_response(exc: BaseException) -> Response:
+    ref = uuid.uuid4().hex[:12]
+    event(log, logging.ERROR, "unhandled error in request", ref=ref, error=repr(exc))
+    log.debug("traceback for %s", ref, exc_info=exc)
+    return error_response(
+        e.MocError(f"internal error; moc's log has the details (ref {ref})", ref=ref)
+    )
+
+
+def from_validation(exc: ValidationError, prefix: str = "") -> e.InvalidRequest:
+    """The first problem pydantic found, as an InvalidRequest naming the field."""
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "body"
+    if prefix:
+        field = f"{prefix}.{field}" if field != "body" else prefix
+    if first["type"] == "extra_forbidden":
+        problem = "unknown field"
+    elif first["type"] == "missing":
+        problem = "is required"
+    else:
+        problem = first["msg"]
+    value = first.get("input")
+    if first["type"] in ("missing", "json_invalid") or isinstance(value, dict | list):
+        value = None
+    limit = (first.get("ctx") or {}).get("gt", (first.get("ctx") or {}).get("le"))
+    return e.InvalidRequest(field, problem, value=value, limit=limit)

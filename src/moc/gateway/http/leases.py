@@ -1,0 +1,122 @@
+"""Native lease routes: /v1/leases…"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from moc.errors import InvalidRequest
+from moc.gateway.http.body import parse
+from moc.gateway.http.respond import json
+from moc.gateway.http.wire import LeaseAcquireBody, LeaseReleaseBody, LeaseRenewBody
+from moc.gateway.views import lease_view
+from moc.leases import validate
+from moc.leases.model import Lease
+from moc.services import Services
+
+T = Any
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _view(s: Services, lease: Lease) -> dict[str, Any]:
+    return lease_view(
+        lease, s.clock.now(), s.leases.used_bytes(lease.id), s.leases.over_limit(lease.id)
+    )
+
+
+async def _until_disconnect(request: Request, work: asyncio.Task[Lease]) -> Lease:
+    """Wait for ``work``, cancelling it if the client goes away first.
+
+    The body has been read, so the next ``receive`` only returns when the
+    client disconnects.
+    """
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.create_task(disconnected())
+    try:
+        await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not work.done():
+        work.cancel()
+    return await work
+
+
+async def acquire(request: Request) -> Response:
+    s = _services(request)
+    body = await parse(request, LeaseAcquireBody)
+    lease_request = validate.lease_request(
+        limits=s.limits,
+        nbytes=body.bytes,
+        mb=body.mb,
+        ttl_s=body.ttl_s,
+        device=body.device,
+        priority=body.priority,
+        holder=body.holder,
+        pid=body.pid,
+        wait_s=body.wait_s,
+        preemptible=body.preemptible,
+    )
+    if lease_request.wait_s > 0:
+        lease = await _until_disconnect(
+            request, asyncio.create_task(s.leases.acquire(lease_request))
+        )
+    else:
+        lease = await s.leases.acquire(lease_request)
+    return json(_view(s, lease), 201, {"location": f"/v1/leases/{lease.id}"})
+
+
+async def list_leases(request: Request) -> Response:
+    s = _services(request)
+    device = request.query_params.get("device")
+    holder = request.query_params.get("holder")
+    leases = s.leases.live(device=device, holder=holder)
+    return json(
+        {"leases": [_view(s, lease) for lease in leases], "waiting": s.leases.waiter_count()}
+    )
+
+
+async def get_lease(request: Request) -> Response:
+    s = _services(request)
+    return json(_view(s, s.leases.get(request.path_params["lease_id"])))
+
+
+async def renew(request: Request) -> Response:
+    s = _services(request)
+    body = await parse(request, LeaseRenewBody)
+    ttl = None if body.ttl_s is None else validate.ttl(body.ttl_s, s.limits)
+    lease = s.leases.renew(request.path_params["lease_id"], ttl, body.fencing_token)
+    return json(_view(s, lease))
+
+
+async def release(request: Request) -> Response:
+    s = _services(request)
+    body = await parse(request, LeaseReleaseBody)
+    token = body.fencing_token
+    raw = request.query_params.get("fencing_token")
+    if raw is not None:
+        if not raw.isdigit():
+            raise InvalidRequest("fencing_token", "must be a non-negative integer", value=raw)
+        token = int(raw)
+    lease = s.leases.release(request.path_params["lease_id"], token)
+    return json({"released": True, "lease": _view(s, lease)})
+
+
+routes = [
+    Route("/v1/leases", acquire, methods=["POST"]),
+    Route("/v1/leases", list_leases, methods=["GET"]),
+    Route("/v1/leases/{lease_id}", get_lease, methods=["GET"]),
+    Route("/v1/leases/{lease_id}", release, methods=["DELETE"]),
+    Route("/v1/leases/{lease_id}/renew", renew, methods=["POST"]),
+]

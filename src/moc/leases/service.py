@@ -1,0 +1,395 @@
+"""The lease service: the async owner of the lease table.
+
+It runs every decision of :class:`~moc.leases.table.LeaseTable` as
+decide → persist → apply, with no ``await`` in between, so admission is
+atomic and a failed write changes nothing. It owns the futures of waiting
+requests, the expiry sweeper, and what is known of each lease holder's
+measured use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import secrets
+from collections import Counter as Tally
+
+from moc.clock import Clock
+from moc.config import LeasesConfig
+from moc.errors import InsufficientMemory, QueueFull, ShuttingDown, StoreUnavailable
+from moc.leases.model import EndState, Lease, LeaseRequest
+from moc.leases.table import Blocked, Grant, LeaseTable
+from moc.ledger import Claim, Ledger
+from moc.store.leases import LeaseStore
+from moc.telemetry.logs import event
+from moc.telemetry.metrics import Metrics
+from moc.units import format_size
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_EVERY_S = 60.0
+MAX_ENDED_REMEMBERED = 100_000
+
+
+def new_lease_id() -> str:
+    """64 random bits: unguessable, so the id can serve as the holder's handle,
+    and short enough to read and paste."""
+    return secrets.token_hex(8)
+
+
+class LeaseService:
+    def __init__(
+        self,
+        ledger: Ledger,
+        store: LeaseStore,
+        clock: Clock,
+        metrics: Metrics,
+        config: LeasesConfig,
+    ) -> None:
+        self._table = LeaseTable(ledger)
+        self._ledger = ledger
+        self._store = store
+        self._clock = clock
+        self._metrics = metrics
+        self._config = config
+        self._futures: dict[int, asyncio.Future[Lease]] = {}
+        self._seq = itertools.count(1)
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._usage: dict[str, int] = {}  # lease id → bytes its pid was last seen using
+        self._over: set[str] = set()  # leases whose pid uses more than they leased
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # --- lifecycle -----------------------------------------------------------
+    def restore(self) -> tuple[int, int]:
+        """Load persisted leases; those past their TTL expire now. Returns
+        (live, expired while moc was down)."""
+        active, ended, tokens = self._store.load()
+        known = [lease for lease in active if self._ledger.has_device(lease.device)]
+        for lease in active:
+            if not self._ledger.has_device(lease.device):
+                event(
+                    log,
+                    logging.WARNING,
+                    "lease dropped: its device is gone",
+                    lease=lease.id,
+                    device=lease.device,
+                    holder=lease.holder,
+                )
+        dropped = [lease.id for lease in active if not self._ledger.has_device(lease.device)]
+        now = self._clock.now()
+        if dropped:
+            self._store.save_end(dropped, EndState.EXPIRED, now)
+        self._table.restore(known, ended, tokens)
+        expired = self._expire_due(now)
+        return len(self._table.active()), expired + len(dropped)
+
+    def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep(), name="lease-sweeper")
+
+    async def close(self) -> int:
+        """Stop granting; fail waiting requests. Leases stay persisted as they are.
+        Returns the number of waiting requests that were turned away."""
+        self._closing = True
+        turned_away = 0
+        for fut in self._futures.values():
+            if not fut.done():
+                fut.set_exception(ShuttingDown("moc is shutting down; retry against it later"))
+                turned_away += 1
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        return turned_away
+
+    # --- queries -------------------------------------------------------------
+    def get(self, lease_id: str) -> Lease:
+        return self._table.check_held(lease_id, None, self._clock.now())
+
+    def live(self, device: str | None = None, holder: str | None = None) -> list[Lease]:
+        return [
+            lease
+            for lease in self._table.active()
+            if (device is None or lease.device == device)
+            and (holder is None or lease.holder == holder)
+        ]
+
+    def used_bytes(self, lease_id: str) -> int | None:
+        return self._usage.get(lease_id)
+
+    def counts_by_device(self) -> dict[str, int]:
+        counts = Tally(lease.device for lease in self._table.active())
+        return {d: counts.get(d, 0) for d in self._ledger.device_ids()}
+
+    def waiter_count(self) -> int:
+        return self._table.waiter_count()
+
+    def claims(self) -> list[Claim]:
+        return [
+            Claim(lease.id, lease.device, lease.pid, lease.bytes) for lease in self._table.active()
+        ]
+
+    # --- acquire -------------------------------------------------------------
+    async def acquire(self, request: LeaseRequest) -> Lease:
+        if self._closing:
+            raise ShuttingDown("moc is shutting down; retry against it later")
+        now = self._clock.now()
+        try:
+            decision = self._table.decide_acquire(request, new_lease_id(), now)
+        except InsufficientMemory as exc:
+            self._metrics.lease_denials.labels(exc.code).inc()
+            raise
+        if isinstance(decision, Grant):
+            self._commit_grant(decision, now)
+            return decision.lease
+        if request.wait_s <= 0:
+            raise self._deny(request, decision)
+        if self._table.waiter_count() >= self._config.max_waiters:
+            self._metrics.lease_denials.labels("queue_full").inc()
+            raise QueueFull(
+                f"{self._table.waiter_count()} lease requests are already waiting "
+                f"(leases.max_waiters = {self._config.max_waiters})",
+                retry_after_s=decision.retry_after_s,
+            )
+        return await self._wait(request, now)
+
+    def _deny(self, request: LeaseRequest, blocked: Blocked, waited_s: float = 0.0) -> Exception:
+        self._metrics.lease_denials.labels("insufficient_memory").inc()
+        where = request.device or "any device"
+        waited = f" after waiting {waited_s:.1f}s" if waited_s else ""
+        return InsufficientMemory(
+            f"requested {format_size(request.bytes)} on {where} but at most "
+            f"{format_size(max(0, blocked.free))} is free{waited}",
+            retry_after_s=blocked.retry_after_s,
+            requested_bytes=request.bytes,
+            free_bytes=max(0, blocked.free),
+        )
+
+    async def _wait(self, request: LeaseRequest, since: float) -> Lease:
+        seq = next(self._seq)
+        fut: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
+        self._futures[seq] = fut
+        self._table.enqueue(seq, request, since)
+        outcome = "cancelled"
+        try:
+            async with asyncio.timeout(request.wait_s):
+                lease = await fut
+            outcome = "granted"
+            return lease
+        except TimeoutError:
+            # One last look at the deadline: it may fit now that this request
+            # no longer queues behind itself.
+            self._table.drop_waiter(seq)
+            now = self._clock.now()
+            decision = self._table.decide_acquire(request, new_lease_id(), now)
+            if isinstance(decision, Grant):
+                self._commit_grant(decision, now)
+                outcome = "granted"
+                return decision.lease
+            outcome = "timeout"
+            raise self._deny(request, decision, now - since) from None
+        except asyncio.CancelledError:
+            # The client went away. If the grant raced the cancellation, give
+            # the memory back: nobody will ever release it otherwise.
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                self._end([fut.result()], EndState.RELEASED)
+            raise
+        finally:
+            self._table.drop_waiter(seq)
+            self._futures.pop(seq, None)
+            self._metrics.lease_wait_seconds.labels(outcome).observe(self._clock.now() - since)
+            if outcome != "granted":
+                self._grant_waiters()  # a dropped waiter may have been blocking others
+
+    def _grant_waiters(self) -> None:
+        if self._closing:
+            return
+        for seq, fut in list(self._futures.items()):
+            if fut.done():
+                self._table.drop_waiter(seq)
+        now = self._clock.now()
+        while (found := self._table.next_waiter_grant(new_lease_id(), now)) is not None:
+            waiter, grant = found
+            fut = self._futures[waiter.seq]
+            self._table.drop_waiter(waiter.seq)
+            try:
+                self._commit_grant(grant, now)
+            except StoreUnavailable as exc:
+                fut.set_exception(exc)
+                continue
+            fut.set_result(grant.lease)
+
+    def _commit_grant(self, grant: Grant, now: float) -> None:
+        self._store.save_grant(grant.lease, grant.revoked, now)
+        self._table.apply_grant(grant, now)
+        lease = grant.lease
+        self._metrics.lease_grants.labels(lease.device).inc()
+        for victim in grant.revoked:
+            self._forget_usage(victim.id)
+            self._metrics.lease_revocations.labels(victim.device).inc()
+            event(
+                log,
+                logging.INFO,
+                "lease revoked",
+                lease=victim.id,
+                holder=victim.holder,
+                device=victim.device,
+                bytes=victim.bytes,
+                priority=victim.priority,
+                for_lease=lease.id,
+                for_priority=lease.priority,
+            )
+        event(
+            log,
+            logging.DEBUG,
+            "lease granted",
+            lease=lease.id,
+            holder=lease.holder,
+            device=lease.device,
+            bytes=lease.bytes,
+            ttl_s=lease.ttl_s,
+            fencing_token=lease.fencing_token,
+        )
+        self._wake.set()
+
+    # --- renew, release, expire ----------------------------------------------
+    def renew(self, lease_id: str, ttl_s: float | None, fencing_token: int | None) -> Lease:
+        now = self._clock.now()
+        try:
+            lease = self._table.check_held(lease_id, fencing_token, now)
+        finally:
+            self._expire_due(now)  # a lease found past its TTL is reclaimed now
+        renewed = self._table.renewed(lease, ttl_s if ttl_s is not None else lease.ttl_s, now)
+        self._store.save_renew(renewed)
+        self._table.apply_renew(renewed)
+        return renewed
+
+    def release(self, lease_id: str, fencing_token: int | None) -> Lease:
+        now = self._clock.now()
+        try:
+            lease = self._table.check_held(lease_id, fencing_token, now)
+        finally:
+            self._expire_due(now)
+        self._end([lease], EndState.RELEASED)
+        return lease
+
+    def _end(self, leases: list[Lease], state: EndState) -> None:
+        now = self._clock.now()
+        self._store.save_end([lease.id for lease in leases], state, now)
+        for lease in leases:
+            self._table.apply_end(lease.id, state, now)
+            self._forget_usage(lease.id)
+            if state is EndState.RELEASED:
+                self._metrics.lease_releases.labels(lease.device).inc()
+                event(
+                    log,
+                    logging.DEBUG,
+                    "lease released",
+                    lease=lease.id,
+                    holder=lease.holder,
+                    device=lease.device,
+                    bytes=lease.bytes,
+                )
+        self._grant_waiters()
+
+    def _expire_due(self, now: float) -> int:
+        due = self._table.take_due(now)
+        if not due:
+            return 0
+        try:
+            self._store.save_end([lease.id for lease in due], EndState.EXPIRED, now)
+        except StoreUnavailable as exc:
+            # Memory is reclaimed regardless: the rows still carry their
+            # expires_at, so a restart finds them expired too.
+            event(log, logging.ERROR, "could not record lease expiry", error=str(exc))
+        for lease in due:
+            self._table.apply_end(lease.id, EndState.EXPIRED, now)
+            self._forget_usage(lease.id)
+            self._metrics.lease_expiries.labels(lease.device).inc()
+            event(
+                log,
+                logging.INFO,
+                "lease expired",
+                lease=lease.id,
+                holder=lease.holder,
+                device=lease.device,
+                bytes=lease.bytes,
+                late_s=round(now - lease.expires_at, 3),
+            )
+        self._grant_waiters()
+        return len(due)
+
+    async def _sweep(self) -> None:
+        next_housekeeping = self._clock.now() + HOUSEKEEPING_EVERY_S
+        while True:
+            now = self._clock.now()
+            self._expire_due(now)
+            if now >= next_housekeeping:
+                self._forget_old(now)
+                next_housekeeping = now + HOUSEKEEPING_EVERY_S
+            nxt = self._table.next_expiry()
+            timeout = 1.0 if nxt is None else min(1.0, max(0.0, nxt - self._clock.now()))
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    def _forget_old(self, now: float) -> None:
+        gone = self._table.forget_ended(now - self._config.tombstone_s, MAX_ENDED_REMEMBERED)
+        if gone:
+            try:
+                self._store.forget(gone)
+            except StoreUnavailable as exc:
+                event(log, logging.WARNING, "could not prune ended leases", error=str(exc))
+
+    # --- observed use ----------------------------------------------------------
+    def note_usage(self, used_by_lease: dict[str, int]) -> None:
+        """Record what each lease's process was measured using; report overuse
+        once when it starts and once when it stops."""
+        for lease_id, used in used_by_lease.items():
+            lease = self._table.get(lease_id)
+            if lease is None:
+                continue
+            self._usage[lease_id] = used
+            if used > lease.bytes and lease_id not in self._over:
+                self._over.add(lease_id)
+                self._metrics.lease_overuse.labels(lease.device).inc()
+                event(
+                    log,
+                    logging.WARNING,
+                    "lease holder uses more than it leased",
+                    lease=lease_id,
+                    holder=lease.holder,
+                    pid=lease.pid,
+                    device=lease.device,
+                    leased=lease.bytes,
+                    used=used,
+                )
+            elif used <= lease.bytes and lease_id in self._over:
+                self._over.discard(lease_id)
+                event(
+                    log,
+                    logging.INFO,
+                    "lease holder back within its lease",
+                    lease=lease_id,
+                    holder=lease.holder,
+                    pid=lease.pid,
+                    leased=lease.bytes,
+                    used=used,
+                )
+
+    def over_limit(self, lease_id: str) -> bool:
+        return lease_id in self._over
+
+    def _forget_usage(self, lease_id: str) -> None:
+        self._usage.pop(lease_id, None)
+        self._over.discard(lease_id)
+
+    def memory_changed(self) -> None:
+        """Free memory may have grown outside the table (external use fell, a
+        model unloaded): try the waiters again."""
+        self._grant_waiters()

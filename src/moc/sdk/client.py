@@ -1,0 +1,225 @@
+"""The synchronous client."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from moc import errors
+from moc.sdk.wire import (
+    LOST,
+    LeaseInfo,
+    acquire_body,
+    base_url,
+    check,
+    own_pid,
+    renew_interval,
+    unreachable,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Client:
+    """A connection to a moc daemon (``MOC_URL``, default http://127.0.0.1:8008).
+
+    Every method raises the error moc reported, from :mod:`moc.errors`
+    (``InsufficientMemory``, ``LeaseExpired``, …), or ``Unavailable`` when moc
+    cannot be reached.
+    """
+
+    def __init__(self, url: str | None = None, *, timeout: float = 30.0) -> None:
+        self.url = base_url(url)
+        self._timeout = timeout
+        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise unreachable(self.url, exc) from exc
+        return check(response)
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/health")
+        return result
+
+    def devices(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/v1/devices")["devices"]
+        return result
+
+    def acquire(
+        self,
+        *,
+        bytes: int | None = None,
+        mb: float | None = None,
+        device: str | None = None,
+        ttl_s: float | None = None,
+        priority: int | None = None,
+        holder: str | None = None,
+        pid: int | None = None,
+        wait_s: float | None = None,
+        preemptible: bool = False,
+    ) -> LeaseInfo:
+        body = acquire_body(
+            bytes=bytes,
+            mb=mb,
+            device=device,
+            ttl_s=ttl_s,
+            priority=priority,
+            holder=holder,
+            pid=pid,
+            wait_s=wait_s,
+            preemptible=preemptible,
+        )
+        timeout = self._timeout + (wait_s or 0.0)
+        return LeaseInfo.from_json(self._call("POST", "/v1/leases", json=body, timeout=timeout))
+
+    def renew(
+        self, lease_id: str, *, ttl_s: float | None = None, fencing_token: int | None = None
+    ) -> LeaseInfo:
+        body = {k: v for k, v in (("ttl_s", ttl_s), ("fencing_token", fencing_token)) if v}
+        return LeaseInfo.from_json(self._call("POST", f"/v1/leases/{lease_id}/renew", json=body))
+
+    def release(self, lease_id: str, *, fencing_token: int | None = None) -> LeaseInfo:
+        params = {"fencing_token": fencing_token} if fencing_token is not None else None
+        return LeaseInfo.from_json(
+            self._call("DELETE", f"/v1/leases/{lease_id}", params=params)["lease"]
+        )
+
+    def leases(self, *, device: str | None = None, holder: str | None = None) -> list[LeaseInfo]:
+        params = {k: v for k, v in (("device", device), ("holder", holder)) if v}
+        data = self._call("GET", "/v1/leases", params=params)
+        return [LeaseInfo.from_json(lease) for lease in data["leases"]]
+
+    def lease(
+        self,
+        *,
+        bytes: int | None = None,
+        mb: float | None = None,
+        device: str | None = None,
+        ttl_s: float | None = None,
+        priority: int | None = None,
+        holder: str | None = None,
+        pid: int | None = None,
+        wait_s: float | None = None,
+        preemptible: bool = False,
+        renew_every_s: float | None = None,
+        on_lost: Callable[[errors.MocError], None] | None = None,
+    ) -> HeldLease:
+        """A lease held for a ``with`` block: acquired on entry, renewed in the
+        background, released on exit (also when the block raises)."""
+        return HeldLease(
+            self,
+            {
+                "bytes": bytes,
+                "mb": mb,
+                "device": device,
+                "ttl_s": ttl_s,
+                "priority": priority,
+                "holder": holder,
+                "pid": own_pid(self.url, pid),
+                "wait_s": wait_s,
+                "preemptible": preemptible,
+            },
+            renew_every_s,
+            on_lost,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class HeldLease:
+    """A lease kept alive by a background thread while a ``with`` block runs.
+
+    If moc says the lease is gone (expired, revoked by a higher priority),
+    renewing stops, ``lost`` is set, ``lost_reason`` holds the error and
+    ``on_lost`` is called from the renew thread. Code that must not run
+    without its memory should call :meth:`check` at safe points.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        request: dict[str, Any],
+        renew_every_s: float | None,
+        on_lost: Callable[[errors.MocError], None] | None,
+    ) -> None:
+        self._client = client
+        self._request = request
+        self._every = renew_every_s
+        self._on_lost = on_lost
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.lost = threading.Event()
+        self.lost_reason: errors.MocError | None = None
+        self.info: LeaseInfo | None = None
+
+    @property
+    def id(self) -> str:
+        assert self.info is not None, "the lease is acquired on entering the with block"
+        return self.info.id
+
+    def check(self) -> None:
+        """Raise the reason if the lease was lost."""
+        if self.lost_reason is not None:
+            raise self.lost_reason
+
+    def _renew_loop(self, every: float) -> None:
+        while not self._stop.wait(every):
+            assert self.info is not None
+            try:
+                self.info = self._client.renew(self.info.id, fencing_token=self.info.fencing_token)
+            except LOST as err:
+                self.lost_reason = err
+                self.lost.set()
+                if self._on_lost is not None:
+                    self._on_lost(err)
+                return
+            except errors.MocError as err:
+                # moc unreachable or busy: try again next tick; the TTL is
+                # there for exactly this.
+                log.warning("lease %s: renew failed, will retry: %s", self.info.id, err)
+
+    def __enter__(self) -> HeldLease:
+        self.info = self._client.acquire(**self._request)
+        every = renew_interval(self.info.ttl_s, self._every)
+        self._thread = threading.Thread(
+            target=self._renew_loop,
+            args=(every,),
+            name=f"moc-lease-{self.info.id[:8]}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.info is None or self.lost.is_set():
+            return
+        try:
+            self._client.release(self.info.id, fencing_token=self.info.fencing_token)
+        except LOST:
+            pass  # already gone: nothing to give back
+        except errors.MocError as err:
+            # Never mask the block's own exception; the TTL reclaims the lease.
+            log.warning("lease %s: release failed, it will expire by TTL: %s", self.info.id, err)

@@ -1,0 +1,110 @@
+"""What the SDK sends and receives, shared by the sync and async clients."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from moc import errors
+
+DEFAULT_URL = "http://127.0.0.1:8008"
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def base_url(url: str | None) -> str:
+    return (url or os.environ.get("MOC_URL") or DEFAULT_URL).rstrip("/")
+
+
+def default_holder() -> str:
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+    return f"{program}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class LeaseInfo:
+    id: str
+    device: str
+    bytes: int
+    holder: str
+    pid: int | None
+    priority: int
+    preemptible: bool
+    fencing_token: int
+    ttl_s: float
+    created_at: str
+    expires_at: str
+    expires_in_s: float
+    used_bytes: int | None = None
+    over_limit: bool = False
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LeaseInfo:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def own_pid(url: str, pid: int | None) -> int | None:
+    """A held lease names this process by default, so that moc can measure its
+    use, when moc runs on this host (a pid means nothing to another host)."""
+    if pid is None and urlsplit(url).hostname in LOOPBACK:
+        return os.getpid()
+    return pid
+
+
+def acquire_body(
+    *,
+    bytes: int | None,
+    mb: float | None,
+    device: str | None,
+    ttl_s: float | None,
+    priority: int | None,
+    holder: str | None,
+    pid: int | None,
+    wait_s: float | None,
+    preemptible: bool,
+) -> dict[str, Any]:
+    """The acquire request, without the fields left to moc's defaults."""
+    body: dict[str, Any] = {
+        "bytes": bytes,
+        "mb": mb,
+        "device": device,
+        "ttl_s": ttl_s,
+        "priority": priority,
+        "holder": holder if holder is not None else default_holder(),
+        "pid": pid,
+        "wait_s": wait_s,
+    }
+    body = {k: v for k, v in body.items() if v is not None}
+    if preemptible:
+        body["preemptible"] = True
+    return body
+
+
+def check(response: httpx.Response) -> Any:
+    """The JSON body of a success, or the moc error the envelope describes."""
+    if response.status_code < 400:
+        return response.json()
+    try:
+        err = response.json()["error"]
+        raise errors.from_code(err["code"], err["message"], err.get("details"))
+    except (ValueError, KeyError, TypeError):
+        raise errors.MocError(
+            f"moc answered {response.status_code}: {response.text[:200]}"
+        ) from None
+
+
+def unreachable(url: str, exc: httpx.HTTPError) -> errors.Unavailable:
+    return errors.Unavailable(f"cannot reach moc at {url}: {exc}")
+
+
+# Errors after which renewing a lease is pointless: it is gone for good.
+LOST = (errors.LeaseNotFound, errors.LeaseRevoked, errors.FencingTokenMismatch)
+
+
+def renew_interval(ttl_s: float, every_s: float | None) -> float:
+    return every_s if every_s is not None else max(0.2, ttl_s / 3)

@@ -1,0 +1,36 @@
+"""The parts a running daemon is made of, handed to the transports.
+
+Built once by :mod:`moc.daemon`; the transports read from it and call into
+its services but keep no state of their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from moc.clock import Clock
+from moc.config import Config
+from moc.devices.probe import DeviceInfo
+from moc.leases.service import LeaseService
+from moc.leases.validate import TtlLimits
+from moc.ledger import Ledger
+from moc.telemetry.metrics import Metrics
+
+
+@dataclass
+class Services:
+    config: Config
+    clock: Clock
+    ledger: Ledger
+    devices: list[DeviceInfo]
+    leases: LeaseService
+    metrics: Metrics
+    started_at: float
+    limits: TtlLimits = field(init=False)
+    draining: bool = False  # set when shutdown begins; /health turns 503
+
+    def __post_init__(self) -> None:
+        self.limits = TtlLimits.of(self.config.leases)
+
+    def device(self, device_id: str) -> DeviceInfo | None:
+        return next((d for d in self.devices if d.id == device_id), None)

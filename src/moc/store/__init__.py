@@ -1,0 +1,1 @@
+"""Persistence: SQLite (WAL) in the data directory. No business rules here."""

@@ -1,0 +1,102 @@
+"""Leases in SQLite: active rows, ended rows kept a while, fencing tokens."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from moc.errors import StoreUnavailable
+from moc.leases.model import Ended, EndState, Lease
+from moc.store.sqlite import Database
+
+_COLUMNS = (
+    "id, device, bytes, holder, pid, priority, preemptible, fencing_token, ttl_s, "
+    "created_at, expires_at"
+)
+
+
+def _lease(row: tuple[Any, ...]) -> Lease:
+    (id_, device, nbytes, holder, pid, priority, preemptible, token, ttl_s, created, expires) = row
+    return Lease(
+        id=str(id_),
+        device=str(device),
+        bytes=int(nbytes),
+        holder=str(holder),
+        pid=None if pid is None else int(pid),
+        priority=int(priority),
+        preemptible=bool(preemptible),
+        fencing_token=int(token),
+        ttl_s=float(ttl_s),
+        created_at=float(created),
+        expires_at=float(expires),
+    )
+
+
+class LeaseStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def load(self) -> tuple[list[Lease], list[Ended], dict[str, int]]:
+        try:
+            conn = self._db.conn
+            active = [
+                _lease(r)
+                for r in conn.execute(f"SELECT {_COLUMNS} FROM leases WHERE state = 'active'")
+            ]
+            ended = [
+                Ended(str(i), EndState(str(s)), float(at))
+                for i, s, at in conn.execute(
+                    "SELECT id, state, ended_at FROM leases WHERE state != 'active'"
+                )
+            ]
+            tokens = {str(d): int(t) for d, t in conn.execute("SELECT device, last FROM fencing")}
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot read leases from {self._db.path}: {exc}") from exc
+        return active, ended, tokens
+
+    def save_grant(self, lease: Lease, revoked: tuple[Lease, ...], now: float) -> None:
+        with self._db.transaction() as conn:
+            for victim in revoked:
+                conn.execute(
+                    "UPDATE leases SET state = 'revoked', ended_at = ? WHERE id = ?",
+                    (now, victim.id),
+                )
+            conn.execute(
+                f"INSERT INTO leases ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    lease.id,
+                    lease.device,
+                    lease.bytes,
+                    lease.holder,
+                    lease.pid,
+                    lease.priority,
+                    int(lease.preemptible),
+                    lease.fencing_token,
+                    lease.ttl_s,
+                    lease.created_at,
+                    lease.expires_at,
+                ),
+            )
+            conn.execute(
+                "INSERT INTO fencing (device, last) VALUES (?, ?) "
+                "ON CONFLICT(device) DO UPDATE SET last = excluded.last",
+                (lease.device, lease.fencing_token),
+            )
+
+    def save_renew(self, lease: Lease) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE leases SET ttl_s = ?, expires_at = ? WHERE id = ?",
+                (lease.ttl_s, lease.expires_at, lease.id),
+            )
+
+    def save_end(self, lease_ids: list[str], state: EndState, now: float) -> None:
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "UPDATE leases SET state = ?, ended_at = ? WHERE id = ? AND state = 'active'",
+                [(state.value, now, i) for i in lease_ids],
+            )
+
+    def forget(self, lease_ids: list[str]) -> None:
+        with self._db.transaction() as conn:
+            conn.executemany("DELETE FROM leases WHERE id = ?", [(i,) for i in lease_ids])

@@ -1,0 +1,131 @@
+"""Every Prometheus metric moc exports, defined here and nowhere else.
+
+Each daemon has its own registry (tests run several in one process). Gauges
+that restate state another part owns (device memory, active leases) are not
+kept twice: a collector reads them from their owner at scrape time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from moc.ledger import DeviceView
+
+# The *_created series double every counter's output for no use here.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class _StateCollector(Collector):
+    def __init__(
+        self,
+        devices: Callable[[], list[DeviceView]],
+        leases_by_device: Callable[[], dict[str, int]],
+        waiters: Callable[[], int],
+    ) -> None:
+        self._devices = devices
+        self._leases = leases_by_device
+        self._waiters = waiters
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        labels = ["device", "kind"]
+        families = {
+            "total": GaugeMetricFamily(
+                "moc_device_total_bytes", "Memory the device has.", labels=labels
+            ),
+            "capacity": GaugeMetricFamily(
+                "moc_device_capacity_bytes",
+                "Memory moc hands out (total × reserve fraction).",
+                labels=labels,
+            ),
+            "held": GaugeMetricFamily(
+                "moc_device_held_bytes",
+                "Memory held by leases and model reservations.",
+                labels=labels,
+            ),
+            "external": GaugeMetricFamily(
+                "moc_device_observed_bytes",
+                "Memory observed in use by processes moc does not account for.",
+                labels=labels,
+            ),
+            "free": GaugeMetricFamily(
+                "moc_device_free_bytes", "Capacity minus held minus observed.", labels=labels
+            ),
+        }
+        for view in self._devices():
+            for attr, family in families.items():
+                family.add_metric([view.id, view.kind], float(getattr(view, attr)))
+        yield from families.values()
+        active = GaugeMetricFamily("moc_leases_active", "Live leases.", labels=["device"])
+        for device, count in self._leases().items():
+            active.add_metric([device], float(count))
+        yield active
+        yield GaugeMetricFamily(
+            "moc_lease_waiters", "Lease requests waiting for memory.", value=self._waiters()
+        )
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.lease_grants = Counter("moc_lease_grants", "Leases granted.", ["device"], registry=r)
+        self.lease_denials = Counter(
+            "moc_lease_denials", "Lease requests refused.", ["reason"], registry=r
+        )
+        self.lease_expiries = Counter(
+            "moc_lease_expiries",
+            "Leases reclaimed because their TTL ran out.",
+            ["device"],
+            registry=r,
+        )
+        self.lease_revocations = Counter(
+            "moc_lease_revocations",
+            "Preemptible leases revoked for higher priority.",
+            ["device"],
+            registry=r,
+        )
+        self.lease_releases = Counter(
+            "moc_lease_releases", "Leases released by their holder.", ["device"], registry=r
+        )
+        self.lease_overuse = Counter(
+            "moc_lease_overuse",
+            "Times a lease's process was seen using more memory than it leased.",
+            ["device"],
+            registry=r,
+        )
+        self.lease_wait_seconds = Histogram(
+            "moc_lease_wait_seconds",
+            "Time lease requests waited before grant or refusal.",
+            ["outcome"],
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        self.device_read_errors = Counter(
+            "moc_device_read_errors",
+            "Failed device observations (NVML or psutil).",
+            ["device"],
+            registry=r,
+        )
+
+    def watch_state(
+        self,
+        devices: Callable[[], list[DeviceView]],
+        leases_by_device: Callable[[], dict[str, int]],
+        waiters: Callable[[], int],
+    ) -> None:
+        self.registry.register(_StateCollector(devices, leases_by_device, waiters))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
