@@ -1,0 +1,65 @@
+"""A bug inside a handler is answered with moc's error envelope and a
+reference into the log, never a traceback on the wire."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+
+from moc.clock import SystemClock
+from moc.config import Config
+from moc.devices.probe import DeviceInfo
+from moc.gateway.http.app import build_app
+from moc.leases.service import LeaseService
+from moc.ledger import Ledger
+from moc.services import Services
+from moc.store.leases import LeaseStore
+from moc.store.sqlite import Database
+from moc.telemetry.metrics import Metrics
+
+
+async def test_unexpected_exception_becomes_a_500_envelope_with_a_log_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = Config(data_dir=tmp_path)
+    ledger = Ledger()
+    ledger.add_device("host", "host", 1 << 30, 0.9)
+    db = Database(tmp_path / "moc.db")
+    metrics = Metrics()
+    leases = LeaseService(ledger, LeaseStore(db), SystemClock(), metrics, config.leases)
+    services = Services(
+        config=config,
+        clock=SystemClock(),
+        ledger=ledger,
+        devices=[DeviceInfo(id="host", kind="host", name="host memory", total=1 << 30)],
+        leases=leases,
+        metrics=metrics,
+        started_at=0.0,
+    )
+
+    def broken(lease_id: str) -> None:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(leases, "get", broken)
+    transport = httpx.ASGITransport(app=build_app(services))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://moc") as client:
+            with caplog.at_level(logging.ERROR, logger="moc"):
+                response = await client.get("/v1/leases/abc")
+            still_serving = await client.get("/v1/leases")
+    finally:
+        db.close()
+
+    assert response.status_code == 500
+    body = response.json()["error"]
+    assert body["code"] == "internal"
+    assert body["src"] == "moc"
+    assert "secret internal detail" not in response.text
+    ref = body["details"]["ref"]
+    assert ref in body["message"]
+    logged = [getattr(r, "fields", {}) for r in caplog.records]
+    assert any(f.get("ref") == ref and "secret internal detail" in f["error"] for f in logged)
+    assert still_serving.status_code == 200

@@ -1,0 +1,81 @@
+from pathlib import Path
+
+import pytest
+
+from moc.config import load_config
+from moc.errors import ConfigError
+from moc.units import GIB
+
+
+def test_embedded_defaults_need_no_file() -> None:
+    config = load_config()
+    assert config.server.http_port == 8008
+    assert config.server.grpc_port == 7212
+    assert config.server.host == "127.0.0.1"
+    assert config.devices.reserve_fraction == 0.9
+    assert config.data_dir.name == "moc"
+
+
+def test_yaml_environment_and_flags_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "moc.yaml"
+    path.write_text(
+        "server: {http_port: 9000, grpc_port: 9001}\ndevices: {host: [{id: cpu, size: 8GiB}]}\n"
+    )
+    monkeypatch.setenv("MOC_SERVER__GRPC_PORT", "9101")
+    config = load_config(path, {"server": {"host": "0.0.0.0"}})
+    assert config.server.http_port == 9000  # file
+    assert config.server.grpc_port == 9101  # environment beats file
+    assert config.server.host == "0.0.0.0"  # flag
+    assert config.devices.host[0].size == 8 * GIB
+
+
+def test_moc_config_env_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("leases: {default_ttl_s: 5}\n")
+    monkeypatch.setenv("MOC_CONFIG", str(path))
+    monkeypatch.setenv("MOC_URL", "http://elsewhere:1")  # the CLI's, not a config field
+    assert load_config().leases.default_ttl_s == 5
+
+
+def test_data_dir_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MOC_DATA_DIR", str(tmp_path / "state"))
+    assert load_config().data_dir == tmp_path / "state"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("server: {http_prot: 1}", r"server\.http_prot: unknown field"),
+        ("devices: {host: [{id: h, size: 8G}]}", r"devices\.host\.0\.size: .*GiB.*'8G'"),
+        (
+            "devices: {reserve_fraction: 1.5}",
+            r"devices\.reserve_fraction: .*less than or equal to 1.*1\.5",
+        ),
+        ("server: {http_port: 70000}", r"server\.http_port: .*65535"),
+        (
+            "leases: {default_ttl_s: 100, max_ttl_s: 10}",
+            r"default_ttl_s \(100.0\) exceeds max_ttl_s",
+        ),
+        ("devices: {host: [{id: a, size: 1GiB}, {id: a, size: 2GiB}]}", r"declared twice"),
+        ("- just a list", r"must hold a mapping"),
+        ("server: [", r"not valid YAML"),
+    ],
+)
+def test_config_errors_name_the_field(tmp_path: Path, yaml_text: str, expected: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=expected):
+        load_config(path)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_env_typo_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOC_LEASES__MAX_TTL", "5")
+    with pytest.raises(ConfigError, match=r"leases\.max_ttl: unknown field"):
+        load_config()
