@@ -1,0 +1,343 @@
+"""Lease operations against a running ``moc serve``, over HTTP and gRPC.
+
+Side by side in one run, with the same load generator:
+
+- a trivial asyncio HTTP responder (the machine's ceiling: no parsing, no state);
+- moc over HTTP: acquire (POST /v1/leases), renew (POST …/renew), release (DELETE);
+- moc over gRPC: AcquireGpuLease, RenewGpuLease, ReleaseGpuLease.
+
+For one client it reports p50/p99 per operation; for 1, 16 and 64 concurrent
+clients, operations per second (each client loops acquire → renew → release).
+The load generator runs in its own process (aiohttp or grpc.aio, on uvloop).
+
+    python benchmarks/lease_ops.py [--seconds 5] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+OPS = ("acquire", "renew", "release")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+# --- the ceiling ---------------------------------------------------------------
+def serve_trivial(port: int) -> None:
+    import uvloop
+
+    body = b'{"id":"0123456789abcdef","fencing_token":1}'
+    response = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+
+    class Proto(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.t = transport
+            self.buf = b""
+
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            while True:
+                head, sep, rest = self.buf.partition(b"\r\n\r\n")
+                if not sep:
+                    return
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                if len(rest) < length:
+                    return
+                self.buf = rest[length:]
+                self.t.write(response)
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(Proto, "127.0.0.1", port)
+        await server.serve_forever()
+
+    uvloop.run(main())
+
+
+def serve_trivial_grpc(port: int) -> None:
+    """modelops.ModelOps answering every call with a constant: the ceiling of
+    Python gRPC on this machine, to compare moc's gRPC figures with."""
+    import grpc
+    import uvloop
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from moc.gateway.grpc import modelops_pb2 as pb
+    from moc.gateway.grpc import modelops_pb2_grpc as pb_grpc
+
+    reply = pb.GpuLeaseReply(granted=True, lease_id="0123456789abcdef", fencing_token=1)
+
+    class Trivial(pb_grpc.ModelOpsServicer):
+        async def AcquireGpuLease(self, request: Any, context: Any) -> Any:
+            return reply
+
+        async def RenewGpuLease(self, request: Any, context: Any) -> Any:
+            return reply
+
+        async def ReleaseGpuLease(self, request: Any, context: Any) -> Any:
+            return pb.GpuLeaseReleaseAck(ok=True)
+
+    async def main() -> None:
+        server = grpc.aio.server()
+        pb_grpc.add_ModelOpsServicer_to_server(Trivial(), server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        await server.wait_for_termination()
+
+    uvloop.run(main())
+
+
+# --- load generators -------------------------------------------------------------
+async def http_cycles(url: str, clients: int, seconds: float, warmup: float) -> dict[str, Any]:
+    import aiohttp
+
+    lat: dict[str, list[float]] = {op: [] for op in OPS}
+    cycles = 0
+    errors = 0
+    connector = aiohttp.TCPConnector(limit=0)
+    body = json.dumps({"bytes": 1, "ttl_s": 300, "holder": "bench"}).encode()
+    headers = {"content-type": "application/json"}
+    async with aiohttp.ClientSession(connector=connector) as session:
+        start = time.perf_counter() + warmup
+        stop = start + seconds
+
+        async def client() -> None:
+            nonlocal cycles, errors
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                async with session.post(f"{url}/v1/leases", data=body, headers=headers) as r:
+                    lease = await r.json(content_type=None)
+                    ok = r.status < 300
+                t1 = time.perf_counter()
+                lease_id = lease.get("id", "x")
+                async with session.post(f"{url}/v1/leases/{lease_id}/renew") as r:
+                    await r.read()
+                    ok = ok and r.status < 300
+                t2 = time.perf_counter()
+                async with session.delete(f"{url}/v1/leases/{lease_id}") as r:
+                    await r.read()
+                    ok = ok and r.status < 300
+                t3 = time.perf_counter()
+                if t0 >= start and t3 <= stop:
+                    if not ok:
+                        errors += 1
+                        continue
+                    cycles += 1
+                    if clients == 1:
+                        lat["acquire"].append(t1 - t0)
+                        lat["renew"].append(t2 - t1)
+                        lat["release"].append(t3 - t2)
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+    return {"cycles": cycles, "errors": errors, "seconds": seconds, "lat": lat}
+
+
+async def grpc_cycles(target: str, clients: int, seconds: float, warmup: float) -> dict[str, Any]:
+    import grpc
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from moc.gateway.grpc import modelops_pb2 as pb
+    from moc.gateway.grpc import modelops_pb2_grpc as pb_grpc
+
+    lat: dict[str, list[float]] = {op: [] for op in OPS}
+    cycles = 0
+    errors = 0
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = pb_grpc.ModelOpsStub(channel)
+        start = time.perf_counter() + warmup
+        stop = start + seconds
+
+        async def client() -> None:
+            nonlocal cycles, errors
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                reply = await stub.AcquireGpuLease(
+                    pb.GpuLeaseRequest(client="bench", bytes=1, ttl_seconds=300)
+                )
+                t1 = time.perf_counter()
+                await stub.RenewGpuLease(pb.GpuLeaseRenew(lease_id=reply.lease_id))
+                t2 = time.perf_counter()
+                await stub.ReleaseGpuLease(pb.GpuLeaseRelease(lease_id=reply.lease_id))
+                t3 = time.perf_counter()
+                if t0 >= start and t3 <= stop:
+                    if not reply.granted:
+                        errors += 1
+                        continue
+                    cycles += 1
+                    if clients == 1:
+                        lat["acquire"].append(t1 - t0)
+                        lat["renew"].append(t2 - t1)
+                        lat["release"].append(t3 - t2)
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+    return {"cycles": cycles, "errors": errors, "seconds": seconds, "lat": lat}
+
+
+def _child(conn: Any, kind: str, target: str, clients: int, seconds: float) -> None:
+    import uvloop
+
+    fn = http_cycles if kind == "http" else grpc_cycles
+    conn.send(uvloop.run(fn(target, clients, seconds, 1.0)))
+
+
+def measure(kind: str, target: str, clients: int, seconds: float) -> dict[str, Any]:
+    parent, child = mp.Pipe()
+    proc = mp.get_context("spawn").Process(
+        target=_child, args=(child, kind, target, clients, seconds)
+    )
+    proc.start()
+    result: dict[str, Any] = parent.recv()
+    proc.join()
+    return result
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))] * 1000
+
+
+def start_moc(tmp: Path) -> tuple[subprocess.Popen[bytes], int, int]:
+    http_port, grpc_port = free_port(), free_port()
+    config = tmp / "moc.yaml"
+    config.write_text(
+        "devices: {nvml: 'off', host: [{id: host, size: 4GiB}]}\nlog: {level: warning}\n"
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "moc",
+            "serve",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(tmp / "data"),
+            "--http-port",
+            str(http_port),
+            "--grpc-port",
+            str(grpc_port),
+        ],
+        stdin=subprocess.DEVNULL,
+    )
+    wait_port(http_port)
+    wait_port(grpc_port)
+    return proc, http_port, grpc_port
+
+
+def cpu_seconds(pid: int) -> float:
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    trivial_port, trivial_grpc_port = free_port(), free_port()
+    trivial = mp.get_context("spawn").Process(
+        target=serve_trivial, args=(trivial_port,), daemon=True
+    )
+    trivial_grpc = mp.get_context("spawn").Process(
+        target=serve_trivial_grpc, args=(trivial_grpc_port,), daemon=True
+    )
+    trivial.start()
+    trivial_grpc.start()
+    wait_port(trivial_port)
+    wait_port(trivial_grpc_port)
+    tmp = Path(tempfile.mkdtemp(prefix="moc-bench-"))
+    moc, http_port, grpc_port = start_moc(tmp)
+    targets = {
+        "trivial responder (HTTP)": ("http", f"http://127.0.0.1:{trivial_port}", trivial.pid),
+        "moc HTTP": ("http", f"http://127.0.0.1:{http_port}", moc.pid),
+        "trivial responder (gRPC)": ("grpc", f"127.0.0.1:{trivial_grpc_port}", trivial_grpc.pid),
+        "moc gRPC": ("grpc", f"127.0.0.1:{grpc_port}", moc.pid),
+    }
+    results: dict[str, Any] = {}
+    try:
+        for name, (kind, target, pid) in targets.items():
+            row: dict[str, Any] = {}
+            for clients in (1, 16, 64):
+                before = cpu_seconds(pid) if pid else 0.0
+                r = measure(kind, target, clients, args.seconds)
+                used = (cpu_seconds(pid) - before) if pid else 0.0
+                ops = 3 * r["cycles"]
+                row[clients] = {
+                    "ops_per_s": ops / r["seconds"],
+                    "errors": r["errors"],
+                    "server_cpu_ms_per_op": 1000 * used / ops if ops else float("nan"),
+                }
+                if clients == 1:
+                    row["latency_ms"] = {
+                        op: {"p50": pct(v, 0.5), "p99": pct(v, 0.99)} for op, v in r["lat"].items()
+                    }
+            results[name] = row
+            print(f"done: {name}", file=sys.stderr, flush=True)
+    finally:
+        moc.send_signal(signal.SIGTERM)
+        moc.wait(20)
+        trivial.terminate()
+        trivial_grpc.terminate()
+
+    print(f"\nmachine: {os.cpu_count()} CPUs, {sys.platform}; {args.seconds:g}s per point\n")
+    print("| target | op | p50 ms (1 client) | p99 ms (1 client) |")
+    print("|---|---|---|---|")
+    for name, row in results.items():
+        for op in OPS:
+            lat = row["latency_ms"][op]
+            print(f"| {name} | {op} | {lat['p50']:.3f} | {lat['p99']:.3f} |")
+    print(
+        "\n| target | ops/s, 1 client | ops/s, 16 | ops/s, 64 | server CPU ms/op at 64 | errors |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, row in results.items():
+        errors = sum(row[c]["errors"] for c in (1, 16, 64))
+        print(
+            f"| {name} | {row[1]['ops_per_s']:.0f} | {row[16]['ops_per_s']:.0f} | "
+            f"{row[64]['ops_per_s']:.0f} | {row[64]['server_cpu_ms_per_op']:.3f} | {errors} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""A small closed-loop HTTP load generator on aiohttp.
+
+Each of ``concurrency`` workers sends its next request as soon as the previous
+one answered. It reports latency percentiles and throughput. It runs in its own
+process (``run_in_process``) so that it does not share an event loop or a GIL
+with the server under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+
+@dataclass(frozen=True)
+class Result:
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+async def _run(
+    url: str, method: str, body: bytes | None, concurrency: int, seconds: float, warmup: float
+) -> Result:
+    latencies: list[float] = []
+    errors = 0
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    headers = {"content-type": "application/json"} if body is not None else {}
+    async with aiohttp.ClientSession(connector=connector) as session:
+        start_at = time.perf_counter() + warmup
+        stop_at = start_at + seconds
+
+        async def worker() -> None:
+            nonlocal errors
+            while True:
+                t0 = time.perf_counter()
+                if t0 >= stop_at:
+                    return
+                try:
+                    async with session.request(method, url, data=body, headers=headers) as resp:
+                        await resp.read()
+                        ok = resp.status < 500
+                except aiohttp.ClientError:
+                    ok = False
+                t1 = time.perf_counter()
+                if t0 >= start_at:
+                    if ok:
+                        latencies.append((t1 - t0) * 1000)
+                    else:
+                        errors += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    latencies.sort()
+    return Result(
+        requests=len(latencies),
+        errors=errors,
+        seconds=seconds,
+        p50_ms=statistics.median(latencies) if latencies else float("nan"),
+        p95_ms=percentile(latencies, 0.95),
+        p99_ms=percentile(latencies, 0.99),
+    )
+
+
+def _child(conn: Any, args: tuple[Any, ...]) -> None:
+    conn.send(asyncio.run(_run(*args)))
+
+
+def run_in_process(
+    url: str,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+    concurrency: int = 1,
+    seconds: float = 5.0,
+    warmup: float = 1.0,
+) -> Result:
+    parent, child = mp.Pipe()
+    proc = mp.get_context("spawn").Process(
+        target=_child, args=(child, (url, method, body, concurrency, seconds, warmup))
+    )
+    proc.start()
+    result: Result = parent.recv()
+    proc.join()
+    return result
