@@ -277,6 +277,8 @@ def test_holder_using_more_than_leased_is_reported(http: httpx.Client, server: M
     finally:
         hog.kill()
         hog.wait()
+        if hog.stdout is not None:
+            hog.stdout.close()
 
 
 def test_metrics_exports_lease_and_device_series(http: httpx.Client) -> None:
