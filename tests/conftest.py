@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 import yaml
+
+from moc.models.tiny import TinySpec, write_tiny_gguf
 
 MIB = 1024 * 1024
 
@@ -128,6 +131,37 @@ def moc_factory(tmp_path: Path) -> Iterator[Any]:
     yield make
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Three tiny GGUF models of distinct sizes (a < b < c), written once."""
+    folder = tmp_path_factory.mktemp("models")
+    return {
+        name: write_tiny_gguf(folder / f"{name}.gguf", TinySpec(name, ffn=ffn, seed=i))
+        for i, (name, ffn) in enumerate((("a", 128), ("b", 256), ("c", 512)))
+    }
+
+
+def runtimes_using(folder: Path) -> list[psutil.Process]:
+    """Runtime processes serving a model from ``folder``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if "xllamacpp_server" in cmdline and str(folder) in cmdline:
+            found.append(proc)
+    return found
+
+
+@pytest.fixture
+def no_stray_runtimes(tiny_models: dict[str, Path]) -> Iterator[None]:
+    """Fail a test that leaves runtime processes behind; kill them either way."""
+    folder = tiny_models["a"].parent
+    yield
+    stray = runtimes_using(folder)
+    for proc in stray:
+        proc.kill()
+    assert not stray, f"runtime processes left running: {[p.pid for p in stray]}"
 
 
 @pytest.fixture(scope="module")

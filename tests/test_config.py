@@ -79,3 +79,47 @@ def test_env_typo_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOC_LEASES__MAX_TTL", "5")
     with pytest.raises(ConfigError, match=r"leases\.max_ttl: unknown field"):
         load_config()
+
+
+def test_models_are_declared_with_durations_and_sizes(tmp_path: Path) -> None:
+    path = tmp_path / "moc.yaml"
+    path.write_text(
+        "models:\n"
+        "  - {name: a, path: /m/a.gguf, keep_alive: 5m, memory: 2GiB, pinned: true}\n"
+        "  - {name: b, path: /m/b.gguf, keep_alive: -1, ctx: 8192, parallel: 4,"
+        " args: ['--flash-attn', 'on']}\n"
+    )
+    a, b = load_config(path).models
+    assert (a.keep_alive, a.memory, a.pinned, a.entry_id) == (300.0, 2 * GIB, True, "model:a")
+    assert (b.keep_alive, b.ctx, b.parallel, b.args) == (-1.0, 8192, 4, ("--flash-attn", "on"))
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("models: [{name: a, path: /a.gguf, colour: red}]", "models[a].colour: unknown field"),
+        ("models: [{name: a}]", "models[a]: Value error, path is required for backend llamacpp"),
+        ("models: [{name: a, path: /a.gguf, ctx: 10}]", "models[a].ctx: Input should be greater"),
+        ("models: [{name: a, path: /a.gguf, keep_alive: soon}]", "models[a].keep_alive"),
+        ("models: [{name: a, backend: vllm}]", "backend 'vllm' is not available"),
+        ("models: [{name: a, backend: tgi, path: /a}]", "models[a].backend: Input should be"),
+        (
+            "models: [{name: a, path: /a.gguf, gpu_memory_util: 0.5}]",
+            "gpu_memory_util applies to vllm only",
+        ),
+        (
+            "models: [{name: a, path: /a.gguf}, {name: a, path: /b.gguf}]",
+            "model name 'a' is declared twice",
+        ),
+        ("models: [{name: 'bad name', path: /a.gguf}]", "models[bad name].name: String should"),
+        ("runtimes: {llamacpp: {ready_timeout_s: 0}}", "runtimes.llamacpp.ready_timeout_s"),
+    ],
+)
+def test_model_errors_name_the_model_and_field(
+    tmp_path: Path, yaml_text: str, expected: str
+) -> None:
+    path = tmp_path / "moc.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert expected in str(info.value)

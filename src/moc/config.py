@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from platformdirs import user_data_dir
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -32,16 +31,8 @@ from pydantic_settings import (
 )
 
 from moc.errors import ConfigError
-from moc.units import parse_size
-
-
-def _size(value: Any) -> int:
-    if isinstance(value, str | int) and not isinstance(value, bool):
-        return parse_size(value)
-    raise ValueError(f"expected a size such as 8GiB or 512MB, got {value!r}")
-
-
-Size = Annotated[int, BeforeValidator(_size), Field(gt=0)]
+from moc.fields import Size
+from moc.models.spec import ModelSpec
 
 
 class Section(BaseModel):
@@ -99,6 +90,26 @@ class LeasesConfig(Section):
         return self
 
 
+class LlamaCppConfig(Section):
+    server: str = Field(
+        "auto",
+        description="'auto' (llama-server on PATH, else xllamacpp), 'xllamacpp', or a path",
+    )
+    threads: int | None = Field(None, ge=1, le=1024, description="CPU threads per model")
+    ready_timeout_s: float = Field(120.0, gt=0, le=3600)
+    stop_grace_s: float = Field(10.0, ge=0, le=600)
+
+
+class RuntimesConfig(Section):
+    llamacpp: LlamaCppConfig = LlamaCppConfig()
+    restart_limit: int = Field(
+        3, ge=0, le=100, description="consecutive failures before a model is marked degraded"
+    )
+    restart_backoff_s: float = Field(1.0, gt=0, le=600, description="first restart delay")
+    restart_backoff_max_s: float = Field(30.0, gt=0, le=3600)
+    demo_models: bool = Field(True, description="with no models declared, serve tiny demo models")
+
+
 class LogConfig(Section):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -121,6 +132,18 @@ class Config(BaseSettings):
     devices: DevicesConfig = DevicesConfig()
     leases: LeasesConfig = LeasesConfig()
     log: LogConfig = LogConfig()
+    runtimes: RuntimesConfig = RuntimesConfig()
+    models: list[ModelSpec] = Field(default_factory=list)
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: list[ModelSpec]) -> list[ModelSpec]:
+        seen: set[str] = set()
+        for m in models:
+            if m.name in seen:
+                raise ValueError(f"model name {m.name!r} is declared twice")
+            seen.add(m.name)
+        return models
 
     @classmethod
     def settings_customise_sources(
@@ -164,10 +187,22 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def describe(exc: ValidationError, source: str) -> str:
+def _where(loc: tuple[Any, ...], values: dict[str, Any]) -> str:
+    """A dotted path, with ``models.3`` shown as ``models[name]`` when it has one."""
+    parts = [str(p) for p in loc]
+    models = values.get("models")
+    index = loc[1] if len(loc) >= 2 and loc[0] == "models" else None
+    if isinstance(index, int) and isinstance(models, list) and index < len(models):
+        name = models[index].get("name") if isinstance(models[index], dict) else None
+        if isinstance(name, str):
+            parts[:2] = [f"models[{name}]"]
+    return ".".join(parts) or "(top level)"
+
+
+def describe(exc: ValidationError, source: str, values: dict[str, Any] | None = None) -> str:
     lines = [f"invalid configuration ({source}):"]
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        where = _where(tuple(err["loc"]), values or {})
         problem = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
         value = err.get("input")
         shown = "" if err["type"] == "missing" or isinstance(value, dict) else f" (got {value!r})"
@@ -185,7 +220,7 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     try:
         return Config(**values)
     except ValidationError as exc:
-        raise ConfigError(describe(exc, source)) from exc
+        raise ConfigError(describe(exc, source, values)) from exc
     except SettingsError as exc:
         cause = f": {exc.__cause__}" if exc.__cause__ else ""
         raise ConfigError(f"invalid configuration (environment): {exc}{cause}") from exc

@@ -7,7 +7,9 @@ port is reported at once with what to do. Shutdown, on SIGTERM or SIGINT:
    requests waiting for memory are answered the same way at once;
 2. the listeners close and in-flight requests get ``server.shutdown_grace_s``
    to finish, then are cancelled;
-3. the device monitor stops, the database closes and the data directory is
+3. model runtimes are stopped (SIGTERM, then SIGKILL after
+   ``runtimes.llamacpp.stop_grace_s``), so nothing moc started outlives it;
+4. the device monitor stops, the database closes and the data directory is
    let go. Live leases stay in the database with their deadlines, so a
    restart picks them up with their remaining TTL.
 
@@ -30,18 +32,24 @@ from collections.abc import Iterator
 import uvicorn
 
 from moc import __version__
+from moc.backends.llamacpp import resolve_server
 from moc.clock import SystemClock
 from moc.config import Config
 from moc.devices import discover
+from moc.devices.probe import DeviceInfo, DeviceProbe
 from moc.errors import ConfigError
 from moc.gateway.grpc.server import GrpcServer
 from moc.gateway.http.app import build_app
 from moc.leases.service import LeaseService
 from moc.ledger import Ledger
+from moc.lifecycle.manager import ModelManager
+from moc.models.catalog import Catalog
+from moc.models.demo import demo_catalog
 from moc.monitor import DeviceMonitor
 from moc.services import Services
 from moc.store.datadir import DataDir
 from moc.store.leases import LeaseStore
+from moc.store.models import ModelStore
 from moc.store.sqlite import Database
 from moc.telemetry import logs
 from moc.telemetry.logs import event
@@ -101,12 +109,14 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
         ledger.add_device(info.id, info.kind, info.total, config.devices.reserve_fraction)
     leases = LeaseService(ledger, LeaseStore(db), clock, metrics, config.leases)
     restored, expired_while_down = leases.restore()
+    models = build_models(config, ledger, devices, probes, ModelStore(db), clock, metrics, leases)
     services = Services(
         config=config,
         clock=clock,
         ledger=ledger,
         devices=devices,
         leases=leases,
+        models=models,
         metrics=metrics,
         started_at=clock.now(),
     )
@@ -116,8 +126,8 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
         ledger,
         metrics,
         config.devices.poll_interval_s,
-        claims=[leases.claims],
-        usage_sinks=[leases.note_usage],
+        claims=[leases.claims, models.claims],
+        usage_sinks=[leases.note_usage, models.note_usage],
         on_more_free=leases.memory_changed,
     )
     await monitor.observe_once()
@@ -171,7 +181,9 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
 
+    adopted, stopped_orphans = await models.recover()
     leases.start()
+    models.start()
     monitor.start()
     if grpc_server is not None:
         await grpc_server.start()
@@ -190,6 +202,9 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
         ),
         leases_restored=restored,
         expired_while_down=expired_while_down,
+        models=len(models.slots()),
+        runtimes_adopted=adopted,
+        runtimes_stopped=stopped_orphans,
         startup_ms=round((time.monotonic() - started) * 1000, 1),
     )
 
@@ -197,6 +212,7 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
     # garbage collector's sweeps, which otherwise walk it on every full
     # collection and show up as latency spikes.
     gc.freeze()
+    preload = asyncio.create_task(models.preload(), name="preload")
     stop_wait = asyncio.create_task(stop.wait())
     await asyncio.wait({http_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
     stop_wait.cancel()
@@ -208,6 +224,8 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
     if grpc_server is not None:
         stops.append(asyncio.create_task(grpc_server.stop(server_cfg.shutdown_grace_s)))
     await asyncio.gather(*stops, return_exceptions=True)
+    preload.cancel()
+    await models.close()
     await monitor.close()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
@@ -218,6 +236,42 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
         leases_persisted=len(leases.live()),
         waiting_turned_away=turned_away,
         took_s=round(time.monotonic() - t0, 3),
+    )
+
+
+def build_models(
+    config: Config,
+    ledger: Ledger,
+    devices: list[DeviceInfo],
+    probes: list[DeviceProbe],
+    store: ModelStore,
+    clock: SystemClock,
+    metrics: Metrics,
+    leases: LeaseService,
+) -> ModelManager:
+    specs = list(config.models)
+    if not specs and config.runtimes.demo_models:
+        specs = demo_catalog(config.data_dir)
+    owner = {info.id: probe for probe in probes for info in probe.devices()}
+
+    async def measure(pid: int, device: str) -> int | None:
+        readings = await asyncio.to_thread(owner[device].read, {pid})
+        for reading in readings:
+            if reading.id == device and reading.error is None:
+                return reading.process_usage.get(pid)
+        return None
+
+    return ModelManager(
+        config,
+        Catalog(specs, store),
+        ledger,
+        devices,
+        store,
+        clock,
+        metrics,
+        measure,
+        on_more_free=leases.memory_changed,
+        server=resolve_server(config.runtimes.llamacpp.server),
     )
 
 

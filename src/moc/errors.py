@@ -10,6 +10,7 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
     ├── InvalidRequest                invalid_request
     ├── NotFound                      not_found
     │   ├── DeviceNotFound            device_not_found
+    │   ├── ModelNotFound             model_not_found
     │   └── LeaseNotFound             lease_not_found
     │       ├── LeaseExpired          lease_expired
     │       └── LeaseReleased         lease_released
@@ -20,7 +21,10 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
     ├── QueueFull                     queue_full
     ├── Unavailable                   unavailable
     │   ├── ShuttingDown              shutting_down
-    │   └── StoreUnavailable          store_unavailable
+    │   ├── StoreUnavailable          store_unavailable
+    │   └── BackendUnavailable        backend_unavailable
+    │       ├── LoadFailed            load_failed
+    │       └── ModelDegraded         model_degraded
     └── ConfigError                   config_error (startup only)
 """
 
@@ -64,6 +68,10 @@ class NotFound(MocError):
 
 class DeviceNotFound(NotFound):
     code = "device_not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
 
 
 class LeaseNotFound(NotFound):
@@ -129,6 +137,24 @@ class StoreUnavailable(Unavailable):
     """The state store could not be written; nothing was changed."""
 
     code = "store_unavailable"
+
+
+class BackendUnavailable(Unavailable):
+    """A model's runtime is not serving (stopping, restarting, or gone)."""
+
+    code = "backend_unavailable"
+
+
+class LoadFailed(BackendUnavailable):
+    """The runtime did not become ready; ``details`` has the log's last lines."""
+
+    code = "load_failed"
+
+
+class ModelDegraded(BackendUnavailable):
+    """The model failed too many times in a row; an operator must load it again."""
+
+    code = "model_degraded"
 
 
 class ConfigError(MocError):

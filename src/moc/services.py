@@ -14,6 +14,7 @@ from moc.devices.probe import DeviceInfo
 from moc.leases.service import LeaseService
 from moc.leases.validate import TtlLimits
 from moc.ledger import Ledger
+from moc.lifecycle.manager import ModelManager
 from moc.telemetry.metrics import Metrics
 
 
@@ -24,6 +25,7 @@ class Services:
     ledger: Ledger
     devices: list[DeviceInfo]
     leases: LeaseService
+    models: ModelManager
     metrics: Metrics
     started_at: float
     limits: TtlLimits = field(init=False)

@@ -11,12 +11,15 @@ import pytest
 
 from moc.clock import SystemClock
 from moc.config import Config
-from moc.devices.probe import DeviceInfo
+from moc.daemon import build_models
+from moc.devices.host import HostProbe
+from moc.devices.probe import DeviceInfo, DeviceProbe
 from moc.gateway.http.app import build_app
 from moc.leases.service import LeaseService
 from moc.ledger import Ledger
 from moc.services import Services
 from moc.store.leases import LeaseStore
+from moc.store.models import ModelStore
 from moc.store.sqlite import Database
 from moc.telemetry.metrics import Metrics
 
@@ -24,18 +27,24 @@ from moc.telemetry.metrics import Metrics
 async def test_unexpected_exception_becomes_a_500_envelope_with_a_log_reference(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = Config(data_dir=tmp_path)
+    config = Config(data_dir=tmp_path, runtimes={"demo_models": False})  # type: ignore[arg-type]
     ledger = Ledger()
     ledger.add_device("host", "host", 1 << 30, 0.9)
     db = Database(tmp_path / "moc.db")
     metrics = Metrics()
     leases = LeaseService(ledger, LeaseStore(db), SystemClock(), metrics, config.leases)
+    info = DeviceInfo(id="host", kind="host", name="host memory", total=1 << 30)
+    probes: list[DeviceProbe] = [HostProbe([("host", 1 << 30)])]
+    models = build_models(
+        config, ledger, [info], probes, ModelStore(db), SystemClock(), metrics, leases
+    )
     services = Services(
         config=config,
         clock=SystemClock(),
         ledger=ledger,
-        devices=[DeviceInfo(id="host", kind="host", name="host memory", total=1 << 30)],
+        devices=[info],
         leases=leases,
+        models=models,
         metrics=metrics,
         started_at=0.0,
     )
@@ -51,6 +60,7 @@ async def test_unexpected_exception_becomes_a_500_envelope_with_a_log_reference(
                 response = await client.get("/v1/leases/abc")
             still_serving = await client.get("/v1/leases")
     finally:
+        await models.close()
         db.close()
 
     assert response.status_code == 500

@@ -10,7 +10,16 @@ import typer
 from rich.text import Text
 
 from moc import __version__
-from moc.cli.render import devices_table, emit_json, err, leases_table, out
+from moc.cli.render import (
+    devices_table,
+    emit_json,
+    err,
+    leases_table,
+    model_detail,
+    models_table,
+    out,
+    ps_table,
+)
 from moc.errors import ConfigError, MocError
 from moc.sdk.client import Client
 from moc.units import format_size, parse_size
@@ -107,6 +116,69 @@ def health(url: UrlOpt = None) -> None:
         emit_json(_client(url).health())
     except MocError as exc:
         fail(exc)
+
+
+@app.command()
+def models(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
+    """List the models moc may load, with their state and size."""
+    try:
+        found = _client(url).models()
+    except MocError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(found)
+    else:
+        out.print(models_table(found))
+
+
+@app.command()
+def ps(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
+    """Show the models that hold memory now."""
+    try:
+        found = [m for m in _client(url).models() if m["reserved_bytes"]]
+    except MocError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(found)
+    else:
+        out.print(ps_table(found))
+
+
+@app.command()
+def load(
+    name: Annotated[str, typer.Argument(help="A model from `moc models`.")],
+    url: UrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load a model and wait until it serves; evicts idle models if memory is short."""
+    try:
+        with err.status(f"loading {name}…"):
+            shown = _client(url).load(name)
+    except MocError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(shown)
+    else:
+        out.print(model_detail(shown), highlight=False, markup=False)
+
+
+@app.command()
+def unload(
+    name: Annotated[str, typer.Argument(help="A model from `moc ps`.")],
+    url: UrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop a model's runtime and free its memory."""
+    try:
+        shown = _client(url).unload(name)
+    except MocError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(shown)
+    elif shown["unloaded"]:
+        out.print(f"{name}: unloaded", highlight=False)
+    else:
+        out.print(f"{name}: was not loaded", highlight=False)
 
 
 def _size(value: str | None) -> int | None:

@@ -77,3 +77,74 @@ def leases_table(leases: list[LeaseInfo]) -> Table:
             f"{lease.expires_in_s:.1f}s",
         )
     return table
+
+
+def _maybe_size(n: int | None) -> str:
+    return "-" if not n else format_size(n)
+
+
+def _seconds(s: float | None) -> str:
+    if s is None:
+        return "-"
+    return f"{s:.0f}s" if s < 120 else f"{s / 60:.0f}m"
+
+
+def models_table(models: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, header_style="bold")
+    table.add_column("MODEL", no_wrap=True)
+    for col in ("BACKEND", "STATE", "DEVICE", "RESERVED", "MEASURED", "KEEP ALIVE", "PINNED"):
+        table.add_column(col)
+    for m in models:
+        state = m["state"]
+        if state in ("failed", "degraded", "backoff"):
+            state = f"[red]{state}[/red]"
+        keep = m["keep_alive_s"]
+        table.add_row(
+            m["id"],
+            m["backend"],
+            state,
+            m["device"] or "-",
+            _maybe_size(m["reserved_bytes"]),
+            _maybe_size(m["measured_bytes"]),
+            "never" if keep < 0 else _seconds(keep),
+            "yes" if m["pinned"] else "",
+        )
+    return table
+
+
+def ps_table(models: list[dict[str, Any]]) -> Table:
+    """The models holding memory, as ``ollama ps`` shows them."""
+    table = Table(box=None, header_style="bold")
+    table.add_column("MODEL", no_wrap=True)
+    for col in ("STATE", "DEVICE", "RESERVED", "MEASURED", "IN FLIGHT", "UNLOADS IN"):
+        table.add_column(col)
+    for m in models:
+        table.add_row(
+            m["id"],
+            m["state"],
+            m["device"] or "-",
+            _maybe_size(m["reserved_bytes"]),
+            _maybe_size(m["measured_bytes"]),
+            str(m["in_flight"]),
+            "never" if m["keep_alive_s"] < 0 else _seconds(m["unload_in_s"]),
+        )
+    return table
+
+
+def model_detail(m: dict[str, Any]) -> str:
+    lines = [f"{m['id']}: {m['state']}" + (f" on {m['device']}" if m["device"] else "")]
+    size = m.get("size")
+    if size:
+        est = size["estimate"]
+        lines.append(
+            f"  size: {format_size(size['bytes'])} ({size['source']}); estimate "
+            f"{format_size(est['total_bytes'])} = weights {format_size(est['weights_bytes'])}"
+            f" + kv {format_size(est['kv_cache_bytes'])} + compute "
+            f"{format_size(est['compute_bytes'])} + runtime {format_size(est['runtime_bytes'])};"
+            f" measured {_maybe_size(size['measured_bytes'])}"
+        )
+    elif m.get("size_error"):
+        lines.append(f"  size: unknown ({m['size_error']})")
+    if m.get("last_error"):
+        lines.append(f"  last error: {m['last_error']}")
+    return "\n".join(lines)

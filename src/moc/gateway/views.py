@@ -1,4 +1,4 @@
-"""How leases and devices are shown to clients, the same on every transport."""
+"""How leases, devices and models are shown to clients, the same on every transport."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from typing import Any
 from moc.devices.probe import DeviceInfo
 from moc.leases.model import Lease
 from moc.ledger import DeviceView
+from moc.lifecycle.manager import Slot
+from moc.models.catalog import Sizing
+from moc.models.spec import ModelSpec
 
 
 def iso(t: float) -> str:
@@ -47,3 +50,48 @@ def device_view(info: DeviceInfo, view: DeviceView) -> dict[str, Any]:
         "leases": view.leases,
         "reservations": view.reservations,
     }
+
+
+def model_view(slot: Slot, unload_in_s: float | None, started_at: float) -> dict[str, Any]:
+    """One model as ``GET /v1/models`` lists it: OpenAI's fields, then moc's."""
+    spec = slot.spec
+    sup = slot.supervisor
+    return {
+        "id": spec.name,
+        "object": "model",
+        "created": int(started_at),
+        "owned_by": "moc",
+        "backend": spec.backend,
+        "state": slot.state.value,
+        "device": slot.device,
+        "pid": sup.process.pid if sup and sup.process else None,
+        "reserved_bytes": slot.reserved or None,
+        "measured_bytes": slot.measured,
+        "in_flight": slot.in_flight,
+        "pinned": spec.pinned,
+        "keep_alive_s": spec.keep_alive,
+        "unload_in_s": None if unload_in_s is None else round(unload_in_s, 1),
+        "failures": sup.failures if sup else 0,
+        "last_error": sup.last_error if sup else None,
+    }
+
+
+def sizing_view(sizing: Sizing) -> dict[str, Any]:
+    est = sizing.estimate
+    return {
+        "bytes": sizing.bytes,
+        "source": sizing.source,
+        "estimate": {
+            "weights_bytes": est.weights,
+            "kv_cache_bytes": est.kv_cache,
+            "compute_bytes": est.compute,
+            "runtime_bytes": est.runtime,
+            "total_bytes": est.total,
+        },
+        "measured_bytes": sizing.measured,
+        "device_kind": sizing.key.device_kind,
+    }
+
+
+def spec_view(spec: ModelSpec) -> dict[str, Any]:
+    return spec.model_dump(mode="json", exclude_none=True)

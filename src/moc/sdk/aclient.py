@@ -47,6 +47,24 @@ class AsyncClient:
         result: list[dict[str, Any]] = (await self._call("GET", "/v1/devices"))["devices"]
         return result
 
+    async def models(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = (await self._call("GET", "/v1/models"))["data"]
+        return result
+
+    async def model(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("GET", f"/v1/models/{name}")
+        return result
+
+    async def load(self, name: str, *, timeout_s: float | None = 600.0) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(
+            "POST", f"/v1/models/{name}/load", timeout=timeout_s
+        )
+        return result
+
+    async def unload(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("POST", f"/v1/models/{name}/unload", timeout=None)
+        return result
+
     async def acquire(
         self,
         *,

@@ -53,6 +53,25 @@ class Client:
         result: list[dict[str, Any]] = self._call("GET", "/v1/devices")["devices"]
         return result
 
+    def models(self) -> list[dict[str, Any]]:
+        """Every model in the catalog with its state (``GET /v1/models``)."""
+        result: list[dict[str, Any]] = self._call("GET", "/v1/models")["data"]
+        return result
+
+    def model(self, name: str) -> dict[str, Any]:
+        """One model: spec, state, and its estimated and measured size."""
+        result: dict[str, Any] = self._call("GET", f"/v1/models/{name}")
+        return result
+
+    def load(self, name: str, *, timeout_s: float | None = 600.0) -> dict[str, Any]:
+        """Load ``name`` and wait until it serves (evicting idle models if needed)."""
+        result: dict[str, Any] = self._call("POST", f"/v1/models/{name}/load", timeout=timeout_s)
+        return result
+
+    def unload(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/v1/models/{name}/unload", timeout=None)
+        return result
+
     def acquire(
         self,
         *,

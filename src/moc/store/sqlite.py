@@ -41,6 +41,27 @@ MIGRATIONS: list[str] = [
     CREATE INDEX leases_state ON leases(state, ended_at);
     CREATE TABLE fencing (device TEXT PRIMARY KEY, last INTEGER NOT NULL);
     """,
+    # 2: measured model sizes, and the runtime processes moc has started
+    """
+    CREATE TABLE learned_sizes (
+        model TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        ctx INTEGER NOT NULL,
+        parallel INTEGER NOT NULL,
+        device_kind TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        measured_at REAL NOT NULL,
+        PRIMARY KEY (model, fingerprint, ctx, parallel, device_kind)
+    );
+    CREATE TABLE runtimes (
+        model TEXT PRIMARY KEY,
+        pid INTEGER NOT NULL,
+        port INTEGER NOT NULL,
+        device TEXT NOT NULL,
+        spec_hash TEXT NOT NULL,
+        started_at REAL NOT NULL
+    );
+    """,
 ]
 
 

@@ -81,3 +81,7 @@ def configure(fmt: str, level: str) -> None:
         lg.propagate = True
     # uvicorn announces every start and stop at info; moc says it once itself.
     logging.getLogger("uvicorn.error").setLevel(max(_LEVELS[level], logging.WARNING))
+    # Libraries that narrate routine work at info: every health probe (httpx),
+    # every file written (gguf).
+    for name in ("httpx", "httpcore", "gguf"):
+        logging.getLogger(name).setLevel(max(_LEVELS[level], logging.WARNING))

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -24,6 +25,7 @@ from moc.ledger import DeviceView
 # The *_created series double every counter's output for no use here.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
+LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
 
@@ -116,6 +118,50 @@ class Metrics:
             "moc_device_read_errors",
             "Failed device observations (NVML or psutil).",
             ["device"],
+            registry=r,
+        )
+
+        self.model_loads = Counter(
+            "moc_model_loads", "Model loads by outcome.", ["model", "outcome"], registry=r
+        )
+        self.model_load_seconds = Histogram(
+            "moc_model_load_seconds",
+            "Time from a load's start to the model serving.",
+            ["model"],
+            buckets=LOAD_BUCKETS,
+            registry=r,
+        )
+        self.model_evictions = Counter(
+            "moc_model_evictions",
+            "Models unloaded by moc, by reason (memory, idle).",
+            ["model", "reason"],
+            registry=r,
+        )
+        self.model_restarts = Counter(
+            "moc_model_restarts", "Runtime restarts after a crash.", ["model"], registry=r
+        )
+        self.model_ooms = Counter(
+            "moc_model_ooms",
+            "Out-of-memory failures seen in a runtime's log.",
+            ["model"],
+            registry=r,
+        )
+        self.model_status = Gauge(
+            "moc_model_status",
+            "1 for the state each model is in, 0 for the others.",
+            ["model", "state"],
+            registry=r,
+        )
+        self.model_estimated_bytes = Gauge(
+            "moc_model_estimated_bytes",
+            "Memory estimated from the model file.",
+            ["model"],
+            registry=r,
+        )
+        self.model_measured_bytes = Gauge(
+            "moc_model_measured_bytes",
+            "Memory measured for the loaded model (0 until measured).",
+            ["model"],
             registry=r,
         )
 

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from moc.errors import InvalidRequest
 from moc.gateway.http.body import parse
-from moc.gateway.http.respond import json
+from moc.gateway.http.respond import json, services
 from moc.gateway.http.wire import LeaseAcquireBody, LeaseReleaseBody, LeaseRenewBody
 from moc.gateway.views import lease_view
 from moc.leases import validate
@@ -19,11 +19,6 @@ from moc.leases.model import Lease
 from moc.services import Services
 
 T = Any
-
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
 
 
 def _view(s: Services, lease: Lease) -> dict[str, Any]:
@@ -54,7 +49,7 @@ async def _until_disconnect(request: Request, work: asyncio.Task[Lease]) -> Leas
 
 
 async def acquire(request: Request) -> Response:
-    s = _services(request)
+    s = services(request)
     body = await parse(request, LeaseAcquireBody)
     lease_request = validate.lease_request(
         limits=s.limits,
@@ -78,7 +73,7 @@ async def acquire(request: Request) -> Response:
 
 
 async def list_leases(request: Request) -> Response:
-    s = _services(request)
+    s = services(request)
     device = request.query_params.get("device")
     holder = request.query_params.get("holder")
     leases = s.leases.live(device=device, holder=holder)
@@ -88,12 +83,12 @@ async def list_leases(request: Request) -> Response:
 
 
 async def get_lease(request: Request) -> Response:
-    s = _services(request)
+    s = services(request)
     return json(_view(s, s.leases.get(request.path_params["lease_id"])))
 
 
 async def renew(request: Request) -> Response:
-    s = _services(request)
+    s = services(request)
     body = await parse(request, LeaseRenewBody)
     ttl = None if body.ttl_s is None else validate.ttl(body.ttl_s, s.limits)
     lease = s.leases.renew(request.path_params["lease_id"], ttl, body.fencing_token)
@@ -101,7 +96,7 @@ async def renew(request: Request) -> Response:
 
 
 async def release(request: Request) -> Response:
-    s = _services(request)
+    s = services(request)
     body = await parse(request, LeaseReleaseBody)
     token = body.fencing_token
     raw = request.query_params.get("fencing_token")

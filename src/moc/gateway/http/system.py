@@ -9,18 +9,12 @@ from starlette.routing import Route
 
 from moc import __version__
 from moc.errors import DeviceNotFound
-from moc.gateway.http.respond import json
+from moc.gateway.http.respond import json, services
 from moc.gateway.views import device_view
-from moc.services import Services
-
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
 
 
 async def health(request: Request) -> Response:
-    s = _services(request)
+    s = services(request)
     status = "draining" if s.draining else "ok"
     return json(
         {
@@ -36,16 +30,16 @@ async def health(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    return Response(_services(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    return Response(services(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 async def list_devices(request: Request) -> Response:
-    s = _services(request)
+    s = services(request)
     return json({"devices": [device_view(d, s.ledger.view(d.id)) for d in s.devices]})
 
 
 async def get_device(request: Request) -> Response:
-    s = _services(request)
+    s = services(request)
     device_id = request.path_params["device_id"]
     info = s.device(device_id)
     if info is None:

@@ -1,0 +1,1 @@
+"""Runtimes moc starts and supervises: one adapter per runtime, one supervisor."""

@@ -1,0 +1,75 @@
+"""The llama.cpp runtime: its HTTP server on a free loopback port.
+
+Two ways to run it, chosen by ``runtimes.llamacpp.server``:
+
+- the ``llama-server`` executable (a path, or found on PATH with ``auto``);
+- the ``xllamacpp`` wheel in a child Python process
+  (:mod:`moc.backends.xllamacpp_server`), so a plain ``pip install`` works.
+
+Both take the same flags. ``ctx`` in a model spec is per request, so the
+server gets ``--ctx-size ctx × parallel`` shared by ``--parallel`` slots.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+from moc.backends.process import Launch
+from moc.config import LlamaCppConfig
+from moc.devices.probe import DeviceInfo
+from moc.errors import ConfigError
+from moc.models.spec import ModelSpec
+
+
+def resolve_server(setting: str) -> tuple[str, ...]:
+    """The command prefix that runs a llama.cpp server for ``setting``."""
+    xllamacpp = (sys.executable, "-m", "moc.backends.xllamacpp_server")
+    if setting == "xllamacpp":
+        return xllamacpp
+    if setting == "auto":
+        found = shutil.which("llama-server")
+        return (found,) if found else xllamacpp
+    found = shutil.which(setting)
+    if found is None:
+        raise ConfigError(
+            f"runtimes.llamacpp.server: {setting!r} is not an executable file "
+            "(use 'auto', 'xllamacpp' or the path of llama-server)"
+        )
+    return (found,)
+
+
+def device_env(device: DeviceInfo) -> dict[str, str]:
+    """Make only the model's device visible to the runtime."""
+    if device.kind == "nvidia":
+        return {"CUDA_VISIBLE_DEVICES": device.uuid or str(device.index)}
+    return {"CUDA_VISIBLE_DEVICES": ""}
+
+
+def launch(
+    spec: ModelSpec, device: DeviceInfo, port: int, config: LlamaCppConfig, server: tuple[str, ...]
+) -> Launch:
+    assert spec.path is not None  # the spec's validator requires it for llamacpp
+    argv = [
+        *server,
+        "--model",
+        str(spec.path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ctx-size",
+        str(spec.ctx * spec.parallel),
+        "--parallel",
+        str(spec.parallel),
+        "--alias",
+        spec.name,
+        "--n-gpu-layers",
+        "999" if device.kind == "nvidia" else "0",
+    ]
+    if config.threads:
+        argv += ["--threads", str(config.threads)]
+    for adapter in spec.adapters:
+        argv += ["--lora", str(adapter)]
+    argv += spec.args
+    return Launch(tuple(argv), device_env(device), port)

@@ -1,0 +1,247 @@
+"""One model's runtime process, supervised as a state machine.
+
+The supervisor owns the process and its :class:`~moc.backends.state.State`;
+every change goes through :meth:`Supervisor._to`, which checks the move
+against the transition table, logs it, tells the owner (metrics, memory) and
+wakes whoever waits for a change. Ownership: one supervisor per loaded model,
+driven from the event loop only; the lifecycle manager calls ``start`` and
+``stop`` and never touches the process itself.
+
+A process that dies while ready is restarted after an exponential backoff;
+after ``restart_limit`` consecutive failures the model is ``degraded`` and
+left alone until an operator loads it again. Out-of-memory lines in its log
+are reported to the owner, who raises the model's learned size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from moc.backends.oom import oom_lines
+from moc.backends.process import Launch, RuntimeProcess, log_tail
+from moc.backends.state import State, backoff_delay, check
+from moc.errors import LoadFailed
+from moc.telemetry.logs import event
+
+log = logging.getLogger(__name__)
+
+READY_POLL_FAST_S = 0.005  # first second: a tight poll keeps moc's share of a cold load small
+READY_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class SupervisionPolicy:
+    ready_timeout_s: float
+    stop_grace_s: float
+    restart_limit: int
+    backoff_s: float
+    backoff_max_s: float
+
+
+@dataclass(frozen=True)
+class Change:
+    model: str
+    old: State
+    new: State
+    reason: str
+
+
+class Supervisor:
+    def __init__(
+        self,
+        model: str,
+        make_launch: Callable[[], Launch],
+        log_path: Path,
+        http: httpx.AsyncClient,
+        policy: SupervisionPolicy,
+        on_change: Callable[[Change], None],
+        on_started: Callable[[Supervisor], None],
+        on_oom: Callable[[str, list[str]], None],
+    ) -> None:
+        self.model = model
+        self._make_launch = make_launch
+        self.log_path = log_path
+        self._http = http
+        self._policy = policy
+        self._on_change = on_change
+        self._on_started = on_started
+        self._on_oom = on_oom
+        self.state = State.STOPPED
+        self.process: RuntimeProcess | None = None
+        self.port: int | None = None
+        self.failures = 0
+        self.last_error: str | None = None
+        self.ready_at: float | None = None
+        self._changed = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+
+    # --- the one transition function --------------------------------------
+    def _to(self, new: State, reason: str) -> None:
+        old = self.state
+        check(old, new)
+        self.state = new
+        level = (
+            logging.WARNING
+            if new in (State.BACKOFF, State.FAILED, State.DEGRADED)
+            else logging.INFO
+        )
+        event(log, level, "model state", model=self.model, old=old, new=new, reason=reason)
+        self._on_change(Change(self.model, old, new, reason))
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def changed(self) -> None:
+        """Until the next state change."""
+        await self._changed.wait()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- starting ----------------------------------------------------------
+    async def start(self, reason: str) -> None:
+        """Start the runtime and wait until it serves; raises LoadFailed."""
+        self._to(State.STARTING, reason)
+        try:
+            await self._spawn_until_ready()
+        except LoadFailed as exc:
+            self.failures += 1
+            self.last_error = exc.message
+            if self.failures > self._policy.restart_limit:
+                self._to(State.DEGRADED, f"{self.failures} failures in a row")
+            else:
+                self._to(State.FAILED, exc.message)
+            raise
+        self._became_ready("started")
+
+    def adopt(self, process: RuntimeProcess, port: int) -> None:
+        """Take over a healthy runtime an earlier moc started."""
+        self._to(State.STARTING, "found running after a restart of moc")
+        self.process, self.port = process, port
+        self._became_ready("adopted")
+
+    def _became_ready(self, reason: str) -> None:
+        self.failures = 0
+        self.last_error = None
+        self.ready_at = time.monotonic()
+        self._to(State.READY, reason)
+        self._watcher = asyncio.create_task(self._watch(), name=f"watch {self.model}")
+
+    async def _spawn_until_ready(self) -> None:
+        launch = self._make_launch()
+        self.port = launch.port
+        try:
+            self.process = await RuntimeProcess.start(launch, self.log_path)
+        except OSError as exc:
+            raise LoadFailed(
+                f"model {self.model}: cannot start {launch.argv[0]}: {exc.strerror}",
+                model=self.model,
+            ) from exc
+        self._on_started(self)
+        try:
+            await asyncio.wait_for(self._until_healthy(self.process), self._policy.ready_timeout_s)
+        except TimeoutError:
+            await self.process.stop(self._policy.stop_grace_s)
+            raise self._failure(
+                f"did not become ready within {self._policy.ready_timeout_s:g} s"
+            ) from None
+        except LoadFailed:
+            await self.process.stop(self._policy.stop_grace_s)
+            raise
+        except asyncio.CancelledError:
+            await self.process.stop(self._policy.stop_grace_s)
+            raise
+
+    async def _until_healthy(self, process: RuntimeProcess) -> None:
+        started = time.monotonic()
+        url = f"{self.url}/health"
+        while True:
+            if process.returncode is not None:
+                raise self._failure(f"the runtime exited with status {process.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                response = await self._http.get(url, timeout=2.0)
+                if response.status_code == 200:
+                    return
+            fast = time.monotonic() - started < 1.0
+            await asyncio.sleep(READY_POLL_FAST_S if fast else READY_POLL_S)
+
+    def _failure(self, what: str) -> LoadFailed:
+        tail = log_tail(self.log_path)
+        ooms = oom_lines(tail)
+        if ooms:
+            self._on_oom(self.model, ooms)
+        shown = "\n".join(tail[-5:])
+        return LoadFailed(
+            f"model {self.model}: {what}; last log lines:\n{shown}",
+            model=self.model,
+            log=str(self.log_path),
+            out_of_memory=bool(ooms),
+        )
+
+    # --- crashes and restarts ------------------------------------------------
+    async def _watch(self) -> None:
+        assert self.process is not None
+        status = await self.process.wait()
+        if self.state is not State.READY:
+            return  # a stop in progress owns the process now
+        self.failures += 1
+        failure = self._failure(f"the runtime exited with status {status}")
+        self.last_error = failure.message
+        self._to(State.BACKOFF, f"exited with status {status}")
+        await self._restart()
+
+    async def _restart(self) -> None:
+        """Restart with backoff until ready, degraded, or stopped by someone else."""
+        while self.state is State.BACKOFF:
+            if self.failures > self._policy.restart_limit:
+                self._to(State.DEGRADED, f"{self.failures} failures in a row")
+                return
+            delay = backoff_delay(self.failures, self._policy.backoff_s, self._policy.backoff_max_s)
+            await asyncio.sleep(delay)
+            if self.state is not State.BACKOFF:
+                return
+            self._to(State.STARTING, f"restart {self.failures} after {delay:g} s")
+            try:
+                await self._spawn_until_ready()
+            except LoadFailed as exc:
+                self.failures += 1
+                self.last_error = exc.message
+                self._to(State.BACKOFF, "restart failed")
+                continue
+            self._became_ready("restarted")
+            return
+
+    # --- stopping --------------------------------------------------------------
+    def mark_stopping(self, reason: str) -> None:
+        """Enter ``stopping`` now, in the caller's synchronous step; :meth:`stop` finishes."""
+        if self.state in (State.STARTING, State.READY, State.BACKOFF):
+            self._to(State.STOPPING, reason)
+
+    async def stop(self, reason: str) -> None:
+        """Stop the runtime (SIGTERM, SIGKILL after the grace period).
+
+        One caller at a time: the lifecycle manager shares one stop per model.
+        """
+        if self.state is State.STOPPED:
+            return
+        if self.state in (State.FAILED, State.DEGRADED):
+            self._to(State.STOPPED, reason)
+            return
+        self.mark_stopping(reason)
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and watcher is not asyncio.current_task():
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if self.process is not None:
+            await self.process.stop(self._policy.stop_grace_s)
+        self.process = None
+        self._to(State.STOPPED, reason)

@@ -1,0 +1,73 @@
+"""Native model routes: list, show, load, unload.
+
+``GET /v1/models`` keeps OpenAI's list shape (``object``, ``data[].id``) so
+OpenAI clients can read it, and adds moc's fields to each entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from moc.gateway.http.respond import json, services
+from moc.gateway.views import model_view, sizing_view, spec_view
+from moc.lifecycle.manager import ModelManager, Slot
+from moc.models.gguf_facts import GgufError
+
+
+def _row(m: ModelManager, slot: Slot, started_at: float) -> dict[str, Any]:
+    return model_view(slot, m.unload_in(slot), started_at)
+
+
+async def _detail(request: Request, name: str) -> dict[str, Any]:
+    s = services(request)
+    slot = s.models.slot(name)
+    view = _row(s.models, slot, s.started_at)
+    view["spec"] = spec_view(slot.spec)
+    try:
+        view["size"] = sizing_view(await s.models.sizing(name))
+        view["size_error"] = None
+    except GgufError as exc:
+        view["size"], view["size_error"] = None, str(exc)
+    return view
+
+
+async def list_models(request: Request) -> Response:
+    s = services(request)
+    rows = [_row(s.models, slot, s.started_at) for slot in s.models.slots()]
+    return json({"object": "list", "data": rows})
+
+
+async def get_model(request: Request) -> Response:
+    return json(await _detail(request, request.path_params["name"]))
+
+
+async def load(request: Request) -> Response:
+    s = services(request)
+    name = request.path_params["name"]
+    s.models.slot(name)  # 404 before anything starts
+    # The load is shared and outlives this request: a client that goes away
+    # does not cancel a load that others may be waiting for.
+    await asyncio.shield(s.models.ensure_loaded(name, explicit=True))
+    return json(await _detail(request, name))
+
+
+async def unload(request: Request) -> Response:
+    s = services(request)
+    name = request.path_params["name"]
+    was_loaded = await asyncio.shield(s.models.unload(name))
+    view = await _detail(request, name)
+    view["unloaded"] = was_loaded
+    return json(view)
+
+
+routes = [
+    Route("/v1/models", list_models, methods=["GET"]),
+    Route("/v1/models/{name:path}/load", load, methods=["POST"]),
+    Route("/v1/models/{name:path}/unload", unload, methods=["POST"]),
+    Route("/v1/models/{name:path}", get_model, methods=["GET"]),
+]

@@ -1,0 +1,1 @@
+"""What moc keeps loaded: the table of models, eviction, idle unload."""

@@ -1,0 +1,1 @@
+"""Model specs, the catalog, and memory estimates from model files."""

@@ -1,0 +1,60 @@
+"""What a user declares about a model: one entry of ``models:`` in the config.
+
+Validated once at startup; a wrong or unknown field fails with the model's
+name and the field. Runtime-specific fields that the model's backend does not
+use are rejected rather than ignored, so a setting never silently does nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from moc.fields import Duration, Size
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
+SUPPORTED_BACKENDS = ("llamacpp",)
+
+
+class ModelSpec(BaseModel):
+    """One model moc may load."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    backend: Literal["llamacpp", "ollama", "vllm"] = "llamacpp"
+    path: Path | None = Field(None, description="the GGUF file (llamacpp)")
+    ctx: int = Field(4096, ge=64, le=1 << 22, description="context length per slot")
+    parallel: int = Field(1, ge=1, le=256, description="concurrent requests (slots)")
+    device: str | None = Field(None, description="pin to this device id")
+    pinned: bool = Field(False, description="never evicted to make room")
+    preload: bool = Field(False, description="loaded when moc starts")
+    keep_alive: Duration = Field(300.0, description="idle seconds before unload; <0 never")
+    memory: Size | None = Field(None, description="override the estimate")
+    adapters: tuple[Path, ...] = ()
+    args: tuple[str, ...] = Field((), description="extra runtime flags, one per item")
+    dtype: str | None = None
+    gpu_memory_util: float | None = Field(None, gt=0, le=1)
+    memory_max: Size | None = None
+    cpu_quota: str | None = Field(None, pattern=r"^\d+%$")
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> ModelSpec:
+        if self.backend not in SUPPORTED_BACKENDS:
+            raise ValueError(
+                f"backend {self.backend!r} is not available in this version of moc "
+                f"(available: {', '.join(SUPPORTED_BACKENDS)})"
+            )
+        if self.backend == "llamacpp":
+            if self.path is None:
+                raise ValueError("path is required for backend llamacpp (a .gguf file)")
+            if self.gpu_memory_util is not None:
+                raise ValueError("gpu_memory_util applies to vllm only; use memory to override")
+        return self
+
+    @property
+    def entry_id(self) -> str:
+        """The model's id in the ledger."""
+        return f"model:{self.name}"

@@ -1,0 +1,118 @@
+"""Tiny LLaMA-architecture GGUF models, written from nothing.
+
+moc writes these into its data directory for the demo catalog (so a fresh
+machine with no GPU and no download has models to load), and the test suite
+writes them for its own use. Each model has a 259-token byte vocabulary
+(``<unk>``, ``<s>``, ``</s>``, then ``<0x00>`` … ``<0xFF>``), ``layers`` blocks
+of width 64 with 4 heads, and weights rigged so that only printable-ASCII
+byte tokens can win the argmax and end-of-sequence never does: every reply is
+valid text of exactly ``max_tokens`` tokens.
+
+How the rigging works: embedding dimension 0 is a large constant for every
+token, and no attention or feed-forward output writes to it, so it survives
+to the final norm with a positive value; the output projection gives
+printable bytes a large positive weight on that dimension and everything else
+a large negative one. The other dimensions are small seeded noise, which
+decides *which* printable byte comes next.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+VOCAB = 3 + 256
+WIDTH = 64
+HEADS = 4
+PRINTABLE = range(0x20, 0x7F)
+
+
+@dataclass(frozen=True)
+class TinySpec:
+    name: str
+    layers: int = 2
+    ffn: int = 128  # feed-forward width: the knob that sets the file size
+    ctx: int = 4096  # the context length the model declares
+    seed: int = 0
+
+
+def _tokens() -> tuple[list[str], list[float], list[int]]:
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
+    scores = [0.0] * VOCAB
+    types = [2, 3, 3] + [6] * 256  # unknown, control ×2, byte ×256 (llama.cpp's token types)
+    return tokens, scores, types
+
+
+def _weights(spec: TinySpec) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(spec.seed)
+
+    def noise(*shape: int, scale: float = 0.02) -> np.ndarray:
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    embd = noise(VOCAB, WIDTH)
+    embd[:, 0] = 4.0
+    out = noise(VOCAB, WIDTH, scale=1.0)
+    out[:, 0] = -50.0
+    out[[3 + b for b in PRINTABLE], 0] = 50.0
+    tensors = {
+        "token_embd.weight": embd,
+        "output_norm.weight": np.ones(WIDTH, dtype=np.float32),
+        "output.weight": out,
+    }
+    for i in range(spec.layers):
+        attn_out = noise(WIDTH, WIDTH)
+        attn_out[0, :] = 0.0  # nothing writes to dimension 0
+        ffn_down = noise(WIDTH, spec.ffn)
+        ffn_down[0, :] = 0.0
+        tensors |= {
+            f"blk.{i}.attn_norm.weight": np.ones(WIDTH, dtype=np.float32),
+            f"blk.{i}.attn_q.weight": noise(WIDTH, WIDTH),
+            f"blk.{i}.attn_k.weight": noise(WIDTH, WIDTH),
+            f"blk.{i}.attn_v.weight": noise(WIDTH, WIDTH),
+            f"blk.{i}.attn_output.weight": attn_out,
+            f"blk.{i}.ffn_norm.weight": np.ones(WIDTH, dtype=np.float32),
+            f"blk.{i}.ffn_gate.weight": noise(spec.ffn, WIDTH),
+            f"blk.{i}.ffn_up.weight": noise(spec.ffn, WIDTH),
+            f"blk.{i}.ffn_down.weight": ffn_down,
+        }
+    return tensors
+
+
+def write_tiny_gguf(path: Path, spec: TinySpec) -> Path:
+    """Write ``spec`` as a GGUF file at ``path`` (atomically) and return the path."""
+    import gguf  # heavy import; only needed when a file is written
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    writer = gguf.GGUFWriter(str(partial), "llama")
+    writer.add_name(spec.name)
+    writer.add_context_length(spec.ctx)
+    writer.add_embedding_length(WIDTH)
+    writer.add_block_count(spec.layers)
+    writer.add_feed_forward_length(spec.ffn)
+    writer.add_head_count(HEADS)
+    writer.add_head_count_kv(HEADS)
+    writer.add_rope_dimension_count(WIDTH // HEADS)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    tokens, scores, types = _tokens()
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_unk_token_id(0)
+    writer.add_add_bos_token(True)
+    writer.add_add_eos_token(False)
+    for name, array in _weights(spec).items():
+        writer.add_tensor(name, array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    partial.replace(path)
+    return path

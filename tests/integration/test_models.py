@@ -1,0 +1,394 @@
+"""Models under the ledger, end to end: a real ``moc serve`` running real
+llama.cpp servers (the xllamacpp runtime) on tiny GGUF models."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import MIB, MocProcess
+
+pytestmark = pytest.mark.usefixtures("no_stray_runtimes")
+
+Factory = Callable[..., MocProcess]
+
+
+def spec(tiny: dict[str, Path], name: str, **kw: Any) -> dict[str, Any]:
+    return {"name": name, "path": str(tiny[name]), "ctx": 512, **kw}
+
+
+def start(
+    moc_factory: Factory,
+    models: list[dict[str, Any]],
+    *,
+    size: str = "100MiB",
+    runtimes: dict[str, Any] | None = None,
+    name: str = "data",
+) -> MocProcess:
+    config = {
+        "devices": {"nvml": "off", "host": [{"id": "host", "size": size}], "poll_interval_s": 0.2},
+        "models": models,
+        "runtimes": {"restart_backoff_s": 0.2, **(runtimes or {})},
+    }
+    return moc_factory(config, name=name).start()
+
+
+def sized(tiny: dict[str, Path], **kw: Any) -> list[dict[str, Any]]:
+    """a, b and c reserving 30, 35 and 40 MiB: a 90 MiB budget holds two of three."""
+    return [spec(tiny, n, memory=f"{m}MiB", **kw) for n, m in (("a", 30), ("b", 35), ("c", 40))]
+
+
+def model(http: httpx.Client, name: str) -> dict[str, Any]:
+    response = http.get(f"/v1/models/{name}")
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def load(http: httpx.Client, name: str) -> dict[str, Any]:
+    response = http.post(f"/v1/models/{name}/load", timeout=60)
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def held(http: httpx.Client) -> int:
+    value: int = http.get("/v1/devices/host").json()["held_bytes"]
+    return value
+
+
+def complete(pid_port_url: str) -> str:
+    reply = httpx.post(
+        f"{pid_port_url}/v1/completions", json={"prompt": "hi", "max_tokens": 8}, timeout=10
+    )
+    assert reply.status_code == 200, reply.text
+    text: str = reply.json()["choices"][0]["text"]
+    return text
+
+
+def runtime_url(pid: int) -> str:
+    cmdline = psutil.Process(pid).cmdline()
+    return f"http://127.0.0.1:{cmdline[cmdline.index('--port') + 1]}"
+
+
+def metric(http: httpx.Client, name: str, **labels: str) -> float:
+    text = http.get("/metrics").text
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            got = ",".join(sorted(line[line.index("{") + 1 : line.index("}")].split(",")))
+            if got == want:
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_list_is_openai_shaped_and_shows_each_model(
+    moc_factory: Factory, tiny_models: dict[str, Path]
+) -> None:
+    moc = start(moc_factory, sized(tiny_models))
+    with httpx.Client(base_url=moc.url) as http:
+        listing = http.get("/v1/models").json()
+        assert listing["object"] == "list"
+        assert [m["id"] for m in listing["data"]] == ["a", "b", "c"]
+        first = listing["data"][0]
+        assert (first["object"], first["owned_by"], first["state"]) == ("model", "moc", "stopped")
+        detail = model(http, "b")
+        assert detail["spec"]["path"] == str(tiny_models["b"])
+        assert detail["size"]["source"] == "configured"
+        assert detail["size"]["bytes"] == 35 * MIB
+        assert detail["size"]["estimate"]["weights_bytes"] > 0
+        missing = http.get("/v1/models/nope")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "model_not_found"
+        assert "known: a, b, c" in missing.json()["error"]["message"]
+
+
+def test_load_serves_completions_and_unload_frees_everything(
+    moc_factory: Factory, tiny_models: dict[str, Path]
+) -> None:
+    moc = start(moc_factory, sized(tiny_models))
+    with httpx.Client(base_url=moc.url) as http:
+        shown = load(http, "a")
+        assert (shown["state"], shown["device"], shown["reserved_bytes"]) == (
+            "ready",
+            "host",
+            30 * MIB,
+        )
+        assert held(http) == 30 * MIB
+        text = complete(runtime_url(shown["pid"]))
+        assert len(text) > 0
+        assert all(0x20 <= ord(ch) < 0x7F for ch in text)  # the rigged weights: printable only
+
+        gone = http.post("/v1/models/a/unload").json()
+        assert (gone["unloaded"], gone["state"]) == (True, "stopped")
+        assert (
+            not psutil.pid_exists(shown["pid"]) or psutil.Process(shown["pid"]).status() == "zombie"
+        )
+        assert held(http) == 0
+        again = http.post("/v1/models/a/unload").json()
+        assert again["unloaded"] is False
+        log_file = moc.data_dir / "logs" / "a.log"
+        assert "--- moc: starting at" in log_file.read_text()
+
+
+def test_third_model_evicts_the_idle_one_used_longest_ago(
+    moc_factory: Factory, tiny_models: dict[str, Path]
+) -> None:
+    moc = start(moc_factory, sized(tiny_models))
+    with httpx.Client(base_url=moc.url) as http:
+        load(http, "a")
+        time.sleep(1.5)  # a has been idle longer than b will be
+        load(http, "b")
+        load(http, "c")
+        states = {m["id"]: m["state"] for m in http.get("/v1/models").json()["data"]}
+        assert states == {"a": "stopped", "b": "ready", "c": "ready"}
+        assert held(http) == 75 * MIB
+        assert metric(http, "moc_model_evictions_total", model="a", reason="memory") == 1
+        assert '"evicting"' in moc.log()
+
+
+def test_pinned_model_stays_and_another_goes(
+    moc_factory: Factory, tiny_models: dict[str, Path]
+) -> None:
+    models = sized(tiny_models)
+    models[0]["pinned"] = True
+    moc = start(moc_factory, models)
+    with httpx.Client(base_url=moc.url) as http:
+        load(http, "a")
+        time.sleep(1.0)
+        load(http, "b")
+        load(http, "c")
+        states = {m["id"]: m["state"] for m in http.get("/v1/models").json()["data"]}
+        assert states == {"a": "ready", "b": "stopped", "c": "ready"}
+
+
+def test_a_model_that_can_never_fit_fails_at_once_and_evicts_nothing(
+    moc_factory: Factory, tiny_models: dict[str, Path]
+) -> None:
+    models = [*sized(tiny_models), spec(tiny_models, "c", memory="200MiB") | {"name": "huge"}]
+    moc = start(moc_factory, models)
+    with httpx.Client(base_url=moc.url) as http:
+        load(http, "a")
+        load(http, "b")
+        t0 = time.monotonic()
+        refused = http.post("/v1/models/huge/load")
+        assert time.monotonic() - t0 < 2.0
+        assert refused.status_code == 422
+        err = refused.json()["error"]
+        assert err["code"] == "exceeds_capacity"
+        assert "model huge needs 200.0 MiB" in err["message"]
+        assert "holds 90.0 MiB" in err["message"]
+        assert err["details"]["bytes_needed"] == 200 * MIB
+        assert err["details"]["capacity"] == 90 * MIB
+        states = {m["id"]: m["state"] for m in http.get("/v1/models").json()["data"]}
+        assert states["a"] == states["b"] == "ready"
+        assert metric(http, "moc_model_evictions_total", model="a", reason="memory") == 0
+
+
+def test_two_callers_share_one_load(moc_factory: Factory, tiny_models: dict[str, Path]) -> None:
+    moc = start(moc_factory, sized(tiny_models))
+    results: list[dict[str, Any]] = []
+
+    def ask() -> None:
+        with httpx.Client(base_url=moc.url) as client:
+            results.append(load(client, "b"))
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({r["pid"] for r in results}) == 1
+    with httpx.Client(base_url=moc.url) as http:
+        assert metric(http, "moc_model_loads_total", model="b", outcome="loaded") == 1
+    starts = re.findall(r'"model":"b","old":"stopped","new":"starting"', moc.log())
+    assert len(starts) == 1
+
+
+def test_a_killed_runtime_restarts_and_a_broken_one_ends_degraded(
+    moc_factory: Factory, tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    own = tmp_path / "own"
+    own.mkdir()
+    path = Path(shutil.copy(tiny_models["a"], own / "a.gguf"))
+    good = path.read_bytes()
+    moc = start(
+        moc_factory,
+        [{"name": "a", "path": str(path), "ctx": 512, "memory": "30MiB"}],
+        runtimes={"restart_limit": 2},
+    )
+    with httpx.Client(base_url=moc.url) as http:
+        first = load(http, "a")["pid"]
+        psutil.Process(first).kill()
+        wait_for(lambda: model(http, "a")["state"] == "ready" and model(http, "a")["pid"] != first)
+        assert metric(http, "moc_model_restarts_total", model="a") == 1
+        assert complete(runtime_url(model(http, "a")["pid"]))
+
+        path.write_bytes(good[:3000])  # the file breaks under the running model
+        psutil.Process(model(http, "a")["pid"]).kill()
+        wait_for(lambda: model(http, "a")["state"] == "degraded")
+        shown = model(http, "a")
+        assert shown["failures"] == 3
+        assert "exited with status" in shown["last_error"]
+        assert held(http) == 0
+        assert metric(http, "moc_model_status", model="a", state="degraded") == 1
+
+        path.write_bytes(good)
+        assert load(http, "a")["state"] == "ready"  # an operator's load clears it
+
+
+def test_a_runtime_that_cannot_start_reports_its_log(
+    moc_factory: Factory, tiny_models: dict[str, Path]
+) -> None:
+    bad = spec(tiny_models, "a", memory="30MiB", args=["--no-such-flag"])
+    moc = start(moc_factory, [bad])
+    with httpx.Client(base_url=moc.url) as http:
+        refused = http.post("/v1/models/a/load")
+        assert refused.status_code == 503
+        err = refused.json()["error"]
+        assert err["code"] == "load_failed"
+        assert "--no-such-flag" in err["message"]
+        assert model(http, "a")["state"] == "failed"
+        assert held(http) == 0
+        assert metric(http, "moc_model_loads_total", model="a", outcome="failed") == 1
+
+
+def test_idle_models_unload_after_keep_alive(
+    moc_factory: Factory, tiny_models: dict[str, Path]
+) -> None:
+    models = [
+        spec(tiny_models, "a", memory="30MiB", keep_alive="1s"),
+        spec(tiny_models, "b", memory="30MiB", keep_alive=-1),
+    ]
+    moc = start(moc_factory, models)
+    with httpx.Client(base_url=moc.url) as http:
+        load(http, "a")
+        load(http, "b")
+        wait_for(lambda: model(http, "a")["state"] == "stopped", timeout=5)
+        assert model(http, "b")["state"] == "ready"  # keep_alive < 0: never
+        assert metric(http, "moc_model_evictions_total", model="a", reason="idle") == 1
+
+
+def test_preload_models_load_at_boot(moc_factory: Factory, tiny_models: dict[str, Path]) -> None:
+    models = sized(tiny_models)
+    models[1]["preload"] = True
+    moc = start(moc_factory, models)
+    with httpx.Client(base_url=moc.url) as http:
+        wait_for(lambda: model(http, "b")["state"] == "ready")
+        assert model(http, "a")["state"] == "stopped"
+
+
+def test_measured_size_replaces_the_estimate_and_is_remembered(
+    moc_factory: Factory, tiny_models: dict[str, Path]
+) -> None:
+    models = [spec(tiny_models, "a")]
+    moc = start(moc_factory, models, size="1GiB")
+    with httpx.Client(base_url=moc.url) as http:
+        before = model(http, "a")["size"]
+        assert before["source"] == "estimated"
+        assert before["bytes"] == before["estimate"]["total_bytes"]
+        shown = load(http, "a")
+        measured = shown["measured_bytes"]
+        assert measured is not None
+        assert measured > 10 * MIB
+        assert shown["reserved_bytes"] == measured
+        assert held(http) == measured
+        assert shown["size"]["source"] == "measured"
+    assert moc.stop() == 0
+    moc.start()
+    with httpx.Client(base_url=moc.url) as http:
+        remembered = model(http, "a")["size"]
+        assert remembered["source"] == "measured"
+        assert remembered["bytes"] == measured
+
+
+def test_sigterm_stops_every_runtime(moc_factory: Factory, tiny_models: dict[str, Path]) -> None:
+    moc = start(moc_factory, sized(tiny_models))
+    with httpx.Client(base_url=moc.url) as http:
+        pids = [load(http, "a")["pid"], load(http, "b")["pid"]]
+    moc.signal(signal.SIGTERM)
+    assert moc.wait() == 0
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+
+
+def test_after_kill9_a_healthy_runtime_is_adopted(
+    moc_factory: Factory, tiny_models: dict[str, Path]
+) -> None:
+    moc = start(moc_factory, sized(tiny_models))
+    with httpx.Client(base_url=moc.url) as http:
+        pid = load(http, "a")["pid"]
+    moc.kill9()
+    assert psutil.Process(pid).is_running()
+    moc.start()
+    with httpx.Client(base_url=moc.url) as http:
+        shown = model(http, "a")
+        assert (shown["state"], shown["pid"]) == ("ready", pid)
+        assert held(http) == 30 * MIB
+        assert complete(runtime_url(pid))
+    assert '"runtimes_adopted":1' in moc.log()
+
+
+def test_after_kill9_a_runtime_whose_spec_changed_is_stopped(
+    moc_factory: Factory, tiny_models: dict[str, Path]
+) -> None:
+    moc = start(moc_factory, sized(tiny_models))
+    with httpx.Client(base_url=moc.url) as http:
+        pid = load(http, "a")["pid"]
+    moc.kill9()
+    moc.config_path.write_text(moc.config_path.read_text().replace("ctx: 512", "ctx: 1024", 1))
+    moc.start()
+    with httpx.Client(base_url=moc.url) as http:
+        assert model(http, "a")["state"] == "stopped"
+        assert held(http) == 0
+    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie")
+    assert '"runtimes_stopped":1' in moc.log()
+
+
+def test_cli_load_ps_unload(moc_factory: Factory, tiny_models: dict[str, Path]) -> None:
+    moc = start(moc_factory, sized(tiny_models))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "moc", *args, "--url", moc.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    loaded = cli("load", "b")
+    assert loaded.returncode == 0, loaded.stderr
+    assert "b: ready on host" in loaded.stdout
+    assert "35.0 MiB (configured)" in loaded.stdout
+    ps = cli("ps")
+    assert "b" in ps.stdout
+    assert "ready" in ps.stdout
+    assert "35.0 MiB" in ps.stdout
+    listing = cli("models", "--json")
+    assert [m["id"] for m in json.loads(listing.stdout)] == ["a", "b", "c"]
+    gone = cli("unload", "b")
+    assert gone.stdout.strip() == "b: unloaded"
+    missing = cli("load", "zzz")
+    assert missing.returncode == 1
+    assert "model 'zzz' is not in the catalog" in missing.stderr
