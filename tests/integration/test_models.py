@@ -392,3 +392,36 @@ def test_cli_load_ps_unload(moc_factory: Factory, tiny_models: dict[str, Path]) 
     missing = cli("load", "zzz")
     assert missing.returncode == 1
     assert "model 'zzz' is not in the catalog" in missing.stderr
+
+
+def test_out_of_memory_is_counted_and_plans_more_next_time(
+    moc_factory: Factory, tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    # No GPU here to run out of: a stand-in for llama-server that fails the way
+    # llama.cpp's CUDA backend reports it.
+    server = tmp_path / "llama-server"
+    server.write_text(
+        "#!/bin/sh\n"
+        "echo 'ggml_backend_cuda_buffer_type_alloc_buffer: allocating 4096.00 MiB on device 0:"
+        " cudaMalloc failed: out of memory'\n"
+        "exit 1\n"
+    )
+    server.chmod(0o755)
+    moc = start(
+        moc_factory,
+        [spec(tiny_models, "a")],
+        size="1GiB",
+        runtimes={"llamacpp": {"server": str(server)}},
+    )
+    with httpx.Client(base_url=moc.url) as http:
+        planned = model(http, "a")["size"]["bytes"]
+        refused = http.post("/v1/models/a/load")
+        assert refused.status_code == 503
+        err = refused.json()["error"]
+        assert err["code"] == "load_failed"
+        assert err["details"]["out_of_memory"] is True
+        assert "cudaMalloc failed: out of memory" in err["message"]
+        assert metric(http, "moc_model_ooms_total", model="a") == 1
+        after = model(http, "a")["size"]
+        assert after["source"] == "measured"
+        assert after["bytes"] == int(planned * 1.25)

@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,26 +37,28 @@ class Launch:
 class RuntimeProcess:
     """A process moc started (``child``) or found again (``adopted``).
 
-    Children are waited on through asyncio; adopted processes are not moc's
-    children, so their exit is noticed by polling.
+    Children are started with :class:`subprocess.Popen`, which uses vfork:
+    about 0.5 ms, where a fork of the daemon (uvloop's way) copies its page
+    tables and costs ~20 ms per start. Exits are noticed through a pidfd on
+    the event loop, for children and adopted processes alike.
     """
 
-    def __init__(self, pid: int, child: asyncio.subprocess.Process | None) -> None:
+    def __init__(self, pid: int, child: subprocess.Popen[bytes] | None) -> None:
         self.pid = pid
         self._child = child
 
     @classmethod
-    async def start(cls, launch: Launch, log_path: Path) -> RuntimeProcess:
+    def start(cls, launch: Launch, log_path: Path) -> RuntimeProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             log.write(f"--- moc: starting at {stamp}: {' '.join(launch.argv)}\n".encode())
             log.flush()
-            child = await asyncio.create_subprocess_exec(
-                *launch.argv,
-                stdin=asyncio.subprocess.DEVNULL,
+            child = subprocess.Popen(
+                launch.argv,
+                stdin=subprocess.DEVNULL,
                 stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
+                stderr=subprocess.STDOUT,
                 env={**os.environ, **launch.env},
                 start_new_session=True,  # its own process group, so stop reaches its children
             )
@@ -68,16 +71,15 @@ class RuntimeProcess:
     @property
     def returncode(self) -> int | None:
         if self._child is not None:
-            return self._child.returncode
+            return self._child.poll()
         return None if _alive(self.pid) else -1
 
     async def wait(self) -> int:
         """Until the process exits; its exit status (-1 when not known)."""
+        if self.returncode is None:
+            await _exited(self.pid)
         if self._child is not None:
-            return await self._child.wait()
-        # Not our child: there is nothing to wait on but its existence.
-        while _alive(self.pid):  # noqa: ASYNC110
-            await asyncio.sleep(0.25)
+            return self._child.wait()
         return -1
 
     async def stop(self, grace_s: float) -> None:
@@ -90,6 +92,31 @@ class RuntimeProcess:
             await asyncio.wait_for(self.wait(), grace_s)
         _signal_group(self.pid, signal.SIGKILL)
         await self.wait()
+
+
+async def _exited(pid: int) -> None:
+    """Until ``pid`` exits (it need not be our child)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except (AttributeError, OSError):  # no pidfd (not Linux ≥ 5.3): look now and then
+        while _alive(pid):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        return
+    loop = asyncio.get_running_loop()
+    gone = loop.create_future()
+
+    def readable() -> None:
+        if not gone.done():
+            gone.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await gone
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
 
 
 def _alive(pid: int) -> bool:

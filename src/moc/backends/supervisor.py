@@ -33,7 +33,7 @@ from moc.telemetry.logs import event
 
 log = logging.getLogger(__name__)
 
-READY_POLL_FAST_S = 0.005  # first second: a tight poll keeps moc's share of a cold load small
+READY_POLL_FAST_S = 0.001  # first second: a tight poll keeps moc's share of a cold load small
 READY_POLL_S = 0.05
 
 
@@ -79,7 +79,7 @@ class Supervisor:
         self.port: int | None = None
         self.failures = 0
         self.last_error: str | None = None
-        self.ready_at: float | None = None
+        self.runtime_start_s: float | None = None  # spawn → /health 200, the last start
         self._changed = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
 
@@ -131,7 +131,6 @@ class Supervisor:
     def _became_ready(self, reason: str) -> None:
         self.failures = 0
         self.last_error = None
-        self.ready_at = time.monotonic()
         self._to(State.READY, reason)
         self._watcher = asyncio.create_task(self._watch(), name=f"watch {self.model}")
 
@@ -139,15 +138,17 @@ class Supervisor:
         launch = self._make_launch()
         self.port = launch.port
         try:
-            self.process = await RuntimeProcess.start(launch, self.log_path)
+            self.process = RuntimeProcess.start(launch, self.log_path)
         except OSError as exc:
             raise LoadFailed(
                 f"model {self.model}: cannot start {launch.argv[0]}: {exc.strerror}",
                 model=self.model,
             ) from exc
+        spawned = time.monotonic()
         self._on_started(self)
         try:
             await asyncio.wait_for(self._until_healthy(self.process), self._policy.ready_timeout_s)
+            self.runtime_start_s = time.monotonic() - spawned
         except TimeoutError:
             await self.process.stop(self._policy.stop_grace_s)
             raise self._failure(

@@ -71,6 +71,10 @@ def model_view(slot: Slot, unload_in_s: float | None, started_at: float) -> dict
         "pinned": spec.pinned,
         "keep_alive_s": spec.keep_alive,
         "unload_in_s": None if unload_in_s is None else round(unload_in_s, 1),
+        "load_s": None if slot.load_s is None else round(slot.load_s, 4),
+        "runtime_start_s": None
+        if sup is None or sup.runtime_start_s is None
+        else round(sup.runtime_start_s, 4),
         "failures": sup.failures if sup else 0,
         "last_error": sup.last_error if sup else None,
     }

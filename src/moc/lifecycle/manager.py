@@ -261,6 +261,7 @@ class ModelManager:
                 planned=format_size(slot.sizing.bytes) if slot.sizing else None,
                 planned_from=slot.sizing.source if slot.sizing else None,
                 load_ms=round(slot.load_s * 1000, 1),
+                runtime_start_ms=round((sup.runtime_start_s or 0.0) * 1000, 1),
             )
             return self._handle(slot)
         finally:

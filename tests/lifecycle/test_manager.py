@@ -1,0 +1,106 @@
+"""The model manager in-process, with real runtimes: what only a request in
+flight can show (the gateway will hold models through ``use``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from moc.backends.state import State
+from moc.clock import SystemClock
+from moc.config import Config
+from moc.daemon import build_models
+from moc.devices.host import HostProbe
+from moc.devices.probe import DeviceInfo, DeviceProbe
+from moc.errors import ModelNotFound
+from moc.leases.service import LeaseService
+from moc.ledger import Ledger
+from moc.lifecycle.manager import ModelManager
+from moc.store.leases import LeaseStore
+from moc.store.models import ModelStore
+from moc.store.sqlite import Database
+from moc.telemetry.metrics import Metrics
+
+MIB = 1024 * 1024
+pytestmark = pytest.mark.usefixtures("no_stray_runtimes")
+
+
+@pytest.fixture
+async def manager_for(tmp_path: Path, tiny_models: dict[str, Path]) -> AsyncIterator[Any]:
+    made: list[tuple[ModelManager, Database]] = []
+
+    def make(models: list[dict[str, Any]], budget_mib: int = 100) -> tuple[ModelManager, Ledger]:
+        config = Config(
+            data_dir=tmp_path,
+            models=[{"ctx": 512, "path": str(tiny_models[m["name"]]), **m} for m in models],  # type: ignore[arg-type]
+        )
+        ledger = Ledger()
+        total = budget_mib * MIB
+        ledger.add_device("host", "host", total, 0.9)
+        info = DeviceInfo(id="host", kind="host", name="host memory", total=total)
+        db = Database(tmp_path / f"moc{len(made)}.db")
+        metrics = Metrics()
+        leases = LeaseService(ledger, LeaseStore(db), SystemClock(), metrics, config.leases)
+        probes: list[DeviceProbe] = [HostProbe([("host", total)])]
+        manager = build_models(
+            config, ledger, [info], probes, ModelStore(db), SystemClock(), metrics, leases
+        )
+        manager.start()
+        made.append((manager, db))
+        return manager, ledger
+
+    yield make
+    for manager, db in made:
+        await manager.close()
+        db.close()
+
+
+async def test_a_model_in_use_is_not_evicted_an_idle_one_is(manager_for: Any) -> None:
+    manager, _ = manager_for(
+        [{"name": n, "memory": f"{m}MiB"} for n, m in (("a", 30), ("b", 35), ("c", 40))]
+    )
+    async with manager.use("a"):  # a is older, but busy
+        await manager.ensure_loaded("b")
+        await asyncio.sleep(0.5)
+        await manager.ensure_loaded("c")
+        states = {s.spec.name: s.state for s in manager.slots()}
+        assert states == {"a": State.READY, "b": State.STOPPED, "c": State.READY}
+
+
+async def test_waits_for_requests_to_drain_only_when_nothing_else_frees_room(
+    manager_for: Any,
+) -> None:
+    manager, ledger = manager_for(
+        [{"name": "a", "memory": "50MiB"}, {"name": "b", "memory": "50MiB"}]
+    )
+    async with manager.use("a"):
+        loading = asyncio.create_task(manager.ensure_loaded("b"))
+        await asyncio.sleep(0.5)
+        assert not loading.done()  # a is busy; b waits instead of failing
+        assert manager.slot("a").state is State.READY
+    handle = await asyncio.wait_for(loading, 30)
+    assert handle.name == "b"
+    assert manager.slot("a").state is State.STOPPED
+    assert ledger.view("host").held == 50 * MIB
+
+
+async def test_a_ready_model_is_handed_out_while_another_loads(manager_for: Any) -> None:
+    manager, _ = manager_for([{"name": "a", "memory": "30MiB"}, {"name": "b", "memory": "30MiB"}])
+    await manager.ensure_loaded("a")
+    other = asyncio.create_task(manager.ensure_loaded("b"))
+    await asyncio.sleep(0)  # b's load has begun
+    handle = await manager.ensure_loaded("a")
+    assert handle.name == "a"
+    assert not other.done()  # a was answered while b was still loading
+    assert manager.slot("b").state in (State.STOPPED, State.STARTING)
+    await other
+
+
+async def test_unknown_model_is_refused(manager_for: Any) -> None:
+    manager, _ = manager_for([{"name": "a"}])
+    with pytest.raises(ModelNotFound, match="known: a"):
+        await manager.ensure_loaded("zzz")
