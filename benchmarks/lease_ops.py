@@ -232,11 +232,13 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, round(q * (len(values) - 1)))] * 1000
 
 
-def start_moc(tmp: Path) -> tuple[subprocess.Popen[bytes], int, int]:
+def start_moc(tmp: Path, extra_config: str = "") -> tuple[subprocess.Popen[bytes], int, int]:
+    """``moc serve`` with one 4 GiB host device and quiet logs, plus ``extra_config``."""
     http_port, grpc_port = free_port(), free_port()
     config = tmp / "moc.yaml"
     config.write_text(
         "devices: {nvml: 'off', host: [{id: host, size: 4GiB}]}\nlog: {level: warning}\n"
+        + extra_config
     )
     proc = subprocess.Popen(
         [

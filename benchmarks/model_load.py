@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lease_ops import free_port, wait_port
+from lease_ops import free_port, start_moc
 
 from moc.backends.llamacpp import launch, resolve_server
 from moc.config import LlamaCppConfig
@@ -90,34 +89,11 @@ def main() -> None:
     device = DeviceInfo(id="host", kind="host", name="host memory", total=4 << 30)
     server = resolve_server("xllamacpp")
 
-    config = tmp / "moc.yaml"
-    config.write_text(
-        "devices: {nvml: 'off', host: [{id: host, size: 4GiB}]}\nlog: {level: warning}\n"
-        f"models: [{{name: bench, path: '{model}', ctx: 512}}]\n"
-    )
-    port = free_port()
-    moc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "moc",
-            "serve",
-            "--config",
-            str(config),
-            "--data-dir",
-            str(tmp / "data"),
-            "--http-port",
-            str(port),
-            "--grpc-port",
-            "0",
-        ],
-        stdin=subprocess.DEVNULL,
-    )
+    moc, port, _ = start_moc(tmp, f"models: [{{name: bench, path: '{model}', ctx: 512}}]\n")
     bare: list[float] = []
     via_moc: list[float] = []
     share: list[float] = []
     try:
-        wait_port(port)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
             moc_once(http, "bench")  # warm: the file's facts are read once
             for _ in range(args.rounds):

@@ -35,6 +35,14 @@ from moc.fields import Size
 from moc.models.spec import ModelSpec
 
 
+def _no_repeats(keys: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            raise ValueError(f"{what} {key!r} is declared twice")
+        seen.add(key)
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -64,11 +72,7 @@ class DevicesConfig(Section):
     @field_validator("host")
     @classmethod
     def _unique_ids(cls, devices: list[HostDeviceConfig]) -> list[HostDeviceConfig]:
-        seen: set[str] = set()
-        for d in devices:
-            if d.id in seen:
-                raise ValueError(f"device id {d.id!r} is declared twice")
-            seen.add(d.id)
+        _no_repeats([d.id for d in devices], "device id")
         return devices
 
 
@@ -138,11 +142,7 @@ class Config(BaseSettings):
     @field_validator("models")
     @classmethod
     def _unique_names(cls, models: list[ModelSpec]) -> list[ModelSpec]:
-        seen: set[str] = set()
-        for m in models:
-            if m.name in seen:
-                raise ValueError(f"model name {m.name!r} is declared twice")
-            seen.add(m.name)
+        _no_repeats([m.name for m in models], "model name")
         return models
 
     @classmethod
