@@ -148,7 +148,7 @@ def runtimes_using(folder: Path) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if "xllamacpp_server" in cmdline and str(folder) in cmdline:
+        if "--model" in cmdline and str(folder) in cmdline:
             found.append(proc)
     return found
 

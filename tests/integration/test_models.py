@@ -4,6 +4,7 @@ llama.cpp servers (the xllamacpp runtime) on tiny GGUF models."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -22,6 +23,10 @@ import pytest
 from tests.conftest import MIB, MocProcess
 
 pytestmark = pytest.mark.usefixtures("no_stray_runtimes")
+
+# A llama.cpp build's llama-server, for the test of that runtime (not in CI:
+# building llama.cpp takes minutes); see the README.
+LLAMA_SERVER = os.environ.get("LLAMA_SERVER_BIN")
 
 Factory = Callable[..., MocProcess]
 
@@ -425,3 +430,16 @@ def test_out_of_memory_is_counted_and_plans_more_next_time(
         after = model(http, "a")["size"]
         assert after["source"] == "measured"
         assert after["bytes"] == int(planned * 1.25)
+
+
+@pytest.mark.skipif(not LLAMA_SERVER, reason="set LLAMA_SERVER_BIN to a llama-server executable")
+def test_the_llama_server_executable_runs_models(
+    moc_factory: Factory, tiny_models: dict[str, Path]
+) -> None:
+    moc = start(moc_factory, sized(tiny_models), runtimes={"llamacpp": {"server": LLAMA_SERVER}})
+    with httpx.Client(base_url=moc.url) as http:
+        shown = load(http, "a")
+        assert Path(psutil.Process(shown["pid"]).cmdline()[0]).name == "llama-server"
+        text = complete(runtime_url(shown["pid"]))
+        assert all(0x20 <= ord(ch) < 0x7F for ch in text)
+        assert http.post("/v1/models/a/unload").json()["unloaded"] is True
