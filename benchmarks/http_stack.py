@@ -12,7 +12,6 @@ like a lease acquire (parse a JSON body, validate, answer JSON) on:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import multiprocessing as mp
 import socket
 import sys
@@ -20,7 +19,7 @@ import time
 from typing import Any
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from loadgen import run_in_process
+from loadgen import run_in_process, serve_constant
 
 BODY = b'{"bytes": 1048576, "ttl_s": 30, "holder": "bench"}'
 
@@ -44,38 +43,7 @@ def _model() -> Any:
 
 
 def serve_raw(port: int) -> None:
-    import uvloop
-
-    response = (
-        b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n"
-        b'content-length: 12\r\n\r\n{"id":"abc"}'
-    )
-
-    class Proto(asyncio.Protocol):
-        def connection_made(self, transport: Any) -> None:
-            self.t = transport
-            self.buf = b""
-
-        def data_received(self, data: bytes) -> None:
-            self.buf += data
-            while True:
-                head, sep, rest = self.buf.partition(b"\r\n\r\n")
-                if not sep:
-                    return
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                if len(rest) < length:
-                    return
-                self.buf = rest[length:]
-                self.t.write(response)
-
-    async def main() -> None:
-        server = await asyncio.get_running_loop().create_server(Proto, "127.0.0.1", port)
-        await server.serve_forever()
-
-    uvloop.run(main())
+    serve_constant(port, b"201 Created", b'{"id":"abc"}')
 
 
 def serve_starlette(port: int) -> None:

@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from loadgen import serve_constant  # noqa: E402
+
 OPS = ("acquire", "renew", "release")
 
 
@@ -52,41 +55,7 @@ def wait_port(port: int, timeout: float = 20) -> None:
 
 # --- the ceiling ---------------------------------------------------------------
 def serve_trivial(port: int) -> None:
-    import uvloop
-
-    body = b'{"id":"0123456789abcdef","fencing_token":1}'
-    response = (
-        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-        + str(len(body)).encode()
-        + b"\r\n\r\n"
-        + body
-    )
-
-    class Proto(asyncio.Protocol):
-        def connection_made(self, transport: Any) -> None:
-            self.t = transport
-            self.buf = b""
-
-        def data_received(self, data: bytes) -> None:
-            self.buf += data
-            while True:
-                head, sep, rest = self.buf.partition(b"\r\n\r\n")
-                if not sep:
-                    return
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line[:15].lower() == b"content-length:":
-                        length = int(line[15:])
-                if len(rest) < length:
-                    return
-                self.buf = rest[length:]
-                self.t.write(response)
-
-    async def main() -> None:
-        server = await asyncio.get_running_loop().create_server(Proto, "127.0.0.1", port)
-        await server.serve_forever()
-
-    uvloop.run(main())
+    serve_constant(port, b"200 OK", b'{"id":"0123456789abcdef","fencing_token":1}')
 
 
 def serve_trivial_grpc(port: int) -> None:

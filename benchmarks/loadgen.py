@@ -102,3 +102,45 @@ def run_in_process(
     result: Result = parent.recv()
     proc.join()
     return result
+
+
+def serve_constant(port: int, status: bytes, body: bytes) -> None:
+    """An HTTP/1.1 server that reads each request and answers ``body``: no
+    parsing beyond framing, no state — the ceiling of a machine and a client.
+    Runs until killed (in its own process)."""
+    import uvloop
+
+    response = (
+        b"HTTP/1.1 "
+        + status
+        + b"\r\ncontent-type: application/json\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+
+    class Proto(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.t = transport
+            self.buf = b""
+
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            while True:
+                head, sep, rest = self.buf.partition(b"\r\n\r\n")
+                if not sep:
+                    return
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                if len(rest) < length:
+                    return
+                self.buf = rest[length:]
+                self.t.write(response)
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(Proto, "127.0.0.1", port)
+        await server.serve_forever()
+
+    uvloop.run(main())
