@@ -26,7 +26,7 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 
@@ -85,7 +85,6 @@ class Slot:
     load_s: float | None = None  # the last cold load, start to ready
     loading: asyncio.Task[Handle] | None = None
     stopping: asyncio.Task[None] | None = None
-    explicit: bool = field(default=False)
 
     @property
     def state(self) -> State:
@@ -190,7 +189,7 @@ class ModelManager:
                 await asyncio.shield(slot.loading)
                 continue
             if sup is not None and sup.state in (State.STOPPING, State.STARTING, State.BACKOFF):
-                await self._wait_change(slot)
+                await sup.changed()
                 continue
             if sup is not None and sup.state is State.DEGRADED and not explicit:
                 raise ModelDegraded(
@@ -605,10 +604,6 @@ class ModelManager:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
-
-    async def _wait_change(self, slot: Slot) -> None:
-        assert slot.supervisor is not None
-        await slot.supervisor.changed()
 
 
 def _retrieve(task: asyncio.Task[Handle]) -> None:

@@ -44,9 +44,6 @@ class Catalog:
         self._store = store
         self._facts: dict[str, tuple[str, GgufFacts]] = {}
 
-    def names(self) -> list[str]:
-        return list(self._specs)
-
     def specs(self) -> list[ModelSpec]:
         return list(self._specs.values())
 
