@@ -26,6 +26,9 @@ class Result:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    non_2xx: int = 0  # answered, counted above (below 500), but not 2xx
+    ttfb_p50_ms: float = float("nan")  # to the first body bytes; only with ``ttfb=True``
+    ttfb_p99_ms: float = float("nan")
 
     @property
     def rps(self) -> float:
@@ -40,10 +43,17 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 async def _run(
-    url: str, method: str, body: bytes | None, concurrency: int, seconds: float, warmup: float
+    url: str,
+    method: str,
+    body: bytes | None,
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+    ttfb: bool = False,
 ) -> Result:
     latencies: list[float] = []
-    errors = 0
+    firsts: list[float] = []
+    errors = non_2xx = 0
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     headers = {"content-type": "application/json"} if body is not None else {}
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -51,13 +61,19 @@ async def _run(
         stop_at = start_at + seconds
 
         async def worker() -> None:
-            nonlocal errors
+            nonlocal errors, non_2xx
             while True:
                 t0 = time.perf_counter()
                 if t0 >= stop_at:
                     return
+                first = t0
+                status = 0
                 try:
                     async with session.request(method, url, data=body, headers=headers) as resp:
+                        status = resp.status
+                        if ttfb:
+                            await resp.content.readany()
+                            first = time.perf_counter()
                         await resp.read()
                         ok = resp.status < 500
                 except aiohttp.ClientError:
@@ -66,11 +82,15 @@ async def _run(
                 if t0 >= start_at:
                     if ok:
                         latencies.append((t1 - t0) * 1000)
+                        non_2xx += not 200 <= status < 300
+                        if ttfb:
+                            firsts.append((first - t0) * 1000)
                     else:
                         errors += 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     latencies.sort()
+    firsts.sort()
     return Result(
         requests=len(latencies),
         errors=errors,
@@ -78,6 +98,9 @@ async def _run(
         p50_ms=statistics.median(latencies) if latencies else float("nan"),
         p95_ms=percentile(latencies, 0.95),
         p99_ms=percentile(latencies, 0.99),
+        non_2xx=non_2xx,
+        ttfb_p50_ms=statistics.median(firsts) if firsts else float("nan"),
+        ttfb_p99_ms=percentile(firsts, 0.99),
     )
 
 
@@ -93,10 +116,12 @@ def run_in_process(
     concurrency: int = 1,
     seconds: float = 5.0,
     warmup: float = 1.0,
+    ttfb: bool = False,
 ) -> Result:
+    """``ttfb``: also time each request to the first bytes of its body."""
     parent, child = mp.Pipe()
     proc = mp.get_context("spawn").Process(
-        target=_child, args=(child, (url, method, body, concurrency, seconds, warmup))
+        target=_child, args=(child, (url, method, body, concurrency, seconds, warmup, ttfb))
     )
     proc.start()
     result: Result = parent.recv()

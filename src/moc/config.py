@@ -114,6 +114,75 @@ class RuntimesConfig(Section):
     demo_models: bool = Field(True, description="with no models declared, serve tiny demo models")
 
 
+class QueueConfig(Section):
+    """One priority's queue: how many requests may wait, and for how long."""
+
+    max_waiting: int = Field(ge=0, le=1_000_000, description="0 refuses this priority")
+    timeout_s: float = Field(gt=0, le=86400, description="wait longer → 503 queue_timeout")
+
+
+QUEUE_DEFAULTS = {
+    "high": {"max_waiting": 256, "timeout_s": 60.0},
+    "normal": {"max_waiting": 1024, "timeout_s": 300.0},
+    "low": {"max_waiting": 4096, "timeout_s": 900.0},
+}
+
+
+class QueuesConfig(Section):
+    high: QueueConfig = QueueConfig(**QUEUE_DEFAULTS["high"])
+    normal: QueueConfig = QueueConfig(**QUEUE_DEFAULTS["normal"])
+    low: QueueConfig = QueueConfig(**QUEUE_DEFAULTS["low"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_in(cls, values: Any) -> Any:
+        """A priority given in part keeps its own defaults for the rest."""
+        if not isinstance(values, dict):
+            return values
+        return {
+            key: {**QUEUE_DEFAULTS[key], **value}
+            if key in QUEUE_DEFAULTS and isinstance(value, dict)
+            else value
+            for key, value in values.items()
+        }
+
+
+
+class GatewayConfig(Section):
+    queues: QueuesConfig = QueuesConfig()
+    aging_s: float = Field(
+        30.0, gt=0, le=86400, description="a waiting request rises one priority per aging_s"
+    )
+    group_wait_s: float = Field(
+        2.0,
+        ge=0,
+        le=3600,
+        description="how long a request that needs a swap may wait while loaded models "
+        "serve their queued requests first",
+    )
+    max_in_flight: int = Field(512, ge=1, le=100_000, description="all models together")
+    max_body: Size = Field(32 * 1024 * 1024, description="largest inference request body")
+    upstream_timeout_s: float = Field(600.0, gt=0, le=86400)
+    breaker_failures: int = Field(
+        5, ge=1, le=10_000, description="consecutive backend failures that open the breaker"
+    )
+    breaker_open_s: float = Field(
+        10.0, gt=0, le=3600, description="how long it stays open before one probe"
+    )
+    retry_once: bool = Field(
+        True, description="retry a non-streaming request once if its backend died before answering"
+    )
+
+
+class JobsConfig(Section):
+    max_queued: int = Field(
+        100_000, ge=0, le=10_000_000, description="accepted jobs not yet finished"
+    )
+    keep_s: float = Field(
+        7 * 86400.0, gt=0, le=365 * 86400, description="finished jobs are deleted after this"
+    )
+
+
 class LogConfig(Section):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -137,6 +206,8 @@ class Config(BaseSettings):
     leases: LeasesConfig = LeasesConfig()
     log: LogConfig = LogConfig()
     runtimes: RuntimesConfig = RuntimesConfig()
+    gateway: GatewayConfig = GatewayConfig()
+    jobs: JobsConfig = JobsConfig()
     models: list[ModelSpec] = Field(default_factory=list)
 
     @field_validator("models")

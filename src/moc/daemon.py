@@ -37,17 +37,23 @@ from moc.clock import SystemClock
 from moc.config import Config
 from moc.devices import discover
 from moc.devices.probe import DeviceInfo, DeviceProbe
+from moc.dispatch.service import Dispatcher
+from moc.dispatch.upstream import Upstream
 from moc.errors import ConfigError
 from moc.gateway.grpc.server import GrpcServer
 from moc.gateway.http.app import build_app
+from moc.jobs.runner import JobRunner
 from moc.leases.service import LeaseService
 from moc.ledger import Ledger
 from moc.lifecycle.manager import ModelManager
 from moc.models.catalog import Catalog
 from moc.models.demo import demo_catalog
 from moc.monitor import DeviceMonitor
+from moc.scheduler.task import Scheduler
+from moc.scheduler.waiting import Limits, Priority
 from moc.services import Services
 from moc.store.datadir import DataDir
+from moc.store.jobs import JobStore
 from moc.store.leases import LeaseStore
 from moc.store.models import ModelStore
 from moc.store.sqlite import Database
@@ -110,6 +116,24 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
     leases = LeaseService(ledger, LeaseStore(db), clock, metrics, config.leases)
     restored, expired_while_down = leases.restore()
     models = build_models(config, ledger, devices, probes, ModelStore(db), clock, metrics, leases)
+    scheduler = Scheduler(Limits.of(config.gateway), models.scheduling_facts, clock)
+    models.on_change(scheduler.poke)
+    upstream = Upstream(config.gateway.upstream_timeout_s)
+    dispatcher = Dispatcher(models, scheduler, upstream, config.gateway, clock, metrics)
+    jobs = JobRunner(
+        JobStore(db),
+        dispatcher,
+        models,
+        clock,
+        metrics,
+        config.jobs,
+        window=min(4096, max(64, 2 * config.gateway.max_in_flight)),
+    )
+    metrics.watch_gateway(
+        lambda: {p.label: scheduler.room.depth(p) for p in Priority},
+        lambda: scheduler.room.in_flight,
+        lambda: {m: int(state) for m, state in dispatcher.breaker_states().items()},
+    )
     services = Services(
         config=config,
         clock=clock,
@@ -117,6 +141,9 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
         devices=devices,
         leases=leases,
         models=models,
+        scheduler=scheduler,
+        dispatcher=dispatcher,
+        jobs=jobs,
         metrics=metrics,
         started_at=clock.now(),
     )
@@ -184,6 +211,8 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
     adopted, stopped_orphans = await models.recover()
     leases.start()
     models.start()
+    scheduler.start()
+    jobs_requeued, jobs_failed = jobs.start()
     monitor.start()
     if grpc_server is not None:
         await grpc_server.start()
@@ -205,6 +234,8 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
         models=len(models.slots()),
         runtimes_adopted=adopted,
         runtimes_stopped=stopped_orphans,
+        jobs_requeued=jobs_requeued,
+        jobs_failed_on_restart=jobs_failed,
         startup_ms=round((time.monotonic() - started) * 1000, 1),
     )
 
@@ -219,6 +250,8 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
     t0 = time.monotonic()
     services.draining = True
     turned_away = await leases.close()
+    await jobs.close()
+    await scheduler.close()
     uv.should_exit = True
     stops = [http_task]
     if grpc_server is not None:
@@ -226,6 +259,7 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
     await asyncio.gather(*stops, return_exceptions=True)
     preload.cancel()
     await models.close()
+    await upstream.close()
     await monitor.close()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)

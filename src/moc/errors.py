@@ -11,6 +11,7 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
     ├── NotFound                      not_found
     │   ├── DeviceNotFound            device_not_found
     │   ├── ModelNotFound             model_not_found
+    │   ├── JobNotFound               job_not_found
     │   └── LeaseNotFound             lease_not_found
     │       ├── LeaseExpired          lease_expired
     │       └── LeaseReleased         lease_released
@@ -22,9 +23,11 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
     ├── Unavailable                   unavailable
     │   ├── ShuttingDown              shutting_down
     │   ├── StoreUnavailable          store_unavailable
+    │   ├── QueueTimeout              queue_timeout
     │   └── BackendUnavailable        backend_unavailable
     │       ├── LoadFailed            load_failed
-    │       └── ModelDegraded         model_degraded
+    │       ├── ModelDegraded         model_degraded
+    │       └── CircuitOpen           circuit_open
     └── ConfigError                   config_error (startup only)
 """
 
@@ -72,6 +75,10 @@ class DeviceNotFound(NotFound):
 
 class ModelNotFound(NotFound):
     code = "model_not_found"
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
 
 
 class LeaseNotFound(NotFound):
@@ -139,6 +146,12 @@ class StoreUnavailable(Unavailable):
     code = "store_unavailable"
 
 
+class QueueTimeout(Unavailable):
+    """The request waited in the queue past its deadline and was not sent."""
+
+    code = "queue_timeout"
+
+
 class BackendUnavailable(Unavailable):
     """A model's runtime is not serving (stopping, restarting, or gone)."""
 
@@ -155,6 +168,16 @@ class ModelDegraded(BackendUnavailable):
     """The model failed too many times in a row; an operator must load it again."""
 
     code = "model_degraded"
+
+
+class CircuitOpen(BackendUnavailable):
+    """The model's backend failed repeatedly; requests fail fast until a probe succeeds."""
+
+    code = "circuit_open"
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0, **details: Any) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **details)
+        self.retry_after_s = retry_after_s
 
 
 class ConfigError(MocError):
@@ -178,7 +201,7 @@ def from_code(code: str, message: str, details: dict[str, Any] | None = None) ->
     cls = _BY_CODE.get(code, MocError)
     err = MocError.__new__(cls)
     MocError.__init__(err, message, **(details or {}))
-    if isinstance(err, InsufficientMemory | QueueFull):
+    if isinstance(err, InsufficientMemory | QueueFull | CircuitOpen):
         err.retry_after_s = float((details or {}).get("retry_after_s", 1.0))
     if isinstance(err, InvalidRequest):
         err.field = str((details or {}).get("field", ""))

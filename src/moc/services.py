@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from moc.clock import Clock
 from moc.config import Config
 from moc.devices.probe import DeviceInfo
+from moc.dispatch.service import Dispatcher
+from moc.jobs.runner import JobRunner
 from moc.leases.service import LeaseService
 from moc.leases.validate import TtlLimits
 from moc.ledger import Ledger
 from moc.lifecycle.manager import ModelManager
+from moc.scheduler.task import Scheduler
 from moc.telemetry.metrics import Metrics
 
 
@@ -26,6 +29,9 @@ class Services:
     devices: list[DeviceInfo]
     leases: LeaseService
     models: ModelManager
+    scheduler: Scheduler
+    dispatcher: Dispatcher
+    jobs: JobRunner
     metrics: Metrics
     started_at: float
     limits: TtlLimits = field(init=False)

@@ -24,8 +24,9 @@ from typing import Any
 FLAGS = (
     "--model/-m, --host, --port, --ctx-size/-c, --parallel/-np, --threads/-t, "
     "--n-gpu-layers/-ngl, --lora, --alias/-a, --batch-size/-b, --ubatch-size/-ub, "
-    "--embedding, --no-warmup"
+    "--embedding, --pooling, --no-warmup"
 )
+POOLING = ("none", "mean", "cls", "last", "rank")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", "-b", type=int)
     p.add_argument("--ubatch-size", "-ub", type=int)
     p.add_argument("--embedding", "--embeddings", action="store_true")
+    p.add_argument("--pooling", choices=POOLING)
     p.add_argument("--no-warmup", action="store_true")
     return p
 
@@ -79,6 +81,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.ubatch_size:
         params.n_ubatch = args.ubatch_size
     params.embedding = args.embedding
+    if args.pooling:
+        params.pooling_type = getattr(
+            xlc.llama_pooling_type, f"LLAMA_POOLING_TYPE_{args.pooling.upper()}"
+        )
+
     params.warmup = not args.no_warmup
 
     try:

@@ -20,7 +20,8 @@ from moc.cli.render import (
     out,
     ps_table,
 )
-from moc.errors import ConfigError, MocError
+from moc.cli.submit import follow, plans, show_failures, submit_all, summary
+from moc.errors import ConfigError, InvalidRequest, MocError
 from moc.sdk.client import Client
 from moc.units import format_size, parse_size
 
@@ -179,6 +180,70 @@ def unload(
         out.print(f"{name}: unloaded", highlight=False)
     else:
         out.print(f"{name}: was not loaded", highlight=False)
+
+
+@app.command()
+def submit(
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Default: the first model moc lists.")
+    ] = None,
+    prompt: Annotated[str | None, typer.Option("--prompt", help="Default: a stock prompt.")] = None,
+    priority: Annotated[
+        str | None, typer.Option("--priority", "-p", help="high, normal or low.")
+    ] = None,
+    batch: Annotated[bool, typer.Option("--batch", help="A fixed batch of 4 jobs.")] = False,
+    random_n: Annotated[
+        int | None, typer.Option("--random", help="N jobs, random models and priorities.")
+    ] = None,
+    spam: Annotated[
+        int | None, typer.Option("--spam", help="N jobs as fast as possible; no waiting.")
+    ] = None,
+    delay: Annotated[float, typer.Option("--delay", help="Seconds between submissions.")] = 0.0,
+    max_tokens: Annotated[int, typer.Option("--max-tokens")] = 32,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", "--no-check", help="Do not wait for results.")
+    ] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Give up waiting after.")] = 600.0,
+    seed: Annotated[int | None, typer.Option("--seed", help="For --random.")] = None,
+    url: UrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue async jobs and wait for their results (with a progress bar)."""
+    counts = [n for n in (random_n, spam) if n is not None]
+    if len(counts) + batch > 1:
+        fail(InvalidRequest("--batch/--random/--spam", "choose one"))
+    if any(n < 1 for n in counts):
+        fail(InvalidRequest("--random/--spam", "must be at least 1", value=counts[0]))
+    client = _client(url)
+    try:
+        names = [m["id"] for m in client.models()]
+        todo = plans(
+            names,
+            count=counts[0] if counts else 1,
+            batch=batch,
+            randomise=random_n is not None or spam is not None,
+            model=model,
+            prompt=prompt,
+            priority=priority,
+            seed=seed,
+        )
+        ids = submit_all(client, todo, max_tokens, delay)
+        if no_wait or spam is not None:
+            if as_json:
+                emit_json(ids)
+            else:
+                out.print(f"submitted {len(ids)} jobs; follow them with GET /v1/jobs/<job_id>")
+            return
+        jobs = follow(client, ids, timeout)
+    except MocError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(jobs)
+    else:
+        out.print(summary(jobs))
+        show_failures(jobs)
+    if any(j["status"] != "complete" for j in jobs):
+        raise typer.Exit(1)
 
 
 def _size(value: str | None) -> int | None:

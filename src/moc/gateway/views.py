@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from moc.devices.probe import DeviceInfo
+from moc.jobs.model import Job
 from moc.leases.model import Lease
 from moc.ledger import DeviceView
 from moc.lifecycle.manager import Slot
@@ -62,7 +63,7 @@ def model_view(slot: Slot, unload_in_s: float | None, started_at: float) -> dict
         "created": int(started_at),
         "owned_by": "moc",
         "backend": spec.backend,
-        "state": slot.state.value,
+        "state": "remote" if spec.remote else slot.state.value,
         "device": slot.device,
         "pid": sup.process.pid if sup and sup.process else None,
         "reserved_bytes": slot.reserved or None,
@@ -99,3 +100,36 @@ def sizing_view(sizing: Sizing) -> dict[str, Any]:
 
 def spec_view(spec: ModelSpec) -> dict[str, Any]:
     return spec.model_dump(mode="json", exclude_none=True)
+
+
+def _maybe_iso(t: float | None) -> str | None:
+    return None if t is None else iso(t)
+
+
+def _output(result: dict[str, Any] | None) -> str | None:
+    """The generated text of a chat completion, for clients that want only that."""
+    if not result:
+        return None
+    choices = result.get("choices") or [{}]
+    message = choices[0].get("message") or {}
+    content = message.get("content")
+    return content if isinstance(content, str) else None
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job.id,
+        "object": "job",
+        "model": job.model,
+        "priority": job.priority.label,
+        "status": job.status.value,
+        "metadata": job.metadata,
+        "attempts": job.attempts,
+        "output": _output(job.result),
+        "result": job.result,
+        "error": job.error,
+        "created_at": iso(job.created_at),
+        "queued_at": _maybe_iso(job.queued_at),
+        "started_at": _maybe_iso(job.started_at),
+        "finished_at": _maybe_iso(job.finished_at),
+    }

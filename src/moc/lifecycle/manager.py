@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from moc.lifecycle import policy
 from moc.models.catalog import Catalog, Sizing
 from moc.models.gguf_facts import GgufError, GgufFacts
 from moc.models.spec import ModelSpec
+from moc.scheduler.waiting import ModelFacts
 from moc.store.models import ModelStore, RuntimeRecord
 from moc.telemetry.logs import event
 from moc.telemetry.metrics import Metrics
@@ -68,8 +70,10 @@ class Handle:
     """Where a ready model serves."""
 
     name: str
-    url: str
-    device: str
+    base_url: str  # the OpenAI-compatible base, ending in /v1
+    device: str | None  # None for a remote server
+    served_name: str  # the model's name at the server
+    api_key: str | None = None
 
 
 @dataclass
@@ -81,6 +85,7 @@ class Slot:
     reserved: int = 0
     measured: int | None = None  # the most this run of the runtime was seen using
     in_flight: int = 0
+    draining: bool = False  # a load waits for its requests to finish, to evict it
     last_used: float = 0.0
     load_s: float | None = None  # the last cold load, start to ready
     loading: asyncio.Task[Handle] | None = None
@@ -122,6 +127,7 @@ class ModelManager:
         self._server = server
         self._slots = {spec.name: Slot(spec) for spec in catalog.specs()}
         self._changed = asyncio.Event()
+        self._listeners: list[Callable[[], None]] = []
         self._http = httpx.AsyncClient(trust_env=False)
         rt = config.runtimes
         self._policy = SupervisionPolicy(
@@ -143,6 +149,9 @@ class ModelManager:
         self._catalog.spec(name)  # raises ModelNotFound with the known names
         return self._slots[name]
 
+    def knows(self, name: str) -> bool:
+        return name in self._slots
+
     def slots(self) -> list[Slot]:
         return list(self._slots.values())
 
@@ -157,6 +166,50 @@ class ModelManager:
             nbytes = entry.bytes if entry else 0
             found.append(Claim(slot.spec.entry_id, slot.device, sup.process.pid, nbytes))
         return found
+
+    def scheduling_facts(self, name: str) -> ModelFacts:
+        """What the scheduler's waiting room needs to know about a model now."""
+        slot = self._slots[name]
+        spec = slot.spec
+        if spec.remote:
+            return ModelFacts(spec.parallel, warm=True, accepting=True, fits_cold=False)
+        state = slot.state
+        stopping = state is State.STOPPING
+        warm = slot.loading is not None or state in (State.READY, State.STARTING, State.BACKOFF)
+        return ModelFacts(
+            spec.parallel,
+            warm=warm and not stopping,
+            accepting=not (slot.draining or stopping),
+            fits_cold=not warm and self._fits_now(slot),
+        )
+
+    def _fits_now(self, slot: Slot) -> bool:
+        """Would the model load without evicting anything? False when unsure."""
+        cached = self._catalog.cached(slot.spec)
+        if cached is None:
+            return False
+        try:
+            eligible = self._eligible(slot.spec)
+        except LoadFailed:
+            return True  # it fails at once; holding it back would only delay the error
+        kind = self._devices[eligible[0]].kind
+        need = self._catalog.sizing(slot.spec, *cached, kind).bytes
+        decision = policy.place(need, self._rooms(eligible), self._residents())
+        return isinstance(decision, policy.Fits)
+
+    async def file_facts(self, name: str) -> GgufFacts | None:
+        """The model file's metadata, or None (remote model, unreadable file)."""
+        spec = self.slot(name).spec
+        if spec.path is None:
+            return None
+        try:
+            return (await self._catalog.facts_async(spec))[1]
+        except GgufError:
+            return None
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever a model's state changes or it finishes a request."""
+        self._listeners.append(listener)
 
     async def sizing(self, name: str) -> Sizing:
         """What the model needs on the device it would use; raises GgufError."""
@@ -178,6 +231,9 @@ class ModelManager:
         ``explicit`` is an operator's load: it also restarts a degraded model.
         """
         slot = self.slot(name)
+        if slot.spec.remote:
+            slot.last_used = self._clock.now()
+            return self._handle(slot)
         while True:
             if self._closing:
                 raise ShuttingDown("moc is shutting down; no model is loaded now")
@@ -204,6 +260,8 @@ class ModelManager:
     async def unload(self, name: str, reason: str = "requested") -> bool:
         """Stop the model's runtime; False if it was not loaded."""
         slot = self.slot(name)
+        if slot.spec.remote:
+            return False
         if slot.loading is not None:
             with contextlib.suppress(MocError):
                 await asyncio.shield(slot.loading)
@@ -224,6 +282,22 @@ class ModelManager:
             slot.in_flight -= 1
             slot.last_used = self._clock.now()
             self._notify()
+
+    async def after_failure(self, name: str) -> Handle:
+        """The model serving again after its backend failed to answer a request.
+
+        A runtime that died is noticed by its supervisor within moments; this
+        waits for that (up to a second), then for the restart. A runtime still
+        alive is handed back as it is: the failure was the connection's.
+        """
+        slot = self._slots[name]
+        sup = slot.supervisor
+        if sup is not None and sup.process is not None and sup.state is State.READY:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sup.process.wait(), 1.0)
+                if sup.state is State.READY:  # exited; the watcher moves it on
+                    await asyncio.wait_for(sup.changed(), 1.0)
+        return await self.ensure_loaded(name)
 
     # --- loading -------------------------------------------------------------------
     async def _load(self, slot: Slot) -> Handle:
@@ -278,53 +352,69 @@ class ModelManager:
         sizing = self._catalog.sizing(spec, fp, facts, kind)
         need = sizing.bytes
         deadline = time.monotonic() + self._policy.ready_timeout_s
-        while True:
-            decision = policy.place(need, self._rooms(eligible), self._residents())
-            match decision:
-                case policy.Fits(device):
-                    self._reserve(slot, device, sizing)
-                    return []
-                case policy.Evict(device, names):
-                    victims = [self._slots[n] for n in names]
-                    for victim in victims:
-                        assert victim.supervisor is not None
-                        victim.supervisor.mark_stopping(f"evicted for {spec.name}")
-                        self._release(victim)
-                        self._metrics.model_evictions.labels(victim.spec.name, "memory").inc()
-                    self._reserve(slot, device, sizing)
-                    event(log, logging.INFO, "evicting", model=spec.name, victims=list(names))
-                    return victims
-                case policy.TooLarge(capacity):
-                    raise ExceedsCapacity(
-                        f"model {spec.name} needs {format_size(need)} ({sizing.source}) but "
-                        f"the largest device it may use holds {format_size(capacity)}; it can "
-                        f"never fit (lower ctx or parallel, or use a smaller quantisation)",
-                        model=spec.name,
-                        bytes_needed=need,
-                        capacity=capacity,
-                    )
-                case policy.Drain(device, names):
-                    if time.monotonic() >= deadline:
+        drained: tuple[str, ...] = ()
+        try:
+            while True:
+                decision = policy.place(need, self._rooms(eligible), self._residents())
+                match decision:
+                    case policy.Fits(device):
+                        self._reserve(slot, device, sizing)
+                        return []
+                    case policy.Evict(device, names):
+                        victims = [self._slots[n] for n in names]
+                        for victim in victims:
+                            assert victim.supervisor is not None
+                            victim.supervisor.mark_stopping(f"evicted for {spec.name}")
+                            self._release(victim)
+                            self._metrics.model_evictions.labels(victim.spec.name, "memory").inc()
+                        self._reserve(slot, device, sizing)
+                        event(log, logging.INFO, "evicting", model=spec.name, victims=list(names))
+                        return victims
+                    case policy.TooLarge(capacity):
+                        raise ExceedsCapacity(
+                            f"model {spec.name} needs {format_size(need)} ({sizing.source}) but "
+                            f"the largest device it may use holds {format_size(capacity)}; it can "
+                            f"never fit (lower ctx or parallel, or use a smaller quantisation)",
+                            model=spec.name,
+                            bytes_needed=need,
+                            capacity=capacity,
+                        )
+                    case policy.Drain(device, names):
+                        if time.monotonic() >= deadline:
+                            raise InsufficientMemory(
+                                f"model {spec.name} needs {format_size(need)} on {device}; models "
+                                f"busy with requests ({', '.join(names)}) did not finish in time",
+                                retry_after_s=5.0,
+                                model=spec.name,
+                                bytes_needed=need,
+                            )
+                        # The scheduler sends them nothing new meanwhile, so the wait ends.
+                        self._drain(drained, False)
+                        drained = names
+                        self._drain(drained, True)
+                        event(log, logging.INFO, "waiting for requests to drain", model=spec.name)
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(
+                                self._changed.wait(), deadline - time.monotonic()
+                            )
+                    case policy.NoRoom(device, free_if_all):
                         raise InsufficientMemory(
-                            f"model {spec.name} needs {format_size(need)} on {device}; models "
-                            f"busy with requests ({', '.join(names)}) did not finish in time",
+                            f"model {spec.name} needs {format_size(need)} but device {device} has "
+                            f"{format_size(max(0, free_if_all))} even with every unpinned model "
+                            f"unloaded: pinned models, leases and other processes hold the rest",
                             retry_after_s=5.0,
                             model=spec.name,
                             bytes_needed=need,
+                            free_bytes=max(0, free_if_all),
                         )
-                    event(log, logging.INFO, "waiting for requests to drain", model=spec.name)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())
-                case policy.NoRoom(device, free_if_all):
-                    raise InsufficientMemory(
-                        f"model {spec.name} needs {format_size(need)} but device {device} has "
-                        f"{format_size(max(0, free_if_all))} even with every unpinned model "
-                        f"unloaded: pinned models, leases and other processes hold the rest",
-                        retry_after_s=5.0,
-                        model=spec.name,
-                        bytes_needed=need,
-                        free_bytes=max(0, free_if_all),
-                    )
+        finally:
+            self._drain(drained, False)
+
+    def _drain(self, names: tuple[str, ...], on: bool) -> None:
+        for name in names:
+            self._slots[name].draining = on
+        if names:
+            self._notify()
 
     def _eligible(self, spec: ModelSpec) -> list[str]:
         if spec.device is not None:
@@ -395,9 +485,14 @@ class ModelManager:
         )
 
     def _handle(self, slot: Slot) -> Handle:
+        spec = slot.spec
+        if spec.remote:
+            assert spec.url is not None
+            key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
+            return Handle(spec.name, spec.url.rstrip("/"), None, spec.served_name or spec.name, key)
         assert slot.supervisor is not None
         assert slot.device is not None
-        return Handle(slot.spec.name, slot.supervisor.url, slot.device)
+        return Handle(spec.name, slot.supervisor.url + "/v1", slot.device, spec.name)
 
     def _stop_soon(self, slot: Slot, reason: str) -> None:
         assert slot.supervisor is not None
@@ -604,6 +699,8 @@ class ModelManager:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+        for listener in self._listeners:
+            listener()
 
 
 def _retrieve(task: asyncio.Task[Handle]) -> None:

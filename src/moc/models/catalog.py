@@ -67,6 +67,10 @@ class Catalog:
         self._facts[spec.name] = (fp, facts)
         return fp, facts
 
+    def cached(self, spec: ModelSpec) -> tuple[str, GgufFacts] | None:
+        """The facts read last time, if any; no file access."""
+        return self._facts.get(spec.name)
+
     async def facts_async(self, spec: ModelSpec) -> tuple[str, GgufFacts]:
         return await asyncio.to_thread(self.facts, spec)
 

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from moc.fields import Duration, Size
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
-SUPPORTED_BACKENDS = ("llamacpp",)
+SUPPORTED_BACKENDS = ("llamacpp", "openai")
+URL_PATTERN = r"^https?://[^\s/]+(/[^\s]*)?$"
 
 
 class ModelSpec(BaseModel):
@@ -24,8 +25,15 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=NAME_PATTERN)
-    backend: Literal["llamacpp", "ollama", "vllm"] = "llamacpp"
+    backend: Literal["llamacpp", "openai", "ollama", "vllm"] = "llamacpp"
     path: Path | None = Field(None, description="the GGUF file (llamacpp)")
+    url: str | None = Field(
+        None, pattern=URL_PATTERN, description="the server's OpenAI base URL (openai)"
+    )
+    served_name: str | None = Field(None, description="the model's name at the server (openai)")
+    api_key_env: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="env var with the key (openai)"
+    )
     ctx: int = Field(4096, ge=64, le=1 << 22, description="context length per slot")
     parallel: int = Field(1, ge=1, le=256, description="concurrent requests (slots)")
     device: str | None = Field(None, description="pin to this device id")
@@ -52,7 +60,27 @@ class ModelSpec(BaseModel):
                 raise ValueError("path is required for backend llamacpp (a .gguf file)")
             if self.gpu_memory_util is not None:
                 raise ValueError("gpu_memory_util applies to vllm only; use memory to override")
+        remote_only = ("url", "served_name", "api_key_env")
+        if self.backend == "openai":
+            if self.url is None:
+                raise ValueError("url is required for backend openai (e.g. http://host:8000/v1)")
+            local = [f for f in ("path", "memory", "device") if getattr(self, f) is not None]
+            local += [f for f in ("pinned", "preload", "adapters", "args") if getattr(self, f)]
+            if local:
+                raise ValueError(
+                    f"{', '.join(local)} do not apply to backend openai: moc does not start, "
+                    "place or evict a server it did not start"
+                )
+        else:
+            wrong = [f for f in remote_only if getattr(self, f) is not None]
+            if wrong:
+                raise ValueError(f"{', '.join(wrong)} apply to backend openai only")
         return self
+
+    @property
+    def remote(self) -> bool:
+        """A server moc routes to but does not run."""
+        return self.backend == "openai"
 
     @property
     def entry_id(self) -> str:

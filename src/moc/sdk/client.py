@@ -72,6 +72,49 @@ class Client:
         result: dict[str, Any] = self._call("POST", f"/v1/models/{name}/unload", timeout=None)
         return result
 
+    def submit_job(
+        self,
+        model: str,
+        *,
+        prompt: str | None = None,
+        messages: list[dict[str, Any]] | None = None,
+        priority: str = "normal",
+        metadata: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Queue an async job (``POST /v1/jobs``); returns it with its ``job_id``."""
+        body: dict[str, Any] = {"model": model, "priority": priority}
+        if prompt is not None:
+            body["prompt"] = prompt
+        if messages is not None:
+            body["messages"] = messages
+        if metadata:
+            body["metadata"] = metadata
+        if options:
+            body["options"] = options
+        result: dict[str, Any] = self._call("POST", "/v1/jobs", json=body)
+        return result
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}")
+        return result
+
+    def jobs(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if status is not None:
+            params["status"] = status
+        result: list[dict[str, Any]] = self._call("GET", "/v1/jobs", params=params)["data"]
+        return result
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("DELETE", f"/v1/jobs/{job_id}")
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        """Queues by status and priority, loaded models and devices (``GET /v1/stats``)."""
+        result: dict[str, Any] = self._call("GET", "/v1/stats")
+        return result
+
     def acquire(
         self,
         *,

@@ -62,6 +62,26 @@ MIGRATIONS: list[str] = [
         started_at REAL NOT NULL
     );
     """,
+    # 3: async jobs
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        body BLOB NOT NULL,
+        metadata BLOB,
+        result BLOB,
+        error BLOB,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        queued_at REAL,
+        started_at REAL,
+        finished_at REAL
+    );
+    CREATE INDEX jobs_status ON jobs(status, priority, created_at);
+    CREATE INDEX jobs_created ON jobs(created_at);
+    """,
 ]
 
 

@@ -26,6 +26,7 @@ from moc.ledger import DeviceView
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
 
@@ -76,6 +77,39 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily(
             "moc_lease_waiters", "Lease requests waiting for memory.", value=self._waiters()
         )
+
+
+class _GatewayCollector(Collector):
+    def __init__(
+        self,
+        depths: Callable[[], dict[str, int]],
+        in_flight: Callable[[], int],
+        breakers: Callable[[], dict[str, int]],
+    ) -> None:
+        self._depths = depths
+        self._in_flight = in_flight
+        self._breakers = breakers
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        depth = GaugeMetricFamily(
+            "moc_queue_depth", "Requests waiting, by priority.", labels=["priority"]
+        )
+        for priority, count in self._depths().items():
+            depth.add_metric([priority], float(count))
+        yield depth
+        yield GaugeMetricFamily(
+            "moc_requests_in_flight",
+            "Requests sent to backends and not finished.",
+            value=self._in_flight(),
+        )
+        breaker = GaugeMetricFamily(
+            "moc_breaker_state",
+            "Circuit breaker per model: 0 closed, 1 open, 2 half-open.",
+            labels=["model"],
+        )
+        for model, state in self._breakers().items():
+            breaker.add_metric([model], float(state))
+        yield breaker
 
 
 class Metrics:
@@ -164,6 +198,52 @@ class Metrics:
             ["model"],
             registry=r,
         )
+        self._gateway(r)
+
+    def _gateway(self, r: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "moc_requests",
+            "Inference requests by model, API and HTTP status.",
+            ["model", "api", "status"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "moc_request_seconds",
+            "Inference requests from arrival to the last byte sent.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_wait_seconds = Histogram(
+            "moc_queue_wait_seconds",
+            "Time requests waited in the queue before they were sent.",
+            ["priority"],
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        self.requests_retried = Counter(
+            "moc_requests_retried",
+            "Requests sent a second time because the backend died before answering.",
+            ["model"],
+            registry=r,
+        )
+        self.requests_abandoned = Counter(
+            "moc_requests_abandoned",
+            "Requests whose client went away, by where they were (queued, running).",
+            ["model", "stage"],
+            registry=r,
+        )
+        self.jobs = Counter(
+            "moc_jobs", "Async jobs that ended, by final status.", ["status"], registry=r
+        )
+
+    def watch_gateway(
+        self,
+        depths: Callable[[], dict[str, int]],
+        in_flight: Callable[[], int],
+        breakers: Callable[[], dict[str, int]],
+    ) -> None:
+        self.registry.register(_GatewayCollector(depths, in_flight, breakers))
 
     def watch_state(
         self,

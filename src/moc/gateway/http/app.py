@@ -20,7 +20,7 @@ from starlette.routing import Router
 from starlette.types import Receive, Scope, Send
 
 from moc import errors as e
-from moc.gateway.http import leases, models, system
+from moc.gateway.http import jobs, leases, models, ollama, openai, system
 from moc.gateway.http.errors import error_response, internal_error_response
 from moc.services import Services
 
@@ -48,7 +48,16 @@ async def _on_error(request: Request, exc: Exception) -> Response:
 class HttpApp:
     def __init__(self, services: Services) -> None:
         self.state = State({"services": services})
-        self.router = Router(routes=[*system.routes, *leases.routes, *models.routes])
+        self.router = Router(
+            routes=[
+                *system.routes,
+                *leases.routes,
+                *models.routes,
+                *openai.routes,
+                *ollama.routes,
+                *jobs.routes,
+            ]
+        )
         self._handlers: tuple[dict[Any, Any], dict[int, Any]] = ({Exception: _on_error}, {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -48,9 +48,9 @@ def _type_for(status: int) -> str:
     return "invalid_request_error" if status < 500 else "server_error"
 
 
-def error_response(err: e.MocError) -> Response:
+def error_body(err: e.MocError) -> dict[str, Any]:
     status = http_status(err)
-    body: dict[str, Any] = {
+    return {
         "error": {
             "message": err.message,
             "type": _type_for(status),
@@ -60,13 +60,29 @@ def error_response(err: e.MocError) -> Response:
             "details": err.details,
         }
     }
-    headers: dict[str, str] = {}
+
+
+def ollama_error_body(err: e.MocError) -> dict[str, Any]:
+    """Ollama's error shape (``{"error": "message"}``), with moc's code beside it."""
+    return {"error": err.message, "code": err.code, "src": "moc", "details": err.details}
+
+
+def error_headers(err: e.MocError) -> dict[str, str]:
     retry_after = getattr(err, "retry_after_s", None)
     if isinstance(retry_after, float) and retry_after > 0:
-        headers["retry-after"] = str(max(1, math.ceil(retry_after)))
-    elif isinstance(err, e.Unavailable):
-        headers["retry-after"] = "1"
-    return Response(orjson.dumps(body, default=str), status, headers, media_type="application/json")
+        return {"retry-after": str(max(1, math.ceil(retry_after)))}
+    if isinstance(err, e.Unavailable):
+        return {"retry-after": "1"}
+    return {}
+
+
+def error_response(err: e.MocError) -> Response:
+    return Response(
+        orjson.dumps(error_body(err), default=str),
+        http_status(err),
+        error_headers(err),
+        media_type="application/json",
+    )
 
 
 def internal_error_response(exc: BaseException) -> Response:
@@ -89,7 +105,7 @@ def from_validation(exc: ValidationError, prefix: str = "") -> e.InvalidRequest:
     elif first["type"] == "missing":
         problem = "is required"
     else:
-        problem = first["msg"]
+        problem = first["msg"].removeprefix("Value error, ")
     value = first.get("input")
     if first["type"] in ("missing", "json_invalid") or isinstance(value, dict | list):
         value = None

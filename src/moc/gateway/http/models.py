@@ -28,6 +28,9 @@ async def _detail(request: Request, name: str) -> dict[str, Any]:
     slot = s.models.slot(name)
     view = _row(s.models, slot, s.started_at)
     view["spec"] = spec_view(slot.spec)
+    if slot.spec.remote:  # moc neither places nor sizes a server it did not start
+        view["size"], view["size_error"] = None, None
+        return view
     try:
         view["size"] = sizing_view(await s.models.sizing(name))
         view["size_error"] = None

@@ -1,0 +1,1 @@
+"""Taking inference requests to their backends: breaker, queue, load, send."""

@@ -1,0 +1,89 @@
+"""Inference requests, validated at the edge into one frozen type.
+
+moc checks what it needs to route and queue a request (the model, the
+priority, whether it streams, the field the endpoint cannot do without) and
+leaves the rest of the OpenAI body to the backend, whose own errors are passed
+back unchanged. The body is forwarded byte for byte unless moc must change it
+(a ``priority`` field is removed; a remote model's name is replaced).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import orjson
+
+from moc.errors import InvalidRequest
+from moc.scheduler.waiting import Priority
+
+
+class Endpoint(Enum):
+    """An OpenAI route, by its path under the backend's /v1 base."""
+
+    CHAT = "/chat/completions"
+    COMPLETION = "/completions"
+    EMBEDDING = "/embeddings"
+
+
+_REQUIRED = {
+    Endpoint.CHAT: "messages",
+    Endpoint.COMPLETION: "prompt",
+    Endpoint.EMBEDDING: "input",
+}
+
+
+@dataclass(frozen=True)
+class InferenceRequest:
+    endpoint: Endpoint
+    model: str
+    priority: Priority
+    stream: bool
+    doc: dict[str, Any]  # the body as parsed, without moc's own fields
+    raw: bytes | None  # the body as received, when it may be forwarded unchanged
+
+    def body_for(self, served_name: str) -> bytes:
+        """The bytes to send to a backend that knows the model as ``served_name``."""
+        if self.raw is not None and served_name == self.model:
+            return self.raw
+        return orjson.dumps({**self.doc, "model": served_name})
+
+
+def parse_openai(endpoint: Endpoint, raw: bytes, priority_header: str | None) -> InferenceRequest:
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest("body", f"is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidRequest("body", "must be a JSON object", value=type(doc).__name__)
+    model = doc.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("model", "is required: the name of a model moc serves", value=model)
+    stream = doc.get("stream", False)
+    if not isinstance(stream, bool):
+        raise InvalidRequest("stream", "must be true or false", value=stream)
+    if stream and endpoint is Endpoint.EMBEDDING:
+        raise InvalidRequest("stream", "embeddings are not streamed", value=stream)
+    needed = _REQUIRED[endpoint]
+    if doc.get(needed) is None:
+        raise InvalidRequest(needed, f"is required for {endpoint.value}")
+    if endpoint is Endpoint.CHAT and (not isinstance(doc["messages"], list) or not doc["messages"]):
+        raise InvalidRequest("messages", "must be a non-empty list of messages")
+    raw_ok: bytes | None = raw
+    field = doc.pop("priority", None)
+    if field is not None:
+        raw_ok = None  # the backend must not see moc's field (some reject unknown fields)
+        if not isinstance(field, str):
+            raise InvalidRequest("priority", "must be high, normal or low", value=field)
+    priority = priority_of(priority_header, field)
+    return InferenceRequest(endpoint, model, priority, stream, doc, raw_ok)
+
+
+def priority_of(header: str | None, field: str | None) -> Priority:
+    """The header wins over the body's field; normal when neither is given."""
+    if header is not None:
+        return Priority.parse(header, "x-moc-priority")
+    if field is not None:
+        return Priority.parse(field)
+    return Priority.NORMAL

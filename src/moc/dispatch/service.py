@@ -1,0 +1,207 @@
+"""A request's way through moc: breaker, queue, load, backend, one retry.
+
+:meth:`Dispatcher.open` takes a validated request to the point where the
+backend has answered with its status, and returns the reply unread; the
+caller (a gateway route) streams or reads it. Everything the request holds
+(its slot in the scheduler, the model kept from eviction, the backend
+connection) is entered on the caller's :class:`contextlib.AsyncExitStack`, so
+it is released when the caller is done, however it ends.
+
+The breakers belong to the dispatcher; they are read and changed only on the
+event loop, with no ``await`` between deciding and recording.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from moc.clock import Clock
+from moc.config import GatewayConfig
+from moc.dispatch.breaker import Breaker, BreakerState
+from moc.dispatch.request import InferenceRequest
+from moc.dispatch.upstream import Reply, Upstream, UpstreamFailed
+from moc.errors import BackendUnavailable, CircuitOpen, LoadFailed
+from moc.lifecycle.manager import Handle, ModelManager
+from moc.scheduler.task import Scheduler
+from moc.telemetry.logs import event
+from moc.telemetry.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Timing:
+    """Where a request's time went, filled in stage by stage."""
+
+    arrived: float = field(default_factory=time.monotonic)
+    queued_s: float = 0.0  # waiting in the queue
+    load_s: float = 0.0  # waiting for the model to load (0 when it was ready)
+    upstream_s: float = 0.0  # from sending to the backend's status line
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """``x-moc-queue-ms`` (queue and load) and ``x-moc-overhead-ms`` (moc's own time)."""
+        waited = self.queued_s + self.load_s
+        overhead = max(0.0, time.monotonic() - self.arrived - waited - self.upstream_s)
+        return [
+            (b"x-moc-queue-ms", b"%.3f" % (waited * 1000)),
+            (b"x-moc-overhead-ms", b"%.3f" % (overhead * 1000)),
+        ]
+
+
+@dataclass
+class Opened:
+    """A backend's answer, not read yet."""
+
+    reply: Reply
+    handle: Handle
+    breaker: Breaker
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        models: ModelManager,
+        scheduler: Scheduler,
+        upstream: Upstream,
+        config: GatewayConfig,
+        clock: Clock,
+        metrics: Metrics,
+    ) -> None:
+        self._models = models
+        self._scheduler = scheduler
+        self._upstream = upstream
+        self._config = config
+        self._clock = clock
+        self._metrics = metrics
+        self._breakers: dict[str, Breaker] = {}
+
+    def breaker(self, model: str) -> Breaker:
+        found = self._breakers.get(model)
+        if found is None:
+            found = Breaker(self._config.breaker_failures, self._config.breaker_open_s)
+            self._breakers[model] = found
+        return found
+
+    def breaker_states(self) -> dict[str, BreakerState]:
+        return {name: b.state for name, b in self._breakers.items()}
+
+    async def open(
+        self,
+        request: InferenceRequest,
+        stack: contextlib.AsyncExitStack[bool | None],
+        timing: Timing,
+        *,
+        bounded: bool = True,
+        on_admitted: Callable[[], None] | None = None,
+    ) -> Opened:
+        """Queue the request, load its model, send it; the reply is not read yet.
+
+        Raises the MocError to answer with: ModelNotFound, CircuitOpen,
+        QueueFull, QueueTimeout, LoadFailed, BackendUnavailable, ….
+        ``bounded=False`` (async jobs, bounded by their own store) skips the
+        queue's length limit and deadline; ``on_admitted`` is called when the
+        request's turn comes.
+        """
+        name = request.model
+        self._models.slot(name)  # ModelNotFound before it queues
+        breaker = self.breaker(name)
+        now = self._clock.now()
+        if not breaker.allow(now):
+            raise CircuitOpen(
+                f"model {name}'s backend failed {breaker.failures} times in a row; requests "
+                f"fail fast for {breaker.retry_after(now):.1f} s more, then one is let through "
+                "to test it",
+                retry_after_s=max(breaker.retry_after(now), 0.1),
+                model=name,
+            )
+        settled = False
+
+        def _unsettled() -> None:
+            if not settled:
+                breaker.abandon()  # a half-open probe that never reached the backend
+
+        stack.callback(_unsettled)
+        t0 = time.monotonic()
+        try:
+            await stack.enter_async_context(
+                self._scheduler.admit(name, request.priority, bounded=bounded)
+            )
+        finally:  # a request turned away after waiting reports its wait too
+            timing.queued_s = time.monotonic() - t0
+        self._metrics.queue_wait_seconds.labels(request.priority.label).observe(timing.queued_s)
+        if on_admitted is not None:
+            on_admitted()
+        t0 = time.monotonic()
+
+        try:
+            handle = await stack.enter_async_context(self._models.use(name))
+        except LoadFailed:
+            breaker.failure(self._clock.now())
+            settled = True
+            raise
+        t1 = time.monotonic()
+        timing.load_s = t1 - t0
+        reply, handle = await self._send(request, handle, breaker)
+        settled = True
+        stack.callback(reply.close)
+        timing.upstream_s = time.monotonic() - t1
+        return Opened(reply, handle, breaker)
+
+    async def _send(
+        self, request: InferenceRequest, handle: Handle, breaker: Breaker
+    ) -> tuple[Reply, Handle]:
+        try:
+            reply = await self._upstream.send(
+                handle, request.endpoint.value, request.body_for(handle.served_name)
+            )
+        except UpstreamFailed as exc:
+            reply, handle = await self._resend(request, handle, breaker, exc)
+        if reply.status >= 500:
+            breaker.failure(self._clock.now())
+        else:
+            breaker.success()
+        return reply, handle
+
+    async def _resend(
+        self, request: InferenceRequest, handle: Handle, breaker: Breaker, exc: UpstreamFailed
+    ) -> tuple[Reply, Handle]:
+        """Send again a request the backend never answered, or raise.
+
+        Nothing of an unanswered request reached the client, so sending it again
+        is safe. First, at once and on a new connection, when the connection
+        dropped: a pooled keep-alive connection the backend had closed
+        (llama.cpp's server closes one after a stream). Then, for a
+        non-streaming request (``gateway.retry_once``), once more after the
+        backend restarts, if it died.
+        """
+        path = request.endpoint.value
+        if exc.dropped and not exc.answered:
+            try:
+                body = request.body_for(handle.served_name)
+                return await self._upstream.send(handle, path, body, fresh=True), handle
+            except UpstreamFailed as again:
+                exc = again
+        if exc.answered or request.stream or not self._config.retry_once:
+            breaker.failure(self._clock.now())
+            raise self._unavailable(handle, exc) from exc
+        event(log, logging.WARNING, "retrying after a restart", model=handle.name, error=str(exc))
+        self._metrics.requests_retried.labels(handle.name).inc()
+        handle = await self._models.after_failure(handle.name)
+        try:
+            body = request.body_for(handle.served_name)
+            return await self._upstream.send(handle, path, body, fresh=True), handle
+        except UpstreamFailed as again:
+            breaker.failure(self._clock.now())
+            raise self._unavailable(handle, again) from again
+
+    def stream_failed(self, opened: Opened) -> None:
+        """The backend broke off a response it had begun."""
+        opened.breaker.failure(self._clock.now())
+
+    @staticmethod
+    def _unavailable(handle: Handle, exc: UpstreamFailed) -> BackendUnavailable:
+        return BackendUnavailable(f"model {handle.name}'s backend failed: {exc}", model=handle.name)

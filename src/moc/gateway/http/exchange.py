@@ -1,0 +1,172 @@
+"""Answering one inference request: an ASGI callable around the dispatcher.
+
+A route validates the request and returns an :class:`Exchange`; the exchange
+runs the request through the dispatcher and hands the backend's answer to its
+:data:`Relay`: the OpenAI routes pass the bytes through as they arrive, the
+Ollama routes translate them.
+
+A client that goes away is noticed while the request waits in the queue, while
+its model loads and while the backend works: the watcher cancels the request,
+which withdraws it from the queue or closes the backend connection (the
+backend then stops generating). That cancellation is moc's own, so it ends
+here and is counted, not raised into the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from moc.dispatch.request import InferenceRequest
+from moc.dispatch.service import Opened, Timing
+from moc.dispatch.upstream import UpstreamFailed
+from moc.errors import BackendUnavailable, MocError
+from moc.gateway.http.errors import error_body, error_headers, http_status
+from moc.services import Services
+
+# Writes the backend's answer to the client; returns the HTTP status sent.
+Relay = Callable[[Opened, Send, Timing, "Exchange"], Awaitable[int]]
+# An error as the API's clients expect it (OpenAI's envelope, Ollama's).
+Shape = Callable[[MocError], dict[str, Any]]
+
+CLIENT_GONE = 499  # the status nginx logs for a client that closed the request
+
+
+class _Watch:
+    def __init__(self) -> None:
+        self.gone = False
+        self.finishing = False
+
+
+@contextlib.asynccontextmanager
+async def _cancelled_on_disconnect(receive: Receive) -> AsyncIterator[_Watch]:
+    """Cancel the current task if the client disconnects inside the block.
+
+    The request body has been read, so the next message can only be
+    ``http.disconnect`` (which the server also sends once the response is
+    complete; ``finishing`` tells the two apart).
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    watch = _Watch()
+
+    async def watcher() -> None:
+        message = await receive()
+        if message["type"] == "http.disconnect" and not watch.finishing:
+            watch.gone = True
+            task.cancel()
+
+    watching = asyncio.create_task(watcher())
+    try:
+        yield watch
+    except asyncio.CancelledError:
+        if not watch.gone:
+            raise
+        task.uncancel()  # ours: the client left; the request ends here
+    finally:
+        watching.cancel()
+
+
+class Exchange:
+    def __init__(
+        self,
+        services: Services,
+        request: InferenceRequest,
+        api: str,
+        relay: Relay,
+        timing: Timing,
+        shape: Shape = error_body,
+    ) -> None:
+        self.services = services
+        self.request = request
+        self.api = api
+        self.relay = relay
+        self.timing = timing
+        self.shape = shape
+        self.watch = _Watch()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        s = self.services
+        status = CLIENT_GONE
+        stage = "queued"
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                self.watch = await stack.enter_async_context(_cancelled_on_disconnect(receive))
+                try:
+                    opened = await s.dispatcher.open(self.request, stack, self.timing)
+                except MocError as exc:
+                    status = await self.send_error(send, exc)
+                    return
+                stage = "running"
+                status = await self.relay(opened, send, self.timing, self)
+        finally:
+            model = self.request.model if s.models.knows(self.request.model) else "-"
+            if self.watch.gone:
+                s.metrics.requests_abandoned.labels(model, stage).inc()
+            s.metrics.requests.labels(model, self.api, str(status)).inc()
+            s.metrics.request_seconds.labels(model).observe(time.monotonic() - self.timing.arrived)
+
+    async def send_error(self, send: Send, exc: MocError) -> int:
+        status = http_status(exc)
+        body = orjson.dumps(self.shape(exc), default=str)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *((k.encode(), v.encode()) for k, v in error_headers(exc).items()),
+            *self.timing.headers(),
+        ]
+        self.watch.finishing = True
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return status
+
+    def finishing(self) -> None:
+        """The last bytes are about to go: a disconnect from now on is the normal end."""
+        self.watch.finishing = True
+
+
+def error_event(exc: MocError) -> bytes:
+    """An error as one server-sent event, the way OpenAI streams report them."""
+    return b"data: " + orjson.dumps(error_body(exc), default=str) + b"\n\n"
+
+
+async def relay_openai(opened: Opened, send: Send, timing: Timing, exchange: Exchange) -> int:
+    """The backend's answer as it is: streamed when it streams, whole otherwise."""
+    reply = opened.reply
+    headers = [(b"content-type", reply.content_type.encode()), *timing.headers()]
+    if not reply.content_type.startswith("text/event-stream"):
+        try:
+            body = await reply.read()
+        except UpstreamFailed as exc:
+            exchange.services.dispatcher.stream_failed(opened)
+            return await exchange.send_error(send, _broke_off(opened, exc))
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        exchange.finishing()
+        await send({"type": "http.response.body", "body": body})
+        return reply.status
+    headers.append((b"cache-control", b"no-cache"))
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    try:
+        async for chunk in reply.chunks():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except UpstreamFailed as exc:
+        exchange.services.dispatcher.stream_failed(opened)
+        exchange.finishing()
+        event = error_event(_broke_off(opened, exc))
+        await send({"type": "http.response.body", "body": event + b"data: [DONE]\n\n"})
+        return http_status(BackendUnavailable(""))
+    exchange.finishing()
+    await send({"type": "http.response.body", "body": b""})
+    return reply.status
+
+
+def _broke_off(opened: Opened, exc: UpstreamFailed) -> BackendUnavailable:
+    name = opened.handle.name
+    return BackendUnavailable(f"model {name}'s backend failed mid-answer: {exc}", model=name)

@@ -1,0 +1,111 @@
+"""Async jobs over HTTP: submit, look up, list, cancel; and the stats page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from moc.backends.state import State
+from moc.errors import InvalidRequest
+from moc.gateway.http.body import read_body
+from moc.gateway.http.errors import from_validation
+from moc.gateway.http.respond import json, services
+from moc.gateway.views import device_view, job_view
+from moc.jobs.model import JobStatus, JobSubmission
+from moc.scheduler.waiting import Priority
+
+MAX_JOB_BODY = 4 * 1024 * 1024
+MAX_LIST = 1000
+
+
+async def submit(request: Request) -> Response:
+    s = services(request)
+    raw = await read_body(request, MAX_JOB_BODY)
+    try:
+        submission = JobSubmission.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        raise from_validation(exc) from None
+    job = s.jobs.submit(submission)
+    return json(job_view(job), 202, {"location": f"/v1/jobs/{job.id}"})
+
+
+async def get_job(request: Request) -> Response:
+    return json(job_view(services(request).jobs.get(request.path_params["job_id"])))
+
+
+async def cancel_job(request: Request) -> Response:
+    return json(job_view(services(request).jobs.cancel(request.path_params["job_id"])))
+
+
+async def list_jobs(request: Request) -> Response:
+    s = services(request)
+    q = request.query_params
+    status = None
+    if "status" in q:
+        try:
+            status = JobStatus(q["status"])
+        except ValueError:
+            allowed = "|".join(x.value for x in JobStatus)
+            raise InvalidRequest(
+                "status", f"must be one of {allowed}", value=q["status"], limit=allowed
+            ) from None
+    limit_text = q.get("limit", "100")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIST:
+        raise InvalidRequest(
+            "limit",
+            f"must be a whole number from 1 to {MAX_LIST}",
+            value=limit_text,
+            limit=MAX_LIST,
+        )
+    jobs = s.jobs.find(status, q.get("model"), int(limit_text))
+    return json({"object": "list", "data": [job_view(j) for j in jobs]})
+
+
+async def stats(request: Request) -> Response:
+    s = services(request)
+    by_status: dict[str, int] = {st.value: 0 for st in JobStatus}
+    by_priority: dict[str, dict[str, int]] = {p.label: {} for p in Priority}
+    for (status, priority), count in s.jobs.counts().items():
+        by_status[status] = by_status.get(status, 0) + count
+        row = by_priority[Priority(priority).label]
+        row[status] = row.get(status, 0) + count
+    room = s.scheduler.room
+    loaded: list[dict[str, Any]] = [
+        {
+            "model": slot.spec.name,
+            "device": slot.device,
+            "reserved_bytes": slot.reserved,
+            "in_flight": slot.in_flight,
+            "waiting": room.waiting_for(slot.spec.name),
+        }
+        for slot in s.models.slots()
+        if slot.state is State.READY
+    ]
+    return json(
+        {
+            "jobs": {
+                "total": sum(by_status.values()),
+                "by_status": by_status,
+                "by_priority": by_priority,
+            },
+            "queue": {
+                "waiting": {p.label: room.depth(p) for p in Priority},
+                "in_flight": room.in_flight,
+            },
+            "models": {"loaded": loaded, "catalog": len(s.models.slots())},
+            "devices": [device_view(d, s.ledger.view(d.id)) for d in s.devices],
+        }
+    )
+
+
+routes = [
+    Route("/v1/jobs", submit, methods=["POST"]),
+    Route("/v1/jobs", list_jobs, methods=["GET"]),
+    Route("/v1/jobs/{job_id}", get_job, methods=["GET"]),
+    Route("/v1/jobs/{job_id}", cancel_job, methods=["DELETE"]),
+    Route("/v1/stats", stats, methods=["GET"]),
+]

@@ -1,0 +1,325 @@
+"""Ollama-compatible routes: generate, chat, tags, ps, show, version.
+
+Inference goes through the same dispatcher as the OpenAI routes; the answer is
+translated (:mod:`moc.gateway.ollama_wire`) into Ollama's objects, one JSON
+line per streamed piece. Errors keep Ollama's shape (``{"error": "…"}``, which
+the ``ollama`` client raises as ``ResponseError``) with moc's ``code`` beside
+the message; statuses come from the same mapping as every other route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Send
+
+from moc import __version__
+from moc.backends.state import State
+from moc.dispatch.request import Endpoint, InferenceRequest, priority_of
+from moc.dispatch.service import Opened, Timing
+from moc.dispatch.upstream import UpstreamFailed, error_message
+from moc.errors import BackendUnavailable, InvalidRequest, MocError
+from moc.gateway import ollama_wire as wire
+from moc.gateway.http.body import read_body
+from moc.gateway.http.errors import error_headers, http_status, ollama_error_body
+from moc.gateway.http.exchange import Exchange
+from moc.gateway.http.respond import json, services
+from moc.lifecycle.manager import Slot
+from moc.services import Services
+
+NDJSON = b"application/x-ndjson"
+
+
+def _error(exc: MocError, timing: Timing | None = None) -> Response:
+    headers = error_headers(exc)
+    if timing is not None:
+        headers.update({k.decode(): v.decode() for k, v in timing.headers()})
+    return Response(
+        orjson.dumps(ollama_error_body(exc), default=str),
+        http_status(exc),
+        headers,
+        media_type="application/json",
+    )
+
+
+Handler = Callable[[Request], Awaitable[ASGIApp]]
+
+
+def _ollama_errors(handler: Handler) -> Handler:
+    async def wrapped(request: Request) -> ASGIApp:
+        try:
+            return await handler(request)
+        except MocError as exc:
+            return _error(exc)
+
+    return wrapped
+
+
+async def _doc(request: Request, s: Services) -> dict[str, Any]:
+    raw = await read_body(request, s.config.gateway.max_body)
+    try:
+        doc = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest("body", f"is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidRequest("body", "must be a JSON object", value=type(doc).__name__)
+    model = doc.get("model") or doc.get("name")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("model", "is required: the name of a model moc serves", value=model)
+    doc["model"] = model
+    stream = doc.get("stream", True)  # Ollama streams unless told not to
+    if not isinstance(stream, bool):
+        raise InvalidRequest("stream", "must be true or false", value=stream)
+    doc["stream"] = stream
+    return doc
+
+
+# --- inference -------------------------------------------------------------------
+async def _infer(request: Request, chat: bool) -> ASGIApp:
+    timing = Timing()
+    s = services(request)
+    try:
+        doc = await _doc(request, s)
+        field = doc.pop("priority", None)
+        priority = priority_of(request.headers.get("x-moc-priority"), field)
+        empty = not doc.get("messages") if chat else not doc.get("prompt")
+        if empty:
+            return await _load_or_unload(s, doc, chat)
+        if chat:
+            body, endpoint = wire.chat_body(doc, doc["stream"]), Endpoint.CHAT
+        else:
+            path, body = wire.generate_body(doc, doc["stream"])
+            endpoint = Endpoint.CHAT if path == "/chat/completions" else Endpoint.COMPLETION
+    except MocError as exc:
+        return _error(exc, timing)
+    parsed = InferenceRequest(endpoint, doc["model"], priority, doc["stream"], body, None)
+
+    async def relay(opened: Opened, send: Send, timing: Timing, exchange: Exchange) -> int:
+        return await _relay(opened, send, timing, exchange, chat)
+
+    return Exchange(s, parsed, "ollama", relay, timing, ollama_error_body)
+
+
+async def _load_or_unload(s: Services, doc: dict[str, Any], chat: bool) -> Response:
+    """Ollama's empty request: load the model, or with keep_alive 0 unload it."""
+    name = doc["model"]
+    s.models.slot(name)
+    keep_alive = doc.get("keep_alive")
+    unload = keep_alive in (0, "0", "0s", "0m")
+    if unload:
+        await asyncio.shield(s.models.unload(name, "keep_alive 0"))
+    else:
+        await asyncio.shield(s.models.ensure_loaded(name, explicit=True))
+    out = wire.closing(name, chat, wire.Tally())
+    out["done_reason"] = "unload" if unload else "load"
+    return json(out)
+
+
+async def _relay(opened: Opened, send: Send, timing: Timing, exchange: Exchange, chat: bool) -> int:
+    reply = opened.reply
+    model = exchange.request.model
+    tally = wire.Tally(started=timing.arrived, load_s=timing.load_s)
+    headers = [(b"content-type", NDJSON), *timing.headers()]
+    streamed = reply.content_type.startswith("text/event-stream")
+    if not streamed:
+        try:
+            body = await reply.read()
+        except UpstreamFailed as exc:
+            exchange.services.dispatcher.stream_failed(opened)
+            return await exchange.send_error(send, _broke_off(model, exc))
+        if reply.status >= 400:
+            out: dict[str, Any] = {"error": error_message(body)}
+            status = reply.status
+        else:
+            out = {**wire.answer(orjson.loads(body), model, chat, tally), **tally.final()}
+            status = 200
+        data = orjson.dumps(out)
+        if exchange.request.stream:
+            data += b"\n"
+        else:
+            headers[0] = (b"content-type", b"application/json")
+        headers.append((b"content-length", str(len(data)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        exchange.finishing()
+        await send({"type": "http.response.body", "body": data})
+        return status
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    buffer = bytearray()
+    try:
+        async for chunk in reply.chunks():
+            lines = []
+            for data in wire.sse_events(buffer, chunk):
+                if data == b"[DONE]":
+                    continue
+                doc = orjson.loads(data)
+                if "error" in doc:
+                    lines.append(orjson.dumps({"error": error_message(data)}))
+                elif doc.get("choices"):
+                    piece = wire.answer(doc, model, chat, tally)
+                    if wire.has_content(piece):
+                        lines.append(orjson.dumps(piece))
+                else:
+                    tally.absorb(doc)  # the usage-only last chunk
+            if lines:
+                payload = b"\n".join(lines) + b"\n"
+                await send({"type": "http.response.body", "body": payload, "more_body": True})
+    except UpstreamFailed as exc:
+        exchange.services.dispatcher.stream_failed(opened)
+        exchange.finishing()
+        line = orjson.dumps(ollama_error_body(_broke_off(model, exc)), default=str) + b"\n"
+        await send({"type": "http.response.body", "body": line})
+        return http_status(BackendUnavailable(""))
+    exchange.finishing()
+    last = orjson.dumps(wire.closing(model, chat, tally)) + b"\n"
+    await send({"type": "http.response.body", "body": last})
+    return reply.status
+
+
+def _broke_off(model: str, exc: UpstreamFailed) -> BackendUnavailable:
+    return BackendUnavailable(f"model {model}'s backend failed mid-answer: {exc}", model=model)
+
+
+@_ollama_errors
+async def generate(request: Request) -> ASGIApp:
+    return await _infer(request, chat=False)
+
+
+@_ollama_errors
+async def chat(request: Request) -> ASGIApp:
+    return await _infer(request, chat=True)
+
+
+# --- listing ---------------------------------------------------------------------
+def _file_facts(slot: Slot) -> tuple[int, str, str]:
+    """(size, modified_at, digest) of the model's file; zeros for remote models."""
+    path = slot.spec.path
+    if path is None:
+        return 0, wire.now_iso(), hashlib.sha256(slot.spec.name.encode()).hexdigest()
+    try:
+        st = path.stat()
+    except OSError:
+        return 0, wire.now_iso(), hashlib.sha256(slot.spec.name.encode()).hexdigest()
+    when = datetime.fromtimestamp(st.st_mtime, UTC).isoformat().replace("+00:00", "Z")
+    # Not the file's content hash (reading gigabytes per listing is too dear):
+    # a stable id that changes when the file does, which is what clients use it for.
+    ident = f"{slot.spec.name}\0{path}\0{st.st_size}\0{st.st_mtime_ns}"
+    return st.st_size, when, hashlib.sha256(ident.encode()).hexdigest()
+
+
+async def _details(s: Services, slot: Slot) -> dict[str, Any]:
+    facts = await s.models.file_facts(slot.spec.name)
+    family = facts.architecture if facts else ""
+    return {
+        "parent_model": "",
+        "format": "gguf" if slot.spec.backend == "llamacpp" else slot.spec.backend,
+        "family": family,
+        "families": [family] if family else None,
+        "parameter_size": "",
+        "quantization_level": "",
+    }
+
+
+async def tags(request: Request) -> Response:
+    s = services(request)
+    rows = []
+    for slot in s.models.slots():
+        size, when, digest = _file_facts(slot)
+        rows.append(
+            {
+                "name": slot.spec.name,
+                "model": slot.spec.name,
+                "modified_at": when,
+                "size": size,
+                "digest": digest,
+                "details": await _details(s, slot),
+            }
+        )
+    return json({"models": rows})
+
+
+async def ps(request: Request) -> Response:
+    s = services(request)
+    rows = []
+    now = s.clock.now()
+    for slot in s.models.slots():
+        if slot.state is not State.READY:
+            continue
+        unload_in = s.models.unload_in(slot)
+        expires = now + unload_in if unload_in is not None else now + 10 * 365 * 86400
+        _, _, digest = _file_facts(slot)
+        device = s.device(slot.device) if slot.device else None
+        held = slot.reserved or slot.measured or 0
+        rows.append(
+            {
+                "name": slot.spec.name,
+                "model": slot.spec.name,
+                "size": held,
+                "digest": digest,
+                "details": await _details(s, slot),
+                "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(),
+                "size_vram": held if device is not None and device.kind == "nvidia" else 0,
+                "context_length": slot.spec.ctx,
+            }
+        )
+    return json({"models": rows})
+
+
+@_ollama_errors
+async def show(request: Request) -> ASGIApp:
+    s = services(request)
+    raw = await read_body(request, s.config.gateway.max_body)
+    try:
+        doc = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest("body", f"is not valid JSON: {exc}") from None
+    name = doc.get("model") or doc.get("name") if isinstance(doc, dict) else None
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest("model", "is required", value=name)
+    slot = s.models.slot(name)
+    _, when, _ = _file_facts(slot)
+    info: dict[str, Any] = {}
+    cached = await s.models.file_facts(name)
+    if cached is not None:
+        arch = cached.architecture
+        info = {
+            "general.architecture": arch,
+            f"{arch}.context_length": cached.ctx_train,
+            f"{arch}.embedding_length": cached.embedding,
+            f"{arch}.block_count": cached.layers,
+            f"{arch}.attention.head_count": cached.heads,
+            f"{arch}.attention.head_count_kv": cached.kv_heads,
+            "general.vocab_size": cached.vocab,
+        }
+    return json(
+        {
+            "modelfile": "",
+            "parameters": f"num_ctx {slot.spec.ctx}",
+            "template": "",
+            "details": await _details(s, slot),
+            "model_info": info,
+            "capabilities": ["completion"],
+            "modified_at": when,
+        }
+    )
+
+
+async def version(request: Request) -> Response:
+    return json({"version": wire.OLLAMA_API_VERSION, "moc_version": __version__})
+
+
+routes = [
+    Route("/api/generate", generate, methods=["POST"]),
+    Route("/api/chat", chat, methods=["POST"]),
+    Route("/api/tags", tags, methods=["GET"]),
+    Route("/api/ps", ps, methods=["GET"]),
+    Route("/api/show", show, methods=["POST"]),
+    Route("/api/version", version, methods=["GET"]),
+]

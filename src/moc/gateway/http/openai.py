@@ -1,0 +1,56 @@
+"""OpenAI-compatible inference: chat completions, completions, embeddings.
+
+The body is checked for what moc needs and forwarded as it is; the backend's
+answer comes back byte for byte, streamed as it arrives.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from moc.dispatch.request import Endpoint, parse_openai
+from moc.dispatch.service import Timing
+from moc.errors import MocError
+from moc.gateway.http.body import read_body
+from moc.gateway.http.errors import error_response
+from moc.gateway.http.exchange import Exchange, relay_openai
+from moc.gateway.http.respond import services
+
+
+async def _inference(request: Request, endpoint: Endpoint) -> ASGIApp:
+    timing = Timing()
+    s = services(request)
+    try:
+        raw = await read_body(request, s.config.gateway.max_body)
+        parsed = parse_openai(endpoint, raw, request.headers.get("x-moc-priority"))
+    except MocError as exc:
+        return with_timing(error_response(exc), timing)
+    return Exchange(s, parsed, "openai", relay_openai, timing)
+
+
+def with_timing(response: Response, timing: Timing) -> Response:
+    for name, value in timing.headers():
+        response.headers[name.decode()] = value.decode()
+    return response
+
+
+async def chat_completions(request: Request) -> ASGIApp:
+    return await _inference(request, Endpoint.CHAT)
+
+
+async def completions(request: Request) -> ASGIApp:
+    return await _inference(request, Endpoint.COMPLETION)
+
+
+async def embeddings(request: Request) -> ASGIApp:
+    return await _inference(request, Endpoint.EMBEDDING)
+
+
+routes = [
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/completions", completions, methods=["POST"]),
+    Route("/v1/embeddings", embeddings, methods=["POST"]),
+]

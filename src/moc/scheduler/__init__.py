@@ -1,0 +1,1 @@
+"""Request queues and the decision which request runs next."""

@@ -1,0 +1,177 @@
+"""Async jobs in SQLite: the record of every accepted job, its status and result.
+
+A job is written when it is accepted and at every change of status, before
+the change is acted on, so a ``kill -9`` of moc loses none: at the next start
+:meth:`JobStore.recover` puts jobs that were queued or running back to
+pending (they run again), and jobs interrupted too often are failed with the
+reason.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import orjson
+
+from moc.errors import StoreUnavailable
+from moc.jobs.model import Job, JobStatus
+from moc.scheduler.waiting import Priority
+from moc.store.sqlite import Database
+
+_COLUMNS = (
+    "id, model, priority, status, body, metadata, result, error, attempts, "
+    "created_at, queued_at, started_at, finished_at"
+)
+
+
+def _dump(value: dict[str, Any] | None) -> bytes | None:
+    return None if value is None else orjson.dumps(value, default=str)
+
+
+def _load(value: bytes | str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    loaded: dict[str, Any] = orjson.loads(value)
+    return loaded
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    return Job(
+        id=row[0],
+        model=row[1],
+        priority=Priority(row[2]),
+        status=JobStatus(row[3]),
+        body=_load(row[4]) or {},
+        metadata=_load(row[5]) or {},
+        result=_load(row[6]),
+        error=_load(row[7]),
+        attempts=row[8],
+        created_at=row[9],
+        queued_at=row[10],
+        started_at=row[11],
+        finished_at=row[12],
+    )
+
+
+class JobStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._db.conn.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot read {self._db.path}: {exc}") from exc
+
+    def insert(self, job: Job) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                f"INSERT INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    job.id,
+                    job.model,
+                    int(job.priority),
+                    job.status.value,
+                    _dump(job.body),
+                    _dump(job.metadata),
+                    _dump(job.result),
+                    _dump(job.error),
+                    job.attempts,
+                    job.created_at,
+                    job.queued_at,
+                    job.started_at,
+                    job.finished_at,
+                ),
+            )
+
+    def save(self, job: Job) -> None:
+        """Write the job's status, timestamps, attempts and outcome."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET status = ?, result = ?, error = ?, attempts = ?, "
+                "queued_at = ?, started_at = ?, finished_at = ? WHERE id = ?",
+                (
+                    job.status.value,
+                    _dump(job.result),
+                    _dump(job.error),
+                    job.attempts,
+                    job.queued_at,
+                    job.started_at,
+                    job.finished_at,
+                    job.id,
+                ),
+            )
+
+    def get(self, job_id: str) -> Job | None:
+        rows = self._read(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return _job(rows[0]) if rows else None
+
+    def find(
+        self, status: JobStatus | None = None, model: str | None = None, limit: int = 100
+    ) -> list[Job]:
+        where, args = [], []
+        if status is not None:
+            where.append("status = ?")
+            args.append(status.value)
+        if model is not None:
+            where.append("model = ?")
+            args.append(model)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM jobs {clause} ORDER BY created_at DESC LIMIT ?",
+            (*args, limit),
+        )
+        return [_job(r) for r in rows]
+
+    def next_pending(self, limit: int) -> list[Job]:
+        """Pending jobs in the order they should enter the queue: priority, then age."""
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'pending' "
+            "ORDER BY priority, created_at LIMIT ?",
+            (limit,),
+        )
+        return [_job(r) for r in rows]
+
+    def counts(self) -> dict[tuple[str, int], int]:
+        """Jobs by (status, priority)."""
+        rows = self._read("SELECT status, priority, COUNT(*) FROM jobs GROUP BY status, priority")
+        return {(r[0], int(r[1])): int(r[2]) for r in rows}
+
+    def active_count(self) -> int:
+        rows = self._read(
+            "SELECT COUNT(*) FROM jobs WHERE status IN ('pending', 'queued', 'running')"
+        )
+        return int(rows[0][0])
+
+    def recover(self, max_attempts: int, now: float) -> tuple[int, int]:
+        """After a restart: jobs caught queued or running go back to pending, or
+        fail if they have been interrupted ``max_attempts`` times; (requeued, failed)."""
+        error = _dump(
+            {
+                "code": "interrupted",
+                "message": f"moc stopped while the job ran, {max_attempts} times; not retried",
+            }
+        )
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET attempts = attempts + 1 WHERE status = 'running'",
+            )
+            failed = conn.execute(
+                "UPDATE jobs SET status = 'failed', error = ?, finished_at = ? "
+                "WHERE status IN ('queued', 'running') AND attempts >= ?",
+                (error, now, max_attempts),
+            ).rowcount
+            requeued = conn.execute(
+                "UPDATE jobs SET status = 'pending', queued_at = NULL, started_at = NULL "
+                "WHERE status IN ('queued', 'running')"
+            ).rowcount
+        return requeued, failed
+
+    def forget_finished(self, before: float) -> int:
+        with self._db.transaction() as conn:
+            return conn.execute(
+                "DELETE FROM jobs WHERE status IN ('complete', 'failed', 'cancelled') "
+                "AND finished_at < ?",
+                (before,),
+            ).rowcount
