@@ -147,7 +147,6 @@ class QueuesConfig(Section):
         }
 
 
-
 class GatewayConfig(Section):
     queues: QueuesConfig = QueuesConfig()
     aging_s: float = Field(

@@ -105,16 +105,15 @@ async def run(config: Config) -> None:
         data_dir.release()
 
 
-async def _run(config: Config, data_dir: DataDir, db: Database, started: float) -> None:
+def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> Services:
+    """Every part of the daemon, wired together; nothing is started yet."""
     clock = SystemClock()
     metrics = Metrics()
-    probes = discover(config.devices)
     ledger = Ledger()
     devices = [info for probe in probes for info in probe.devices()]
     for info in devices:
         ledger.add_device(info.id, info.kind, info.total, config.devices.reserve_fraction)
     leases = LeaseService(ledger, LeaseStore(db), clock, metrics, config.leases)
-    restored, expired_while_down = leases.restore()
     models = build_models(config, ledger, devices, probes, ModelStore(db), clock, metrics, leases)
     scheduler = Scheduler(Limits.of(config.gateway), models.scheduling_facts, clock)
     models.on_change(scheduler.poke)
@@ -129,12 +128,13 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
         config.jobs,
         window=min(4096, max(64, 2 * config.gateway.max_in_flight)),
     )
+    metrics.watch_state(ledger.views, leases.counts_by_device, leases.waiter_count)
     metrics.watch_gateway(
         lambda: {p.label: scheduler.room.depth(p) for p in Priority},
         lambda: scheduler.room.in_flight,
         lambda: {m: int(state) for m, state in dispatcher.breaker_states().items()},
     )
-    services = Services(
+    return Services(
         config=config,
         clock=clock,
         ledger=ledger,
@@ -147,7 +147,15 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
         metrics=metrics,
         started_at=clock.now(),
     )
-    metrics.watch_state(ledger.views, leases.counts_by_device, leases.waiter_count)
+
+
+async def _run(config: Config, data_dir: DataDir, db: Database, started: float) -> None:
+    probes = discover(config.devices)
+    services = build_services(config, db, probes)
+    ledger, leases, models = services.ledger, services.leases, services.models
+    scheduler, jobs, metrics = services.scheduler, services.jobs, services.metrics
+    devices = services.devices
+    restored, expired_while_down = leases.restore()
     monitor = DeviceMonitor(
         probes,
         ledger,
@@ -259,7 +267,7 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
     await asyncio.gather(*stops, return_exceptions=True)
     preload.cancel()
     await models.close()
-    await upstream.close()
+    await services.dispatcher.close()
     await monitor.close()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)

@@ -9,45 +9,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from moc.clock import SystemClock
 from moc.config import Config
-from moc.daemon import build_models
+from moc.daemon import build_services
 from moc.devices.host import HostProbe
-from moc.devices.probe import DeviceInfo, DeviceProbe
 from moc.gateway.http.app import build_app
-from moc.leases.service import LeaseService
-from moc.ledger import Ledger
-from moc.services import Services
-from moc.store.leases import LeaseStore
-from moc.store.models import ModelStore
 from moc.store.sqlite import Database
-from moc.telemetry.metrics import Metrics
 
 
 async def test_unexpected_exception_becomes_a_500_envelope_with_a_log_reference(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = Config(data_dir=tmp_path, runtimes={"demo_models": False})  # type: ignore[arg-type]
-    ledger = Ledger()
-    ledger.add_device("host", "host", 1 << 30, 0.9)
     db = Database(tmp_path / "moc.db")
-    metrics = Metrics()
-    leases = LeaseService(ledger, LeaseStore(db), SystemClock(), metrics, config.leases)
-    info = DeviceInfo(id="host", kind="host", name="host memory", total=1 << 30)
-    probes: list[DeviceProbe] = [HostProbe([("host", 1 << 30)])]
-    models = build_models(
-        config, ledger, [info], probes, ModelStore(db), SystemClock(), metrics, leases
-    )
-    services = Services(
-        config=config,
-        clock=SystemClock(),
-        ledger=ledger,
-        devices=[info],
-        leases=leases,
-        models=models,
-        metrics=metrics,
-        started_at=0.0,
-    )
+    services = build_services(config, db, [HostProbe([("host", 1 << 30)])])
+    leases, models = services.leases, services.models
 
     def broken(lease_id: str) -> None:
         raise RuntimeError("secret internal detail")

@@ -175,6 +175,7 @@ def test_ollama_client_generate_chat_list_ps_show(
         client.chat(model="nope", messages=[{"role": "user", "content": "hi"}])
     assert err.value.status_code == 404
     assert "not in the catalog" in err.value.error
+    client.close()
 
 
 # --- queues ----------------------------------------------------------------------

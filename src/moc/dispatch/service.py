@@ -198,6 +198,9 @@ class Dispatcher:
             breaker.failure(self._clock.now())
             raise self._unavailable(handle, again) from again
 
+    async def close(self) -> None:
+        await self._upstream.close()
+
     def stream_failed(self, opened: Opened) -> None:
         """The backend broke off a response it had begun."""
         opened.breaker.failure(self._clock.now())
