@@ -42,8 +42,8 @@ from loadgen import Result, run_in_process  # noqa: E402
 from upstream_client import PATH, _start, serve_aiohttp, serve_backend  # noqa: E402
 
 MODES = ("json", "stream")
-# moc's per-model limit on concurrent requests (ModelSpec.parallel) is at most 256.
-PARALLEL = 256
+# moc's per-model limit on concurrent requests: above the largest client count.
+PARALLEL = 1000
 GATEWAY = (
     "gateway: {max_in_flight: 5000, queues: {normal: {max_waiting: 100000, timeout_s: 300}}}\n"
 )

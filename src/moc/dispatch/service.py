@@ -13,7 +13,6 @@ event loop, with no ``await`` between deciding and recording.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -54,11 +53,14 @@ class Timing:
 
 @dataclass
 class Opened:
-    """A backend's answer, not read yet."""
+    """A request at its backend: the reply (not read yet), where it went, and
+    what it holds (its turn in the scheduler, its model kept from eviction,
+    the backend connection). ``close()`` gives all of it back."""
 
     reply: Reply
     handle: Handle
     breaker: Breaker
+    close: Callable[[], None]
 
 
 class Dispatcher:
@@ -92,7 +94,6 @@ class Dispatcher:
     async def open(
         self,
         request: InferenceRequest,
-        stack: contextlib.AsyncExitStack[bool | None],
         timing: Timing,
         *,
         bounded: bool = True,
@@ -104,7 +105,7 @@ class Dispatcher:
         QueueFull, QueueTimeout, LoadFailed, BackendUnavailable, ….
         ``bounded=False`` (async jobs, bounded by their own store) skips the
         queue's length limit and deadline; ``on_admitted`` is called when the
-        request's turn comes.
+        request's turn comes. The caller must ``close()`` what it gets.
         """
         name = request.model
         self._models.slot(name)  # ModelNotFound before it queues
@@ -118,38 +119,43 @@ class Dispatcher:
                 retry_after_s=max(breaker.retry_after(now), 0.1),
                 model=name,
             )
-        settled = False
-
-        def _unsettled() -> None:
-            if not settled:
-                breaker.abandon()  # a half-open probe that never reached the backend
-
-        stack.callback(_unsettled)
         t0 = time.monotonic()
         try:
-            await stack.enter_async_context(
-                self._scheduler.admit(name, request.priority, bounded=bounded)
-            )
+            ticket = await self._scheduler.enter(name, request.priority, bounded=bounded)
+        except BaseException:
+            breaker.abandon()  # a half-open probe that never reached the backend
+            raise
         finally:  # a request turned away after waiting reports its wait too
             timing.queued_s = time.monotonic() - t0
-        self._metrics.queue_wait_seconds.labels(request.priority.label).observe(timing.queued_s)
-        if on_admitted is not None:
-            on_admitted()
-        t0 = time.monotonic()
-
+        held = False
         try:
-            handle = await stack.enter_async_context(self._models.use(name))
-        except LoadFailed:
-            breaker.failure(self._clock.now())
-            settled = True
+            self._metrics.queue_waited(request.priority.label, timing.queued_s)
+            if on_admitted is not None:
+                on_admitted()
+            t0 = time.monotonic()
+            try:
+                handle = await self._models.hold(name)
+            except LoadFailed:
+                breaker.failure(self._clock.now())
+                raise
+            held = True
+            t1 = time.monotonic()
+            timing.load_s = t1 - t0
+            reply, handle = await self._send(request, handle, breaker)
+            timing.upstream_s = time.monotonic() - t1
+        except BaseException:
+            breaker.abandon()
+            if held:
+                self._models.release(name)
+            self._scheduler.leave(ticket)
             raise
-        t1 = time.monotonic()
-        timing.load_s = t1 - t0
-        reply, handle = await self._send(request, handle, breaker)
-        settled = True
-        stack.callback(reply.close)
-        timing.upstream_s = time.monotonic() - t1
-        return Opened(reply, handle, breaker)
+
+        def close() -> None:
+            reply.close()
+            self._models.release(name)
+            self._scheduler.leave(ticket)
+
+        return Opened(reply, handle, breaker, close)
 
     async def _send(
         self, request: InferenceRequest, handle: Handle, breaker: Breaker

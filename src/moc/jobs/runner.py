@@ -190,18 +190,19 @@ class JobRunner:
         """One try; None when the job ended, else the error worth another try."""
         request = InferenceRequest(Endpoint.CHAT, job.model, job.priority, False, job.body, None)
         try:
-            async with contextlib.AsyncExitStack() as stack:
-                opened = await self._dispatcher.open(
-                    request,
-                    stack,
-                    Timing(),
-                    bounded=False,
-                    on_admitted=lambda: self._mark(
-                        job, JobStatus.RUNNING, started_at=self._clock.now()
-                    ),
-                )
+            opened = await self._dispatcher.open(
+                request,
+                Timing(),
+                bounded=False,
+                on_admitted=lambda: self._mark(
+                    job, JobStatus.RUNNING, started_at=self._clock.now()
+                ),
+            )
+            try:
                 body = await opened.reply.read()
                 status = opened.reply.status
+            finally:
+                opened.close()
         except ShuttingDown:
             return None  # left queued in the store; it runs after the next start
         except (Unavailable, UpstreamFailed) as exc:

@@ -270,18 +270,26 @@ class ModelManager:
         await self._stop(slot, reason)
         return True
 
+    async def hold(self, name: str) -> Handle:
+        """The model, loaded, held for one request: not evicted until :meth:`release`."""
+        handle = await self.ensure_loaded(name)
+        self._slots[name].in_flight += 1
+        return handle
+
+    def release(self, name: str) -> None:
+        slot = self._slots[name]
+        slot.in_flight -= 1
+        slot.last_used = self._clock.now()
+        self._notify()
+
     @contextlib.asynccontextmanager
     async def use(self, name: str) -> AsyncIterator[Handle]:
-        """Hold the model for one request: it is not evicted until the block ends."""
-        handle = await self.ensure_loaded(name)
-        slot = self._slots[name]
-        slot.in_flight += 1
+        """:meth:`hold` for the length of a block."""
+        handle = await self.hold(name)
         try:
             yield handle
         finally:
-            slot.in_flight -= 1
-            slot.last_used = self._clock.now()
-            self._notify()
+            self.release(name)
 
     async def after_failure(self, name: str) -> Handle:
         """The model serving again after its backend failed to answer a request.

@@ -35,7 +35,7 @@ class ModelSpec(BaseModel):
         None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="env var with the key (openai)"
     )
     ctx: int = Field(4096, ge=64, le=1 << 22, description="context length per slot")
-    parallel: int = Field(1, ge=1, le=256, description="concurrent requests (slots)")
+    parallel: int = Field(1, ge=1, le=4096, description="concurrent requests (slots)")
     device: str | None = Field(None, description="pin to this device id")
     pinned: bool = Field(False, description="never evicted to make room")
     preload: bool = Field(False, description="loaded when moc starts")

@@ -1,14 +1,20 @@
-"""The scheduler task: the one owner of the waiting room.
+"""The scheduler: the one owner of the waiting room.
 
-Handlers never touch the room. :meth:`Scheduler.admit` posts the request's
-ticket to an inbox and waits on a future; the task ``_run`` applies the inbox
-in order, expires tickets past their deadline, and asks the room which tickets
-run next, resolving their futures. Nothing awaits between reading the room
-and changing it, so the room needs no lock.
+The room is read and changed only inside :meth:`Scheduler._step`, a
+synchronous function with no ``await`` in it: it applies what was posted
+(offers, withdrawals) in order, expires tickets past their deadline, and asks
+the room which tickets run next, resolving their futures. On the event loop's
+one thread every step is therefore atomic, and the room needs no lock.
 
-A handler that is cancelled (its client went away, or shutdown) posts a
-withdrawal from ``admit``'s ``finally``: a waiting ticket leaves the queue, a
-running one gives its slot back.
+A step runs at once when a request posts to it (an offer, or a withdrawal
+when it ends), so a request that finds room is admitted without a trip
+through another task; the scheduler task ``_run`` runs a step when a timer
+(the next deadline or end of a grouping wait) fires or when a model's state
+changes (:meth:`poke`).
+
+A request that is cancelled while it waits (its client went away, or
+shutdown) leaves the queue; one that ran gives its slot back with
+:meth:`Scheduler.leave`.
 """
 
 from __future__ import annotations
@@ -16,9 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from collections.abc import AsyncIterator, Callable
-from enum import Enum
 
 from moc.clock import Clock
 from moc.errors import MocError, QueueTimeout, ShuttingDown
@@ -28,27 +31,20 @@ from moc.telemetry.logs import event
 log = logging.getLogger(__name__)
 
 
-class _Op(Enum):
-    OFFER = 1
-    WITHDRAW = 2
-
-
 class Scheduler:
     def __init__(
         self,
         limits: Limits,
         facts: Facts,
         clock: Clock,
-        on_expired: Callable[[Ticket], None] = lambda t: None,
     ) -> None:
-        self.room = WaitingRoom(limits)  # read-only outside the task (depths for metrics)
+        self.room = WaitingRoom(limits)  # read-only outside _step (depths for metrics)
         self._facts = facts
         self._clock = clock
-        self._on_expired = on_expired
-        self._inbox: deque[tuple[_Op, Ticket]] = deque()
         self._futures: dict[int, asyncio.Future[None]] = {}
         self._wake = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -59,27 +55,32 @@ class Scheduler:
         """Something the room's decisions depend on changed (a model's state)."""
         self._wake.set()
 
-    @contextlib.asynccontextmanager
-    async def admit(
-        self, model: str, priority: Priority, *, bounded: bool = True
-    ) -> AsyncIterator[Ticket]:
-        """Wait for the request's turn; its slot is held until the block ends.
+    async def enter(self, model: str, priority: Priority, *, bounded: bool = True) -> Ticket:
+        """Wait for the request's turn; its slot is held until :meth:`leave`.
 
         Raises QueueFull at once when its priority's queue is full,
         QueueTimeout when it waited past its deadline, ShuttingDown on close.
+        A caller cancelled while it waits leaves the queue.
         """
         if self._closed:
             raise ShuttingDown("moc is shutting down; no new requests are queued")
         ticket = Ticket(model, priority, self._clock.now(), bounded=bounded)
         future = asyncio.get_running_loop().create_future()
         self._futures[ticket.id] = future
-        self._post(_Op.OFFER, ticket)
+        self._offer(ticket)
         try:
             await future
-            yield ticket
-        finally:
-            self._futures.pop(ticket.id, None)
-            self._post(_Op.WITHDRAW, ticket)
+        except BaseException:
+            self.leave(ticket)
+            raise
+        return ticket
+
+    def leave(self, ticket: Ticket) -> None:
+        """The request is done (or gone): its place or its slot is freed."""
+        self._futures.pop(ticket.id, None)
+        self.room.withdraw(ticket)
+        if not self._closed:
+            self._step()
 
     async def close(self) -> None:
         """Refuse new requests and answer every waiting one with ShuttingDown."""
@@ -94,15 +95,22 @@ class Scheduler:
         if self._timer is not None:
             self._timer.cancel()
 
-    # --- the task ----------------------------------------------------------------------
-    def _post(self, op: _Op, ticket: Ticket) -> None:
-        self._inbox.append((op, ticket))
-        self._wake.set()
+    # --- the steps ---------------------------------------------------------------------
+    def _offer(self, ticket: Ticket) -> None:
+        try:
+            self.room.offer(ticket)
+        except MocError as exc:
+            ticket.state = TicketState.DONE
+            self._resolve(ticket, exc)
+            return
+        self._step()
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            self._timer_at = None  # fired, or about to be set again
+
             try:
                 self._step()
             except Exception as exc:  # a bug here must not stop every request
@@ -111,19 +119,8 @@ class Scheduler:
 
     def _step(self) -> None:
         room = self.room
-        while self._inbox:
-            op, ticket = self._inbox.popleft()
-            if op is _Op.WITHDRAW:
-                room.withdraw(ticket)
-                continue
-            try:
-                room.offer(ticket)
-            except MocError as exc:
-                ticket.state = TicketState.DONE
-                self._resolve(ticket, exc)
         now = self._clock.now()
         for ticket in room.expire(now):
-            self._on_expired(ticket)
             waited = now - ticket.arrived
             self._resolve(
                 ticket,
@@ -150,9 +147,13 @@ class Scheduler:
             future.set_exception(exc)
 
     def _arm(self, at: float | None, now: float) -> None:
+        """Wake the task at ``at`` (the earliest moment the room may decide anew)."""
+        if at == self._timer_at:
+            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._timer_at = at
         if at is not None:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(max(0.0, at - now) + 0.001, self._wake.set)

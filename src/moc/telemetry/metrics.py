@@ -236,6 +236,28 @@ class Metrics:
         self.jobs = Counter(
             "moc_jobs", "Async jobs that ended, by final status.", ["status"], registry=r
         )
+        self._requests_by: dict[tuple[str, str, int], Counter] = {}
+        self._latency_by: dict[str, Histogram] = {}
+        self._wait_by: dict[str, Histogram] = {}
+
+    def request_done(self, model: str, api: str, status: int, seconds: float) -> None:
+        """Count one inference request; the labelled series are looked up once
+        per label set (``labels()`` takes a lock and checks its arguments)."""
+        key = (model, api, status)
+        counter = self._requests_by.get(key)
+        if counter is None:
+            counter = self._requests_by[key] = self.requests.labels(model, api, str(status))
+        counter.inc()
+        latency = self._latency_by.get(model)
+        if latency is None:
+            latency = self._latency_by[model] = self.request_seconds.labels(model)
+        latency.observe(seconds)
+
+    def queue_waited(self, priority: str, seconds: float) -> None:
+        wait = self._wait_by.get(priority)
+        if wait is None:
+            wait = self._wait_by[priority] = self.queue_wait_seconds.labels(priority)
+        wait.observe(seconds)
 
     def watch_gateway(
         self,

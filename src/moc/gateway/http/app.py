@@ -49,12 +49,14 @@ class HttpApp:
     def __init__(self, services: Services) -> None:
         self.state = State({"services": services})
         self.router = Router(
+            # Inference first: the router tries routes in order, and these
+            # carry the traffic whose overhead matters most.
             routes=[
+                *openai.routes,
+                *ollama.routes,
                 *system.routes,
                 *leases.routes,
                 *models.routes,
-                *openai.routes,
-                *ollama.routes,
                 *jobs.routes,
             ]
         )

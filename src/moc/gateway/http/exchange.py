@@ -15,19 +15,24 @@ here and is counted, not raised into the server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from starlette.types import Receive, Scope, Send
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from moc.dispatch.request import InferenceRequest
 from moc.dispatch.service import Opened, Timing
 from moc.dispatch.upstream import UpstreamFailed
 from moc.errors import BackendUnavailable, MocError
-from moc.gateway.http.errors import error_body, error_headers, http_status
+from moc.gateway.http.errors import (
+    error_body,
+    error_headers,
+    http_status,
+    internal_error_response,
+)
 from moc.services import Services
 
 # Writes the backend's answer to the client; returns the HTTP status sent.
@@ -38,39 +43,42 @@ Shape = Callable[[MocError], dict[str, Any]]
 CLIENT_GONE = 499  # the status nginx logs for a client that closed the request
 
 
-class _Watch:
-    def __init__(self) -> None:
-        self.gone = False
-        self.finishing = False
-
-
-@contextlib.asynccontextmanager
-async def _cancelled_on_disconnect(receive: Receive) -> AsyncIterator[_Watch]:
+class _DisconnectWatch:
     """Cancel the current task if the client disconnects inside the block.
 
     The request body has been read, so the next message can only be
     ``http.disconnect`` (which the server also sends once the response is
-    complete; ``finishing`` tells the two apart).
+    complete; ``finishing`` tells the two apart). The cancellation is moc's
+    own: it ends here, and ``gone`` says it happened.
     """
-    task = asyncio.current_task()
-    assert task is not None
-    watch = _Watch()
 
-    async def watcher() -> None:
-        message = await receive()
-        if message["type"] == "http.disconnect" and not watch.finishing:
-            watch.gone = True
-            task.cancel()
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.gone = False
+        self.finishing = False
+        self._task: asyncio.Task[Any] | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
-    watching = asyncio.create_task(watcher())
-    try:
-        yield watch
-    except asyncio.CancelledError:
-        if not watch.gone:
-            raise
-        task.uncancel()  # ours: the client left; the request ends here
-    finally:
-        watching.cancel()
+    async def _watch(self) -> None:
+        message = await self._receive()
+        if message["type"] == "http.disconnect" and not self.finishing:
+            self.gone = True
+            assert self._task is not None
+            self._task.cancel()
+
+    async def __aenter__(self) -> _DisconnectWatch:
+        self._task = asyncio.current_task()
+        self._watcher = asyncio.create_task(self._watch())
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> bool:
+        assert self._watcher is not None
+        assert self._task is not None
+        self._watcher.cancel()
+        if kind is asyncio.CancelledError and self.gone:
+            self._task.uncancel()
+            return True
+        return False
 
 
 class Exchange:
@@ -89,28 +97,31 @@ class Exchange:
         self.relay = relay
         self.timing = timing
         self.shape = shape
-        self.watch = _Watch()
+        self.watch: _DisconnectWatch | None = None
+        self.started = False  # the response's status line has been sent
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         s = self.services
         status = CLIENT_GONE
         stage = "queued"
+        self.watch = watch = _DisconnectWatch(receive)
         try:
-            async with contextlib.AsyncExitStack() as stack:
-                self.watch = await stack.enter_async_context(_cancelled_on_disconnect(receive))
+            async with watch:
                 try:
-                    opened = await s.dispatcher.open(self.request, stack, self.timing)
+                    opened = await s.dispatcher.open(self.request, self.timing)
                 except MocError as exc:
                     status = await self.send_error(send, exc)
                     return
                 stage = "running"
-                status = await self.relay(opened, send, self.timing, self)
+                try:
+                    status = await self.relay(opened, send, self.timing, self)
+                finally:
+                    opened.close()
         finally:
             model = self.request.model if s.models.knows(self.request.model) else "-"
-            if self.watch.gone:
+            if watch.gone:
                 s.metrics.requests_abandoned.labels(model, stage).inc()
-            s.metrics.requests.labels(model, self.api, str(status)).inc()
-            s.metrics.request_seconds.labels(model).observe(time.monotonic() - self.timing.arrived)
+            s.metrics.request_done(model, self.api, status, time.monotonic() - self.timing.arrived)
 
     async def send_error(self, send: Send, exc: MocError) -> int:
         status = http_status(exc)
@@ -121,14 +132,46 @@ class Exchange:
             *((k.encode(), v.encode()) for k, v in error_headers(exc).items()),
             *self.timing.headers(),
         ]
-        self.watch.finishing = True
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        self.finishing()
+        await self.start(send, status, headers)
         await send({"type": "http.response.body", "body": body})
         return status
 
+    async def start(self, send: Send, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.started = True
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+
     def finishing(self) -> None:
         """The last bytes are about to go: a disconnect from now on is the normal end."""
-        self.watch.finishing = True
+        if self.watch is not None:
+            self.watch.finishing = True
+
+
+Handler = Callable[[Request], Awaitable[ASGIApp]]
+
+
+class RawEndpoint:
+    """A route's endpoint as a bare ASGI app: the handler turns the request into
+    an app (an :class:`Exchange`, or an error response) that answers it.
+
+    Starlette wraps a function endpoint in a Request object and a wrapper
+    around every ``send``; for inference, where moc's own time is the product,
+    that is measurable, so these routes do without. An unexpected exception is
+    still answered with the 500 envelope when no response has started.
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app: ASGIApp | None = None
+        try:
+            app = await self.handler(Request(scope, receive))
+            await app(scope, receive, send)
+        except Exception as exc:
+            if isinstance(app, Exchange) and app.started:
+                raise  # mid-answer: the server closes the connection
+            await internal_error_response(exc)(scope, receive, send)
 
 
 def error_event(exc: MocError) -> bytes:
@@ -147,12 +190,12 @@ async def relay_openai(opened: Opened, send: Send, timing: Timing, exchange: Exc
             exchange.services.dispatcher.stream_failed(opened)
             return await exchange.send_error(send, _broke_off(opened, exc))
         headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        await exchange.start(send, reply.status, headers)
         exchange.finishing()
         await send({"type": "http.response.body", "body": body})
         return reply.status
     headers.append((b"cache-control", b"no-cache"))
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await exchange.start(send, reply.status, headers)
     try:
         async for chunk in reply.chunks():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})

@@ -30,7 +30,7 @@ from moc.errors import BackendUnavailable, InvalidRequest, MocError
 from moc.gateway import ollama_wire as wire
 from moc.gateway.http.body import read_body
 from moc.gateway.http.errors import error_headers, http_status, ollama_error_body
-from moc.gateway.http.exchange import Exchange
+from moc.gateway.http.exchange import Exchange, RawEndpoint
 from moc.gateway.http.respond import json, services
 from moc.lifecycle.manager import Slot
 from moc.services import Services
@@ -147,11 +147,11 @@ async def _relay(opened: Opened, send: Send, timing: Timing, exchange: Exchange,
         else:
             headers[0] = (b"content-type", b"application/json")
         headers.append((b"content-length", str(len(data)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await exchange.start(send, status, headers)
         exchange.finishing()
         await send({"type": "http.response.body", "body": data})
         return status
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await exchange.start(send, reply.status, headers)
     buffer = bytearray()
     try:
         async for chunk in reply.chunks():
@@ -316,8 +316,8 @@ async def version(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/generate", generate, methods=["POST"]),
-    Route("/api/chat", chat, methods=["POST"]),
+    Route("/api/generate", RawEndpoint(generate), methods=["POST"]),
+    Route("/api/chat", RawEndpoint(chat), methods=["POST"]),
     Route("/api/tags", tags, methods=["GET"]),
     Route("/api/ps", ps, methods=["GET"]),
     Route("/api/show", show, methods=["POST"]),

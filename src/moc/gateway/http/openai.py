@@ -16,7 +16,7 @@ from moc.dispatch.service import Timing
 from moc.errors import MocError
 from moc.gateway.http.body import read_body
 from moc.gateway.http.errors import error_response
-from moc.gateway.http.exchange import Exchange, relay_openai
+from moc.gateway.http.exchange import Exchange, RawEndpoint, relay_openai
 from moc.gateway.http.respond import services
 
 
@@ -37,20 +37,15 @@ def with_timing(response: Response, timing: Timing) -> Response:
     return response
 
 
-async def chat_completions(request: Request) -> ASGIApp:
-    return await _inference(request, Endpoint.CHAT)
+def _route(path: str, endpoint: Endpoint) -> Route:
+    async def handler(request: Request) -> ASGIApp:
+        return await _inference(request, endpoint)
 
-
-async def completions(request: Request) -> ASGIApp:
-    return await _inference(request, Endpoint.COMPLETION)
-
-
-async def embeddings(request: Request) -> ASGIApp:
-    return await _inference(request, Endpoint.EMBEDDING)
+    return Route(path, RawEndpoint(handler), methods=["POST"])
 
 
 routes = [
-    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-    Route("/v1/completions", completions, methods=["POST"]),
-    Route("/v1/embeddings", embeddings, methods=["POST"]),
+    _route("/v1/chat/completions", Endpoint.CHAT),
+    _route("/v1/completions", Endpoint.COMPLETION),
+    _route("/v1/embeddings", Endpoint.EMBEDDING),
 ]
