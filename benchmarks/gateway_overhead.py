@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "src"))
 from lease_ops import start_moc  # noqa: E402
-from loadgen import Result, run_in_process  # noqa: E402
+from loadgen import Result, run_in_process, run_rate_in_process  # noqa: E402
 from upstream_client import PATH, _start, serve_aiohttp, serve_backend  # noqa: E402
 
 MODES = ("json", "stream")
@@ -175,6 +175,22 @@ def table_load(
                     notes.append(f"c=50 {mode}: moc at {share:.0%} of the bare proxy's req/s")
 
 
+def table_rate(targets: list[Target], rate: float, seconds: float) -> None:
+    """The seed's p99 at a fixed offered rate, each request timed from when it was due."""
+    print("\n| path | sent/s | p50 ms | p95 ms | p99 ms | proxy CPU % | non-2xx/errors |")
+    print("|---|---|---|---|---|---|---|")
+    for target in targets:
+        before = cpu_seconds(target.pid) if target.pid else 0.0
+        r = run_rate_in_process(
+            target.url, rate=rate, seconds=seconds, body=body(target.model, "json")
+        )
+        cpu = (cpu_seconds(target.pid) - before) / r.seconds * 100 if target.pid else float("nan")
+        print(
+            f"| {target.name} | {r.requests / r.seconds:.0f} | {r.p50_ms:.2f} | {r.p95_ms:.2f} "
+            f"| {r.p99_ms:.2f} | {cpu:.0f} | {bad(r)} |"
+        )
+
+
 def llama_targets(http: httpx.Client, moc_url: str, moc_pid: int) -> list[Target]:
     """Load ``tiny`` through moc, and find its llama.cpp server's port."""
     http.post(f"{moc_url}/v1/models/tiny/load", timeout=120).raise_for_status()
@@ -192,6 +208,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--skip-500", action="store_true", help="no run with 500 clients")
     parser.add_argument("--llama", action="store_true", help="also moc vs a tiny llama.cpp model")
+    parser.add_argument(
+        "--rate", type=float, default=1000.0, help="open-loop requests/s for the seed's figure"
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="moc-bench-gateway-"))
@@ -218,6 +237,8 @@ def main() -> None:
             table_one(targets, args.seconds, notes)
             print("\n### fast responder, under load")
             table_load(targets, clients, args.seconds, notes, "bare proxy")
+            print(f"\n### open loop: {args.rate:g} requests/s for {args.seconds:g} s (json)")
+            table_rate(targets, args.rate, args.seconds)
             print("\n| process | RSS at end, MiB |\n|---|---|")
             print(f"| bare proxy | {rss_mib(bare.pid):.1f} |\n| moc | {rss_mib(moc.pid):.1f} |")
             if args.llama:

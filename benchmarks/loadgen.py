@@ -104,8 +104,70 @@ async def _run(
     )
 
 
+async def _run_rate(
+    url: str, method: str, body: bytes | None, rate: float, seconds: float
+) -> Result:
+    """Open loop: a request every 1/rate s whatever the answers do, each timed
+    from when it was due (so a slow server cannot hide its queue)."""
+    latencies: list[float] = []
+    errors = non_2xx = 0
+    headers = {"content-type": "application/json"} if body is not None else {}
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(due: float) -> None:
+            nonlocal errors, non_2xx
+            try:
+                async with session.request(method, url, data=body, headers=headers) as resp:
+                    await resp.read()
+                    non_2xx += not 200 <= resp.status < 300
+            except aiohttp.ClientError:
+                errors += 1
+                return
+            latencies.append((time.perf_counter() - due) * 1000)
+
+        tasks = []
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(due)))
+        await asyncio.gather(*tasks)
+        took = time.perf_counter() - start
+    latencies.sort()
+    return Result(
+        requests=len(latencies),
+        errors=errors,
+        seconds=took,
+        p50_ms=statistics.median(latencies) if latencies else float("nan"),
+        p95_ms=percentile(latencies, 0.95),
+        p99_ms=percentile(latencies, 0.99),
+        non_2xx=non_2xx,
+    )
+
+
 def _child(conn: Any, args: tuple[Any, ...]) -> None:
     conn.send(asyncio.run(_run(*args)))
+
+
+def _child_rate(conn: Any, args: tuple[Any, ...]) -> None:
+    conn.send(asyncio.run(_run_rate(*args)))
+
+
+def run_rate_in_process(
+    url: str, *, rate: float, seconds: float, method: str = "POST", body: bytes | None = None
+) -> Result:
+    """:func:`_run_rate` in its own process."""
+    parent, child = mp.Pipe()
+    proc = mp.get_context("spawn").Process(
+        target=_child_rate, args=(child, (url, method, body, rate, seconds))
+    )
+    proc.start()
+    result: Result = parent.recv()
+    proc.join()
+    return result
 
 
 def run_in_process(

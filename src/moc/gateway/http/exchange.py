@@ -75,8 +75,9 @@ class _DisconnectWatch:
         assert self._watcher is not None
         assert self._task is not None
         self._watcher.cancel()
+        task, self._task, self._watcher = self._task, None, None  # no cycle left for the GC
         if kind is asyncio.CancelledError and self.gone:
-            self._task.uncancel()
+            task.uncancel()
             return True
         return False
 
