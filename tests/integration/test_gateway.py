@@ -20,6 +20,7 @@ import ollama
 import openai
 import pytest
 
+import moc
 from tests.conftest import free_port
 from tests.integration.support import Factory, load, metric, model, spec, start, wait_for
 
@@ -504,3 +505,24 @@ def test_moc_submit_random_waits_for_results(
     assert len(jobs) == 6
     assert {j["status"] for j in jobs} == {"complete"}
     assert {j["model"] for j in jobs} <= {"a", "b"}
+
+
+async def test_sdk_clients_submit_follow_and_cancel_jobs(
+    moc_factory: Factory, tiny_models: dict[str, Path]
+) -> None:
+    server = start(moc_factory, [spec(tiny_models, "a")], size="1GiB")
+    with moc.Client(server.url) as client:
+        job = client.submit_job("a", prompt="hi", options={"max_tokens": 4}, metadata={"k": 1})
+        wait_for(lambda: client.job(job["job_id"])["status"] == "complete", timeout=30)
+        assert client.job(job["job_id"])["metadata"] == {"k": 1}
+        assert client.stats()["jobs"]["by_status"]["complete"] == 1
+        with pytest.raises(moc.JobNotFound):
+            client.job("job_missing")
+        with pytest.raises(moc.ModelNotFound):
+            client.submit_job("nope", prompt="hi")
+    async with moc.AsyncClient(server.url) as aclient:
+        queued = await aclient.submit_job("a", messages=[{"role": "user", "content": "hi"}])
+        assert queued["status"] == "pending"
+        ended = await aclient.cancel_job(queued["job_id"])
+        assert ended["status"] in ("cancelled", "complete")  # it may have finished first
+        assert (await aclient.job(queued["job_id"]))["status"] == ended["status"]

@@ -103,15 +103,22 @@ def test_public_surface() -> None:
     assert sorted(moc.__all__) == sorted(
         [
             "AsyncClient",
+            "BackendUnavailable",
+            "CircuitOpen",
             "Client",
             "ExceedsCapacity",
             "InsufficientMemory",
             "InvalidRequest",
+            "JobNotFound",
             "LeaseExpired",
             "LeaseInfo",
             "LeaseNotFound",
             "LeaseRevoked",
             "MocError",
+            "ModelNotFound",
+            "QueueFull",
+            "QueueTimeout",
+            "Unavailable",
             "__version__",
         ]
     )

@@ -18,6 +18,7 @@ from moc.sdk.wire import (
     acquire_body,
     base_url,
     check,
+    job_body,
     own_pid,
     renew_interval,
     unreachable,
@@ -63,6 +64,36 @@ class AsyncClient:
 
     async def unload(self, name: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("POST", f"/v1/models/{name}/unload", timeout=None)
+        return result
+
+    async def submit_job(
+        self,
+        model: str,
+        *,
+        prompt: str | None = None,
+        messages: list[dict[str, Any]] | None = None,
+        priority: str = "normal",
+        metadata: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Queue an async job (``POST /v1/jobs``); returns it with its ``job_id``."""
+        result: dict[str, Any] = await self._call(
+            "POST",
+            "/v1/jobs",
+            json=job_body(model, prompt, messages, priority, metadata, options),
+        )
+        return result
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("GET", f"/v1/jobs/{job_id}")
+        return result
+
+    async def cancel_job(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("DELETE", f"/v1/jobs/{job_id}")
+        return result
+
+    async def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("GET", "/v1/stats")
         return result
 
     async def acquire(

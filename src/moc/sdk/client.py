@@ -17,6 +17,7 @@ from moc.sdk.wire import (
     acquire_body,
     base_url,
     check,
+    job_body,
     own_pid,
     renew_interval,
     unreachable,
@@ -83,15 +84,7 @@ class Client:
         options: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Queue an async job (``POST /v1/jobs``); returns it with its ``job_id``."""
-        body: dict[str, Any] = {"model": model, "priority": priority}
-        if prompt is not None:
-            body["prompt"] = prompt
-        if messages is not None:
-            body["messages"] = messages
-        if metadata:
-            body["metadata"] = metadata
-        if options:
-            body["options"] = options
+        body = job_body(model, prompt, messages, priority, metadata, options)
         result: dict[str, Any] = self._call("POST", "/v1/jobs", json=body)
         return result
 

@@ -85,6 +85,27 @@ def acquire_body(
     return body
 
 
+def job_body(
+    model: str,
+    prompt: str | None,
+    messages: list[dict[str, Any]] | None,
+    priority: str,
+    metadata: dict[str, Any] | None,
+    options: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The ``POST /v1/jobs`` body, without the fields not given."""
+    body: dict[str, Any] = {"model": model, "priority": priority}
+    for key, value in (
+        ("prompt", prompt),
+        ("messages", messages),
+        ("metadata", metadata),
+        ("options", options),
+    ):
+        if value is not None:
+            body[key] = value
+    return body
+
+
 def check(response: httpx.Response) -> Any:
     """The JSON body of a success, or the moc error the envelope describes."""
     if response.status_code < 400:
