@@ -34,6 +34,29 @@ class Result:
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
+    @classmethod
+    def of(
+        cls,
+        latencies: list[float],
+        errors: int,
+        seconds: float,
+        non_2xx: int,
+        firsts: list[float] | None = None,
+    ) -> Result:
+        """From the latencies (ms) of the requests that were answered."""
+        latencies, firsts = sorted(latencies), sorted(firsts or [])
+        return cls(
+            requests=len(latencies),
+            errors=errors,
+            seconds=seconds,
+            p50_ms=statistics.median(latencies) if latencies else float("nan"),
+            p95_ms=percentile(latencies, 0.95),
+            p99_ms=percentile(latencies, 0.99),
+            non_2xx=non_2xx,
+            ttfb_p50_ms=statistics.median(firsts) if firsts else float("nan"),
+            ttfb_p99_ms=percentile(firsts, 0.99),
+        )
+
 
 def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
@@ -89,19 +112,7 @@ async def _run(
                         errors += 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-    latencies.sort()
-    firsts.sort()
-    return Result(
-        requests=len(latencies),
-        errors=errors,
-        seconds=seconds,
-        p50_ms=statistics.median(latencies) if latencies else float("nan"),
-        p95_ms=percentile(latencies, 0.95),
-        p99_ms=percentile(latencies, 0.99),
-        non_2xx=non_2xx,
-        ttfb_p50_ms=statistics.median(firsts) if firsts else float("nan"),
-        ttfb_p99_ms=percentile(firsts, 0.99),
-    )
+    return Result.of(latencies, errors, seconds, non_2xx, firsts)
 
 
 async def _run_rate(
@@ -136,16 +147,7 @@ async def _run_rate(
             tasks.append(asyncio.create_task(one(due)))
         await asyncio.gather(*tasks)
         took = time.perf_counter() - start
-    latencies.sort()
-    return Result(
-        requests=len(latencies),
-        errors=errors,
-        seconds=took,
-        p50_ms=statistics.median(latencies) if latencies else float("nan"),
-        p95_ms=percentile(latencies, 0.95),
-        p99_ms=percentile(latencies, 0.99),
-        non_2xx=non_2xx,
-    )
+    return Result.of(latencies, errors, took, non_2xx)
 
 
 def _child(conn: Any, args: tuple[Any, ...]) -> None:
@@ -191,6 +193,24 @@ def run_in_process(
     return result
 
 
+def split_requests(buf: bytes) -> tuple[list[bytes], bytes]:
+    """The bodies of the complete HTTP/1.1 requests at the start of ``buf``
+    (framed by Content-Length), and the bytes after them."""
+    bodies = []
+    while True:
+        head, sep, rest = buf.partition(b"\r\n\r\n")
+        if not sep:
+            return bodies, buf
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if len(rest) < length:
+            return bodies, buf
+        bodies.append(rest[:length])
+        buf = rest[length:]
+
+
 def serve_constant(port: int, status: bytes, body: bytes) -> None:
     """An HTTP/1.1 server that reads each request and answers ``body``: no
     parsing beyond framing, no state — the ceiling of a machine and a client.
@@ -212,18 +232,8 @@ def serve_constant(port: int, status: bytes, body: bytes) -> None:
             self.buf = b""
 
         def data_received(self, data: bytes) -> None:
-            self.buf += data
-            while True:
-                head, sep, rest = self.buf.partition(b"\r\n\r\n")
-                if not sep:
-                    return
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line[:15].lower() == b"content-length:":
-                        length = int(line[15:])
-                if len(rest) < length:
-                    return
-                self.buf = rest[length:]
+            bodies, self.buf = split_requests(self.buf + data)
+            for _ in bodies:
                 self.t.write(response)
 
     async def main() -> None:

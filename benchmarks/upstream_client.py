@@ -36,7 +36,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lease_ops import free_port, wait_port
-from loadgen import Result, run_in_process
+from loadgen import Result, run_in_process, split_requests
 
 PATH = "/v1/chat/completions"
 REQUEST = (
@@ -86,18 +86,8 @@ def serve_backend(port: int) -> None:
             self.buf = b""
 
         def data_received(self, data: bytes) -> None:
-            self.buf += data
-            while True:
-                head, sep, rest = self.buf.partition(b"\r\n\r\n")
-                if not sep:
-                    return
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line[:15].lower() == b"content-length:":
-                        length = int(line[15:])
-                if len(rest) < length:
-                    return
-                body, self.buf = rest[:length], rest[length:]
+            bodies, self.buf = split_requests(self.buf + data)
+            for body in bodies:
                 if b'"stream": true' in body or b'"stream":true' in body:
                     self.t.write(stream_head)
                     for chunk in chunks:
