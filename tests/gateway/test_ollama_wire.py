@@ -113,7 +113,7 @@ def test_chat_body_keeps_roles_tool_calls_and_tools() -> None:
         "model": "m",
         "messages": [
             {"role": "system", "content": "be brief"},
-            {"role": "assistant", "content": None, "tool_calls": [call], "images": ["..."]},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
             {"role": "tool", "content": "42"},
         ],
         "tools": tools,
@@ -384,3 +384,13 @@ def test_sse_events_split_inside_a_crlf_separator() -> None:
     buffer = bytearray()
     assert wire.sse_events(buffer, b"data: [DONE]\r\n\r") == []
     assert wire.sse_events(buffer, b"\n") == [b"[DONE]"]
+
+
+def test_images_are_refused_rather_than_dropped() -> None:
+    with pytest.raises(InvalidRequest) as err:
+        wire.generate_body({"model": "m", "prompt": "p", "images": ["aGk="]}, stream=False)
+    assert err.value.field == "images"
+    message = {"role": "user", "content": "hi", "images": ["aGk="]}
+    with pytest.raises(InvalidRequest) as err:
+        wire.chat_body({"model": "m", "messages": [message]}, stream=False)
+    assert err.value.field == "messages.0.images"

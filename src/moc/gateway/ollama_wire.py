@@ -20,6 +20,8 @@ import orjson
 from moc.errors import InvalidRequest
 
 OLLAMA_API_VERSION = "0.12.0"  # the Ollama release whose API these routes follow
+NO_IMAGES = "images are not passed on by moc's Ollama routes; use /v1/chat/completions"
+
 
 # Ollama option → OpenAI (or llama.cpp's OpenAI-compatible extension) field.
 _OPTIONS = {
@@ -67,6 +69,8 @@ def _options(doc: dict[str, Any]) -> dict[str, Any]:
 def _message(m: Any, i: int) -> dict[str, Any]:
     if not isinstance(m, dict) or not isinstance(m.get("role"), str):
         raise InvalidRequest(f"messages.{i}", "must be an object with a role and content")
+    if m.get("images"):
+        raise InvalidRequest(f"messages.{i}.images", NO_IMAGES)
     out: dict[str, Any] = {"role": m["role"], "content": m.get("content") or ""}
     if m.get("tool_calls"):
         out["tool_calls"] = m["tool_calls"]
@@ -100,6 +104,8 @@ def generate_body(doc: dict[str, Any], stream: bool) -> tuple[str, dict[str, Any
     prompt = doc.get("prompt") or ""
     if not isinstance(prompt, str):
         raise InvalidRequest("prompt", "must be a string", value=type(prompt).__name__)
+    if doc.get("images"):
+        raise InvalidRequest("images", NO_IMAGES)
     options = _options(doc)
     if doc.get("raw"):
         body = {"model": doc["model"], "prompt": prompt, "stream": stream, **options}
