@@ -120,6 +120,11 @@ def test_openai_client_completions_streams_models_and_embeddings(
     assert isinstance(bad.value.body, dict)
     assert (bad.value.body["param"], bad.value.body["src"]) == ("messages", "moc")
     client.close()
+    with httpx.Client(base_url=moc.url) as http:  # unknown names are counted as "-"
+        assert metric(http, "moc_requests_total", model="-", api="openai", status="404") == 1
+        assert metric(http, "moc_requests_total", model="-", api="openai", status="400") == 1
+        assert metric(http, "moc_requests_total", model="a", api="openai", status="200") == 3
+        assert metric(http, "moc_requests_total", model="a", api="openai", status="501") == 1
 
 
 def test_ollama_client_generate_chat_list_ps_show(

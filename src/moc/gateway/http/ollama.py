@@ -99,7 +99,9 @@ async def _infer(request: Request, chat: bool) -> ASGIApp:
             path, body = wire.generate_body(doc, doc["stream"])
             endpoint = Endpoint.CHAT if path == "/chat/completions" else Endpoint.COMPLETION
     except MocError as exc:
-        return _error(exc, timing)
+        response = _error(exc, timing)
+        s.metrics.request_done("-", "ollama", response.status_code, 0.0)
+        return response
     parsed = InferenceRequest(endpoint, doc["model"], priority, doc["stream"], body, None)
 
     async def relay(opened: Opened, send: Send, timing: Timing, exchange: Exchange) -> int:

@@ -27,7 +27,10 @@ async def _inference(request: Request, endpoint: Endpoint) -> ASGIApp:
         raw = await read_body(request, s.config.gateway.max_body)
         parsed = parse_openai(endpoint, raw, request.headers.get("x-moc-priority"))
     except MocError as exc:
-        return with_timing(error_response(exc), timing)
+        response = with_timing(error_response(exc), timing)
+        s.metrics.request_done("-", "openai", response.status_code, 0.0)
+        return response
+
     return Exchange(s, parsed, "openai", relay_openai, timing)
 
 
