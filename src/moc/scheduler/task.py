@@ -110,7 +110,6 @@ class Scheduler:
             await self._wake.wait()
             self._wake.clear()
             self._timer_at = None  # fired, or about to be set again
-
             try:
                 self._step()
             except Exception as exc:  # a bug here must not stop every request

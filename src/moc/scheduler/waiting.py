@@ -1,8 +1,9 @@
 """The waiting room: bounded queues per priority, and what runs next. Pure.
 
 No I/O, no clock of its own, no asyncio: every method that needs the time is
-given ``now``. The scheduler task (:mod:`moc.scheduler.task`) is its one
-owner; nothing else calls it.
+given ``now``. Only the scheduler (:mod:`moc.scheduler.task`) changes it;
+the stats page and the metrics read its counts.
+
 
 Rules, in the order :meth:`WaitingRoom.choose` applies them:
 
