@@ -113,6 +113,17 @@ def test_models_are_declared_with_durations_and_sizes(tmp_path: Path) -> None:
         ),
         ("models: [{name: 'bad name', path: /a.gguf}]", "models[bad name].name: String should"),
         ("runtimes: {llamacpp: {ready_timeout_s: 0}}", "runtimes.llamacpp.ready_timeout_s"),
+        ("models: [{name: r, backend: openai}]", "url is required for backend openai"),
+        (
+            "models: [{name: r, backend: openai, url: 'http://h:1/v1', memory_max: 1GiB}]",
+            "memory_max do not apply to backend openai",
+        ),
+        ("models: [{name: r, backend: openai, url: 'ftp://h'}]", "models[r].url: String should"),
+        ("models: [{name: a, path: /a.gguf, url: 'http://h/v1'}]", "url apply to backend openai"),
+        ("gateway: {queues: {low: {max_waiting: -1}}}", "gateway.queues.low.max_waiting"),
+        ("gateway: {queues: {urgent: {timeout_s: 1}}}", "gateway.queues.urgent: unknown field"),
+        ("gateway: {aging_s: 0}", "gateway.aging_s: Input should be greater than 0"),
+        ("jobs: {max_queued: -5}", "jobs.max_queued"),
     ],
 )
 def test_model_errors_name_the_model_and_field(

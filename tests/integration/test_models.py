@@ -376,3 +376,50 @@ def test_the_llama_server_executable_runs_models(
         text = complete(runtime_url(shown["pid"]))
         assert all(0x20 <= ord(ch) < 0x7F for ch in text)
         assert http.post("/v1/models/a/unload").json()["unloaded"] is True
+
+
+def test_limits_without_systemd_run_a_plain_process_and_say_so_once(
+    moc_factory: Factory, tiny_models: dict[str, Path]
+) -> None:
+    models = [spec(tiny_models, n, memory_max="256MiB", cpu_quota="100%") for n in ("a", "b")]
+    moc = start(moc_factory, models, size="1GiB")
+    with httpx.Client(base_url=moc.url) as http:
+        for name in ("a", "b"):
+            assert complete(runtime_url(load(http, name)["pid"]))
+    assert moc.log().count("memory_max and cpu_quota are not applied") == 1
+
+
+def test_limits_with_systemd_run_the_runtime_in_a_scope(
+    moc_factory: Factory,
+    tiny_models: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # systemd's user manager does not run here: stand-ins for its two tools,
+    # with their documented command lines. systemd-run executes the command
+    # in place once the scope exists, so the stand-in records and execs.
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    record = tmp_path / "systemd-run.args"
+    (tools / "systemctl").write_text('#!/bin/sh\n[ "$*" = "--user show-environment" ]\n')
+    (tools / "systemd-run").write_text(
+        f'#!/bin/sh\necho "$*" > {record}\nwhile [ "$1" != "--" ]; do shift; done\nshift\nexec "$@"\n'
+    )
+    for tool in tools.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    moc = start(moc_factory, [spec(tiny_models, "a", memory_max="256MiB", cpu_quota="150%")])
+    with httpx.Client(base_url=moc.url) as http:
+        shown = load(http, "a")
+        assert complete(runtime_url(shown["pid"]))
+        argv = record.read_text().split()
+        assert argv[:4] == ["--user", "--scope", "--quiet", "--collect"]
+        assert re.fullmatch(r"--unit=moc-a-\d+\.scope", argv[4])
+        assert ["-p", f"MemoryMax={256 * MIB}", "-p", "CPUQuota=150%", "--"] == argv[5:10]
+        assert argv[10:12] == [sys.executable, "-m"]  # the runtime's own argv follows
+        assert psutil.Process(shown["pid"]).cmdline()[:3] == [
+            sys.executable,
+            "-m",
+            "moc.backends.xllamacpp_server",
+        ]
+    assert "not applied" not in moc.log()

@@ -35,6 +35,7 @@ from moc.backends.llamacpp import launch as llamacpp_launch
 from moc.backends.process import Launch, RuntimeProcess, free_port, process_matches
 from moc.backends.state import HOLDS_MEMORY, State
 from moc.backends.supervisor import Change, SupervisionPolicy, Supervisor
+from moc.backends.systemd import Systemd
 from moc.clock import Clock
 from moc.config import Config
 from moc.devices.probe import DeviceInfo
@@ -125,6 +126,7 @@ class ModelManager:
         self._measure = measure
         self._on_more_free = on_more_free
         self._server = server
+        self._systemd = Systemd()
         self._slots = {spec.name: Slot(spec) for spec in catalog.specs()}
         self._changed = asyncio.Event()
         self._listeners: list[Callable[[], None]] = []
@@ -477,9 +479,10 @@ class ModelManager:
         def make_launch() -> Launch:
             assert slot.device is not None
             device = self._devices[slot.device]
-            return llamacpp_launch(
+            launch = llamacpp_launch(
                 slot.spec, device, free_port(), self._config.runtimes.llamacpp, self._server
             )
+            return self._systemd.confine(launch, slot.spec)
 
         return Supervisor(
             name,

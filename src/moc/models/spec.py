@@ -65,7 +65,9 @@ class ModelSpec(BaseModel):
             if self.url is None:
                 raise ValueError("url is required for backend openai (e.g. http://host:8000/v1)")
             local = [f for f in ("path", "memory", "device") if getattr(self, f) is not None]
+            local += [f for f in ("memory_max", "cpu_quota") if getattr(self, f) is not None]
             local += [f for f in ("pinned", "preload", "adapters", "args") if getattr(self, f)]
+
             if local:
                 raise ValueError(
                     f"{', '.join(local)} do not apply to backend openai: moc does not start, "
