@@ -55,28 +55,18 @@ class Change:
 
 
 class Supervisor:
+    """The state machine every runtime shares; subclasses say how a runtime
+    is brought up, noticed gone and brought down (:meth:`_bring_up`,
+    :meth:`_until_down`, :meth:`_bring_down`)."""
+
     def __init__(
-        self,
-        model: str,
-        make_launch: Callable[[], Launch],
-        log_path: Path,
-        http: httpx.AsyncClient,
-        policy: SupervisionPolicy,
-        on_change: Callable[[Change], None],
-        on_started: Callable[[Supervisor], None],
-        on_oom: Callable[[str, list[str]], None],
+        self, model: str, policy: SupervisionPolicy, on_change: Callable[[Change], None]
     ) -> None:
         self.model = model
-        self._make_launch = make_launch
-        self.log_path = log_path
-        self._http = http
         self._policy = policy
         self._on_change = on_change
-        self._on_started = on_started
-        self._on_oom = on_oom
         self.state = State.STOPPED
-        self.process: RuntimeProcess | None = None
-        self.port: int | None = None
+        self.process: RuntimeProcess | None = None  # for runtimes that are moc's processes
         self.failures = 0
         self.last_error: str | None = None
         self.runtime_start_s: float | None = None  # spawn → /health 200, the last start
@@ -104,14 +94,30 @@ class Supervisor:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """Where the runtime serves (its root, without /v1)."""
+        raise NotImplementedError
+
+    # --- what a kind of runtime fills in -------------------------------------
+    async def _bring_up(self) -> None:
+        """Start the runtime and wait until it serves; raises LoadFailed."""
+        raise NotImplementedError
+
+    async def _until_down(self) -> str:
+        """Return, with what happened, once a ready runtime stops serving."""
+        raise NotImplementedError
+
+    async def _bring_down(self) -> None:
+        raise NotImplementedError
+
+    def _failure(self, what: str) -> LoadFailed:
+        return LoadFailed(f"model {self.model}: {what}", model=self.model)
 
     # --- starting ----------------------------------------------------------
     async def start(self, reason: str) -> None:
         """Start the runtime and wait until it serves; raises LoadFailed."""
         self._to(State.STARTING, reason)
         try:
-            await self._spawn_until_ready()
+            await self._bring_up()
         except LoadFailed as exc:
             self.failures += 1
             self.last_error = exc.message
@@ -122,17 +128,113 @@ class Supervisor:
             raise
         self._became_ready("started")
 
+    def _became_ready(self, reason: str) -> None:
+        self.failures = 0
+        self.last_error = None
+        self._to(State.READY, reason)
+        self._watcher = asyncio.create_task(self._watch(), name=f"watch {self.model}")
+
+    # --- crashes and restarts ------------------------------------------------
+    async def _watch(self) -> None:
+        what = await self._until_down()
+        if self.state is not State.READY:
+            return  # a stop in progress owns the runtime now
+        self.failures += 1
+        self.last_error = self._failure(what).message
+        self._to(State.BACKOFF, what)
+        await self._restart()
+
+    async def _restart(self) -> None:
+        """Restart with backoff until ready, degraded, or stopped by someone else."""
+        while self.state is State.BACKOFF:
+            if self.failures > self._policy.restart_limit:
+                self._to(State.DEGRADED, f"{self.failures} failures in a row")
+                return
+            delay = backoff_delay(self.failures, self._policy.backoff_s, self._policy.backoff_max_s)
+            await asyncio.sleep(delay)
+            if self.state is not State.BACKOFF:
+                return
+            self._to(State.STARTING, f"restart {self.failures} after {delay:g} s")
+            try:
+                await self._bring_up()
+            except LoadFailed as exc:
+                self.failures += 1
+                self.last_error = exc.message
+                self._to(State.BACKOFF, "restart failed")
+                continue
+            self._became_ready("restarted")
+            return
+
+    # --- stopping --------------------------------------------------------------
+    def mark_stopping(self, reason: str) -> None:
+        """Enter ``stopping`` now, in the caller's synchronous step; :meth:`stop` finishes."""
+        if self.state in (State.STARTING, State.READY, State.BACKOFF):
+            self._to(State.STOPPING, reason)
+
+    async def stop(self, reason: str) -> None:
+        """Stop the runtime (SIGTERM, SIGKILL after the grace period).
+
+        One caller at a time: the lifecycle manager shares one stop per model.
+        """
+        if self.state is State.STOPPED:
+            return
+        if self.state in (State.FAILED, State.DEGRADED):
+            self._to(State.STOPPED, reason)
+            return
+        self.mark_stopping(reason)
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and watcher is not asyncio.current_task():
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        await self._bring_down()
+        self._to(State.STOPPED, reason)
+
+
+class ProcessSupervisor(Supervisor):
+    """A runtime that is a process moc starts: llama.cpp's server."""
+
+    def __init__(
+        self,
+        model: str,
+        make_launch: Callable[[], Launch],
+        log_path: Path,
+        http: httpx.AsyncClient,
+        policy: SupervisionPolicy,
+        on_change: Callable[[Change], None],
+        on_started: Callable[[ProcessSupervisor], None],
+        on_oom: Callable[[str, list[str]], None],
+    ) -> None:
+        super().__init__(model, policy, on_change)
+        self._make_launch = make_launch
+        self.log_path = log_path
+        self._http = http
+        self._on_started = on_started
+        self._on_oom = on_oom
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def adopt(self, process: RuntimeProcess, port: int) -> None:
         """Take over a healthy runtime an earlier moc started."""
         self._to(State.STARTING, "found running after a restart of moc")
         self.process, self.port = process, port
         self._became_ready("adopted")
 
-    def _became_ready(self, reason: str) -> None:
-        self.failures = 0
-        self.last_error = None
-        self._to(State.READY, reason)
-        self._watcher = asyncio.create_task(self._watch(), name=f"watch {self.model}")
+    async def _bring_up(self) -> None:
+        await self._spawn_until_ready()
+
+    async def _until_down(self) -> str:
+        assert self.process is not None
+        status = await self.process.wait()
+        return f"the runtime exited with status {status}"
+
+    async def _bring_down(self) -> None:
+        if self.process is not None:
+            await self.process.stop(self._policy.stop_grace_s)
+        self.process = None
 
     async def _spawn_until_ready(self) -> None:
         launch = self._make_launch()
@@ -186,63 +288,3 @@ class Supervisor:
             log=str(self.log_path),
             out_of_memory=bool(ooms),
         )
-
-    # --- crashes and restarts ------------------------------------------------
-    async def _watch(self) -> None:
-        assert self.process is not None
-        status = await self.process.wait()
-        if self.state is not State.READY:
-            return  # a stop in progress owns the process now
-        self.failures += 1
-        failure = self._failure(f"the runtime exited with status {status}")
-        self.last_error = failure.message
-        self._to(State.BACKOFF, f"exited with status {status}")
-        await self._restart()
-
-    async def _restart(self) -> None:
-        """Restart with backoff until ready, degraded, or stopped by someone else."""
-        while self.state is State.BACKOFF:
-            if self.failures > self._policy.restart_limit:
-                self._to(State.DEGRADED, f"{self.failures} failures in a row")
-                return
-            delay = backoff_delay(self.failures, self._policy.backoff_s, self._policy.backoff_max_s)
-            await asyncio.sleep(delay)
-            if self.state is not State.BACKOFF:
-                return
-            self._to(State.STARTING, f"restart {self.failures} after {delay:g} s")
-            try:
-                await self._spawn_until_ready()
-            except LoadFailed as exc:
-                self.failures += 1
-                self.last_error = exc.message
-                self._to(State.BACKOFF, "restart failed")
-                continue
-            self._became_ready("restarted")
-            return
-
-    # --- stopping --------------------------------------------------------------
-    def mark_stopping(self, reason: str) -> None:
-        """Enter ``stopping`` now, in the caller's synchronous step; :meth:`stop` finishes."""
-        if self.state in (State.STARTING, State.READY, State.BACKOFF):
-            self._to(State.STOPPING, reason)
-
-    async def stop(self, reason: str) -> None:
-        """Stop the runtime (SIGTERM, SIGKILL after the grace period).
-
-        One caller at a time: the lifecycle manager shares one stop per model.
-        """
-        if self.state is State.STOPPED:
-            return
-        if self.state in (State.FAILED, State.DEGRADED):
-            self._to(State.STOPPED, reason)
-            return
-        self.mark_stopping(reason)
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None and watcher is not asyncio.current_task():
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-        if self.process is not None:
-            await self.process.stop(self._policy.stop_grace_s)
-        self.process = None
-        self._to(State.STOPPED, reason)

@@ -34,7 +34,7 @@ import httpx
 from moc.backends.llamacpp import launch as llamacpp_launch
 from moc.backends.process import Launch, RuntimeProcess, free_port, process_matches
 from moc.backends.state import HOLDS_MEMORY, State
-from moc.backends.supervisor import Change, SupervisionPolicy, Supervisor
+from moc.backends.supervisor import Change, ProcessSupervisor, SupervisionPolicy, Supervisor
 from moc.backends.systemd import Systemd
 from moc.clock import Clock
 from moc.config import Config
@@ -473,7 +473,7 @@ class ModelManager:
             self._metrics.model_measured_bytes.labels(slot.spec.name).set(0)
             self._on_more_free()
 
-    def _new_supervisor(self, slot: Slot) -> Supervisor:
+    def _new_supervisor(self, slot: Slot) -> ProcessSupervisor:
         name = slot.spec.name
 
         def make_launch() -> Launch:
@@ -484,7 +484,7 @@ class ModelManager:
             )
             return self._systemd.confine(launch, slot.spec)
 
-        return Supervisor(
+        return ProcessSupervisor(
             name,
             make_launch,
             self._logs / f"{name.replace('/', '_')}.log",
@@ -538,7 +538,7 @@ class ModelManager:
             self._metrics.model_restarts.labels(change.model).inc()
         self._notify()
 
-    def _record(self, slot: Slot, sup: Supervisor) -> None:
+    def _record(self, slot: Slot, sup: ProcessSupervisor) -> None:
         assert sup.process is not None
         assert sup.port is not None
         assert slot.device is not None
@@ -651,8 +651,9 @@ class ModelManager:
                 continue
             process = RuntimeProcess.adopt(record.pid)
             if slot is not None and await self._adoptable(slot, record):
-                slot.supervisor = self._new_supervisor(slot)
-                slot.supervisor.adopt(process, record.port)
+                sup = self._new_supervisor(slot)
+                slot.supervisor = sup
+                sup.adopt(process, record.port)
                 slot.last_used = self._clock.now()
                 adopted += 1
                 await self._measure_now(slot)
