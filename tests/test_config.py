@@ -105,7 +105,7 @@ def test_models_are_declared_with_durations_and_sizes(tmp_path: Path) -> None:
         ("models: [{name: a, backend: tgi, path: /a}]", "models[a].backend: Input should be"),
         (
             "models: [{name: a, path: /a.gguf, gpu_memory_util: 0.5}]",
-            "gpu_memory_util applies to vllm only",
+            "gpu_memory_util does not apply to backend llamacpp",
         ),
         (
             "models: [{name: a, path: /a.gguf}, {name: a, path: /b.gguf}]",
@@ -116,14 +116,22 @@ def test_models_are_declared_with_durations_and_sizes(tmp_path: Path) -> None:
         ("models: [{name: r, backend: openai}]", "url is required for backend openai"),
         (
             "models: [{name: r, backend: openai, url: 'http://h:1/v1', memory_max: 1GiB}]",
-            "memory_max do not apply to backend openai",
+            "memory_max does not apply to backend openai",
         ),
         ("models: [{name: r, backend: openai, url: 'ftp://h'}]", "models[r].url: String should"),
-        ("models: [{name: a, path: /a.gguf, url: 'http://h/v1'}]", "url apply to backend openai"),
+        (
+            "models: [{name: a, path: /a.gguf, url: 'http://h/v1'}]",
+            "url does not apply to backend llamacpp",
+        ),
         ("gateway: {queues: {low: {max_waiting: -1}}}", "gateway.queues.low.max_waiting"),
         ("gateway: {queues: {urgent: {timeout_s: 1}}}", "gateway.queues.urgent: unknown field"),
         ("gateway: {aging_s: 0}", "gateway.aging_s: Input should be greater than 0"),
         ("jobs: {max_queued: -5}", "jobs.max_queued"),
+        ("models: [{name: o, backend: ollama}]", "url is required for backend ollama"),
+        (
+            "models: [{name: o, backend: ollama, url: 'http://h:11434', ctx: 8192}]",
+            "ctx does not apply to backend ollama",
+        ),
     ],
 )
 def test_model_errors_name_the_model_and_field(

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import httpx
 
 from moc.backends.llamacpp import launch as llamacpp_launch
+from moc.backends.ollama import OllamaApi, OllamaError, OllamaSupervisor
 from moc.backends.process import Launch, RuntimeProcess, free_port, process_matches
 from moc.backends.state import HOLDS_MEMORY, State
 from moc.backends.supervisor import Change, ProcessSupervisor, SupervisionPolicy, Supervisor
@@ -214,11 +215,18 @@ class ModelManager:
         self._listeners.append(listener)
 
     async def sizing(self, name: str) -> Sizing:
-        """What the model needs on the device it would use; raises GgufError."""
+        """What the model needs on the device it would use; raises GgufError or
+        OllamaError when its file or its server cannot tell."""
         slot = self.slot(name)
-        fp, facts = await self._catalog.facts_async(slot.spec)
         device = slot.device or self._eligible(slot.spec)[0]
-        return self._catalog.sizing(slot.spec, fp, facts, self._devices[device].kind)
+        return await self._sizing(slot.spec, self._devices[device].kind)
+
+    async def _sizing(self, spec: ModelSpec, kind: str) -> Sizing:
+        if spec.backend == "ollama":
+            digest, size = await self._ollama(spec).file(self._tag(spec))
+            return self._catalog.sizing_by_file_size(spec, digest, size, kind)
+        fp, facts = await self._catalog.facts_async(spec)
+        return self._catalog.sizing(spec, fp, facts, kind)
 
     def unload_in(self, slot: Slot) -> float | None:
         """Seconds until an idle unload, if one is due (None: never or busy)."""
@@ -314,12 +322,13 @@ class ModelManager:
         name = slot.spec.name
         started = time.monotonic()
         try:
+            eligible = self._eligible(slot.spec)
             try:
-                fp, facts = await self._catalog.facts_async(slot.spec)
-            except GgufError as exc:
+                sizing = await self._sizing(slot.spec, self._devices[eligible[0]].kind)
+            except (GgufError, OllamaError) as exc:
                 self._metrics.model_loads.labels(name, "failed").inc()
                 raise LoadFailed(f"model {name}: {exc}", model=name) from exc
-            victims = await self._make_room(slot, fp, facts)
+            victims = await self._make_room(slot, eligible, sizing)
             if victims:
                 await asyncio.gather(*(self._stop(v, "evicted for " + name) for v in victims))
             sup = slot.supervisor or self._new_supervisor(slot)
@@ -351,15 +360,12 @@ class ModelManager:
             slot.loading = None
             self._notify()
 
-    async def _make_room(self, slot: Slot, fp: str, facts: GgufFacts) -> list[Slot]:
+    async def _make_room(self, slot: Slot, eligible: list[str], sizing: Sizing) -> list[Slot]:
         """Reserve the model's memory, evicting or waiting as the policy says.
 
         Returns the slots to stop before the runtime may start.
         """
         spec = slot.spec
-        eligible = self._eligible(spec)
-        kind = self._devices[eligible[0]].kind
-        sizing = self._catalog.sizing(spec, fp, facts, kind)
         need = sizing.bytes
         deadline = time.monotonic() + self._policy.ready_timeout_s
         drained: tuple[str, ...] = ()
@@ -473,7 +479,29 @@ class ModelManager:
             self._metrics.model_measured_bytes.labels(slot.spec.name).set(0)
             self._on_more_free()
 
-    def _new_supervisor(self, slot: Slot) -> ProcessSupervisor:
+    def _ollama(self, spec: ModelSpec) -> OllamaApi:
+        assert spec.url is not None
+        return OllamaApi(spec.url, self._http)
+
+    @staticmethod
+    def _tag(spec: ModelSpec) -> str:
+        return spec.served_name or spec.name
+
+    def _new_supervisor(self, slot: Slot) -> Supervisor:
+        if slot.spec.backend == "ollama":
+            assert slot.device is not None
+            return OllamaSupervisor(
+                slot.spec.name,
+                self._tag(slot.spec),
+                self._ollama(slot.spec),
+                self._devices[slot.device].kind,
+                self._policy,
+                on_change=self._on_change,
+                on_usage=lambda used: self._note_measured(slot, used),
+            )
+        return self._new_process_supervisor(slot)
+
+    def _new_process_supervisor(self, slot: Slot) -> ProcessSupervisor:
         name = slot.spec.name
 
         def make_launch() -> Launch:
@@ -503,7 +531,8 @@ class ModelManager:
             return Handle(spec.name, spec.url.rstrip("/"), None, spec.served_name or spec.name, key)
         assert slot.supervisor is not None
         assert slot.device is not None
-        return Handle(spec.name, slot.supervisor.url + "/v1", slot.device, spec.name)
+        served = self._tag(spec) if spec.backend == "ollama" else spec.name
+        return Handle(spec.name, slot.supervisor.url + "/v1", slot.device, served)
 
     def _stop_soon(self, slot: Slot, reason: str) -> None:
         assert slot.supervisor is not None
@@ -651,7 +680,7 @@ class ModelManager:
                 continue
             process = RuntimeProcess.adopt(record.pid)
             if slot is not None and await self._adoptable(slot, record):
-                sup = self._new_supervisor(slot)
+                sup = self._new_process_supervisor(slot)
                 slot.supervisor = sup
                 sup.adopt(process, record.port)
                 slot.last_used = self._clock.now()
@@ -668,7 +697,31 @@ class ModelManager:
                 model=record.model,
                 pid=record.pid,
             )
+        for slot in self._slots.values():
+            if slot.spec.backend == "ollama" and slot.supervisor is None:
+                adopted += await self._adopt_from_ollama(slot)
         return adopted, stopped
+
+    async def _adopt_from_ollama(self, slot: Slot) -> int:
+        """A model Ollama still holds from before (it was pinned with keep-alive
+        forever): moc takes it back, with its memory, instead of losing track."""
+        spec = slot.spec
+        try:
+            entry = await self._ollama(spec).resident(self._tag(spec))
+            if entry is None:
+                return 0
+            device = self._eligible(spec)[0]
+            sizing = await self._sizing(spec, self._devices[device].kind)
+        except (OllamaError, LoadFailed):
+            return 0
+        self._ledger.reserve(Entry(spec.entry_id, device, sizing.bytes, EntryKind.MODEL))
+        slot.device, slot.sizing, slot.reserved = device, sizing, sizing.bytes
+        sup = self._new_supervisor(slot)
+        assert isinstance(sup, OllamaSupervisor)
+        slot.supervisor = sup
+        sup.adopt(entry)
+        slot.last_used = self._clock.now()
+        return 1
 
     async def _adoptable(self, slot: Slot, record: RuntimeRecord) -> bool:
         if record.spec_hash != spec_hash(slot.spec, self._server):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moc.errors import ModelNotFound
-from moc.models.estimate import Estimate, estimate
+from moc.models.estimate import Estimate, estimate, estimate_from_file
 from moc.models.gguf_facts import GgufError, GgufFacts, read_gguf_facts
 from moc.models.spec import ModelSpec
 from moc.store.models import ModelStore, SizeKey
@@ -75,8 +75,18 @@ class Catalog:
         return await asyncio.to_thread(self.facts, spec)
 
     def sizing(self, spec: ModelSpec, fp: str, facts: GgufFacts, device_kind: str) -> Sizing:
-        key = SizeKey(spec.name, fp, spec.ctx, spec.parallel, device_kind)
         guess = estimate(facts, spec.ctx, spec.parallel, device_kind)
+        return self._plan(spec, fp, guess, device_kind)
+
+    def sizing_by_file_size(
+        self, spec: ModelSpec, fp: str, file_bytes: int, device_kind: str
+    ) -> Sizing:
+        """For a model moc knows only by its file's size (an Ollama model)."""
+        return self._plan(spec, fp, estimate_from_file(file_bytes, device_kind), device_kind)
+
+    def _plan(self, spec: ModelSpec, fp: str, guess: Estimate, device_kind: str) -> Sizing:
+        """Configured, else measured before, else the estimate."""
+        key = SizeKey(spec.name, fp, spec.ctx, spec.parallel, device_kind)
         measured = self._store.measured(key)
         if spec.memory is not None:
             return Sizing(spec.memory, "configured", guess, measured, key)

@@ -50,3 +50,15 @@ def estimate(facts: GgufFacts, ctx: int, parallel: int, device_kind: str) -> Est
         compute=logits + activations,
         runtime=RUNTIME_BYTES.get(device_kind, RUNTIME_BYTES["host"]),
     )
+
+
+def estimate_from_file(file_bytes: int, device_kind: str) -> Estimate:
+    """A rough plan when only the model file's size is known (an Ollama model):
+    the weights, and a quarter more for the KV cache and compute buffers at
+    the server's default context. The first load's measurement replaces it."""
+    return Estimate(
+        weights=file_bytes,
+        kv_cache=file_bytes // 8,
+        compute=file_bytes // 8,
+        runtime=RUNTIME_BYTES.get(device_kind, RUNTIME_BYTES["host"]),
+    )

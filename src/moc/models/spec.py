@@ -15,8 +15,25 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from moc.fields import Duration, Size
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
-SUPPORTED_BACKENDS = ("llamacpp", "openai")
+SUPPORTED_BACKENDS = ("llamacpp", "openai", "ollama")
 URL_PATTERN = r"^https?://[^\s/]+(/[^\s]*)?$"
+
+
+# Fields a backend does not use are refused, so a setting never silently does nothing.
+_REMOTE = ("url", "served_name", "api_key_env")
+_PROCESS = ("path", "adapters", "args", "memory_max", "cpu_quota")
+_NOT_FOR = {
+    "llamacpp": (*_REMOTE, "gpu_memory_util"),
+    "openai": (*_PROCESS, "memory", "device", "pinned", "preload", "ctx", "gpu_memory_util"),
+    "ollama": (*_PROCESS, "api_key_env", "ctx", "gpu_memory_util", "dtype"),
+    "vllm": (),
+}
+_WHY_NOT = {
+    "llamacpp": "they are for models served elsewhere (openai, ollama), or for vllm",
+    "openai": "moc does not start, place or evict a server it did not start",
+    "ollama": "Ollama runs the model; its own settings (Modelfile, environment) decide these",
+    "vllm": "",
+}
 
 
 class ModelSpec(BaseModel):
@@ -55,28 +72,17 @@ class ModelSpec(BaseModel):
                 f"backend {self.backend!r} is not available in this version of moc "
                 f"(available: {', '.join(SUPPORTED_BACKENDS)})"
             )
-        if self.backend == "llamacpp":
-            if self.path is None:
-                raise ValueError("path is required for backend llamacpp (a .gguf file)")
-            if self.gpu_memory_util is not None:
-                raise ValueError("gpu_memory_util applies to vllm only; use memory to override")
-        remote_only = ("url", "served_name", "api_key_env")
-        if self.backend == "openai":
-            if self.url is None:
-                raise ValueError("url is required for backend openai (e.g. http://host:8000/v1)")
-            local = [f for f in ("path", "memory", "device") if getattr(self, f) is not None]
-            local += [f for f in ("memory_max", "cpu_quota") if getattr(self, f) is not None]
-            local += [f for f in ("pinned", "preload", "adapters", "args") if getattr(self, f)]
-
-            if local:
-                raise ValueError(
-                    f"{', '.join(local)} do not apply to backend openai: moc does not start, "
-                    "place or evict a server it did not start"
-                )
-        else:
-            wrong = [f for f in remote_only if getattr(self, f) is not None]
-            if wrong:
-                raise ValueError(f"{', '.join(wrong)} apply to backend openai only")
+        if self.backend == "llamacpp" and self.path is None:
+            raise ValueError("path is required for backend llamacpp (a .gguf file)")
+        if self.backend in ("openai", "ollama") and self.url is None:
+            example = "http://host:8000/v1" if self.backend == "openai" else "http://host:11434"
+            raise ValueError(f"url is required for backend {self.backend} (e.g. {example})")
+        wrong = [f for f in _NOT_FOR[self.backend] if f in self.model_fields_set]
+        if wrong:
+            raise ValueError(
+                f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply to "
+                f"backend {self.backend}: {_WHY_NOT[self.backend]}"
+            )
         return self
 
     @property

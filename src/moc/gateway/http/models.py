@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from moc.backends.ollama import OllamaError
 from moc.gateway.http.respond import json, services
 from moc.gateway.views import model_view, sizing_view, spec_view
 from moc.lifecycle.manager import ModelManager, Slot
@@ -34,7 +35,7 @@ async def _detail(request: Request, name: str) -> dict[str, Any]:
     try:
         view["size"] = sizing_view(await s.models.sizing(name))
         view["size_error"] = None
-    except GgufError as exc:
+    except (GgufError, OllamaError) as exc:
         view["size"], view["size_error"] = None, str(exc)
     return view
 
