@@ -21,10 +21,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import re
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import orjson
 import uvicorn
 from starlette.applications import Starlette
@@ -271,6 +274,49 @@ class Ollama:
                 Route("/v1/chat/completions", self.openai_chat, methods=["POST"]),
             ]
         )
+
+
+# --- for tests: the stand-in in a process of its own ------------------------------
+MIB = 1 << 20
+SMALL, LARGE = "qwen2.5:0.5b", "llama3.2:1b"
+SIZES = {SMALL: 300 * MIB, LARGE: 600 * MIB}
+
+
+class FakeOllama:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> FakeOllama:
+        models = [f"--model={tag}={size}" for tag, size in SIZES.items()]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.doubles.ollama", "--port", str(self.port), *models],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 15
+        while not self.answers():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the stand-in Ollama did not start on {self.port}")
+            time.sleep(0.05)
+        return self
+
+    def answers(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/api/version", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def resident(self) -> dict[str, Any]:
+        listed = httpx.get(f"{self.url}/api/ps").json()["models"]
+        return {m["model"]: m for m in listed}
 
 
 def main() -> None:

@@ -6,8 +6,6 @@ API; Ollama itself cannot be installed here). ``MOC_TEST_OLLAMA_URL`` and
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,46 +16,12 @@ import ollama
 import openai
 import pytest
 
-from tests.conftest import MIB, free_port
+from tests.conftest import free_port
+from tests.doubles.ollama import LARGE, SIZES, SMALL, FakeOllama
 from tests.integration.support import Factory, load, model, start, wait_for
 
-SMALL, LARGE = "qwen2.5:0.5b", "llama3.2:1b"
-SIZES = {SMALL: 300 * MIB, LARGE: 600 * MIB}
 REAL_URL = os.environ.get("MOC_TEST_OLLAMA_URL")
 REAL_MODEL = os.environ.get("MOC_TEST_OLLAMA_MODEL", SMALL)
-
-
-class FakeOllama:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> FakeOllama:
-        models = [f"--model={tag}={size}" for tag, size in SIZES.items()]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.doubles.ollama", "--port", str(self.port), *models],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(self.answers)
-        return self
-
-    def answers(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/api/version", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-
-    def resident(self) -> dict[str, Any]:
-        listed = httpx.get(f"{self.url}/api/ps").json()["models"]
-        return {m["model"]: m for m in listed}
 
 
 @pytest.fixture

@@ -116,13 +116,16 @@ def ps_table(models: list[dict[str, Any]]) -> Table:
     """The models holding memory, as ``ollama ps`` shows them."""
     table = Table(box=None, header_style="bold")
     table.add_column("MODEL", no_wrap=True)
-    for col in ("STATE", "DEVICE", "RESERVED", "MEASURED", "IN FLIGHT", "UNLOADS IN"):
+    columns = ("BACKEND", "STATE", "DEVICE", "ESTIMATE", "RESERVED", "MEASURED", "IN FLIGHT")
+    for col in (*columns, "UNLOADS IN"):
         table.add_column(col)
     for m in models:
         table.add_row(
             m["id"],
+            m["backend"],
             m["state"],
             m["device"] or "-",
+            _maybe_size(m["estimated_bytes"]),
             _maybe_size(m["reserved_bytes"]),
             _maybe_size(m["measured_bytes"]),
             str(m["in_flight"]),

@@ -66,6 +66,7 @@ def model_view(slot: Slot, unload_in_s: float | None, started_at: float) -> dict
         "state": "remote" if spec.remote else slot.state.value,
         "device": slot.device,
         "pid": sup.process.pid if sup and sup.process else None,
+        "estimated_bytes": slot.sizing.estimate.total if slot.sizing else None,
         "reserved_bytes": slot.reserved or None,
         "measured_bytes": slot.measured,
         "in_flight": slot.in_flight,
