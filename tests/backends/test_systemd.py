@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from moc.backends.process import Launch
-from moc.backends.systemd import Systemd, scope_argv, unit_name
+from moc.backends.launch import Launch
+from moc.backends.systemd import Systemd, scope_argv, service_argv, unit_name
 from moc.models.spec import ModelSpec
 
 LAUNCH = Launch(("llama-server", "--model", "m.gguf", "--port", "4100"), {}, 4100)
@@ -73,3 +73,23 @@ def test_this_machine_is_asked_once(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert systemd.available()
     assert systemd.available()
     assert calls.read_text().splitlines() == ["systemctl --user show-environment"]
+
+
+def test_a_service_unit_runs_the_runtime_as_that_service() -> None:
+    wanted = spec(service_unit="llm-qwen.service", memory_max="1GiB")
+    confined = Systemd(available=True).confine(LAUNCH, wanted)
+    assert confined.unit == "llm-qwen.service"
+    assert confined.argv == (
+        "systemd-run",
+        "--user",
+        "--quiet",
+        "--collect",
+        "--service-type=exec",
+        "--unit=llm-qwen.service",
+        "-p",
+        f"MemoryMax={1 << 30}",
+        "--",
+        *LAUNCH.argv,
+    )
+    assert Systemd(available=False).confine(LAUNCH, wanted) is LAUNCH
+    assert service_argv("u.service", None, "20%")[-3:] == ("-p", "CPUQuota=20%", "--")

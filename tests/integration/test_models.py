@@ -378,15 +378,16 @@ def test_the_llama_server_executable_runs_models(
         assert http.post("/v1/models/a/unload").json()["unloaded"] is True
 
 
-def test_limits_without_systemd_run_a_plain_process_and_say_so_once(
+def test_without_systemd_units_and_limits_run_a_plain_process_and_say_so_once(
     moc_factory: Factory, tiny_models: dict[str, Path]
 ) -> None:
     models = [spec(tiny_models, n, memory_max="256MiB", cpu_quota="100%") for n in ("a", "b")]
+    models.append(spec(tiny_models, "c", service_unit="moc-test-c.service"))
     moc = start(moc_factory, models, size="1GiB")
     with httpx.Client(base_url=moc.url) as http:
-        for name in ("a", "b"):
+        for name in ("a", "b", "c"):
             assert complete(runtime_url(load(http, name)["pid"]))
-    assert moc.log().count("memory_max and cpu_quota are not applied") == 1
+    assert moc.log().count("service_unit, memory_max and cpu_quota are not applied") == 1
 
 
 def test_limits_with_systemd_run_the_runtime_in_a_scope(
@@ -423,3 +424,58 @@ def test_limits_with_systemd_run_the_runtime_in_a_scope(
             "moc.backends.xllamacpp_server",
         ]
     assert "not applied" not in moc.log()
+
+
+def _fake_systemd(tools: Path, state: Path) -> None:
+    """Stand-ins for systemd's two commands, doing what their manuals say
+    they do for a transient user service: systemd-run starts the command
+    detached and returns; systemctl shows its MainPID and stops it."""
+    tools.mkdir()
+    state.mkdir()
+    (tools / "systemd-run").write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {state}/run.args\n'
+        'for a in "$@"; do case "$a" in --unit=*) unit="${a#--unit=}";; esac; done\n'
+        'while [ "$1" != "--" ]; do shift; done\nshift\n'
+        f'setsid "$@" >/dev/null 2>&1 < /dev/null &\necho $! > {state}/"$unit".pid\n'
+    )
+    (tools / "systemctl").write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {state}/ctl.args\n'
+        'case "$*" in\n'
+        '  "--user show-environment") exit 0;;\n'
+        f'  "--user show --property=MainPID --value "*) cat {state}/"$5".pid;;\n'
+        f'  "--user stop "*) pid=$(cat {state}/"$3".pid); kill "$pid";'
+        ' while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done;;\n'
+        "  *) exit 1;;\n"
+        "esac\n"
+    )
+    for tool in tools.iterdir():
+        tool.chmod(0o755)
+
+
+def test_a_service_unit_is_started_and_stopped_through_systemd(
+    moc_factory: Factory,
+    tiny_models: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = tmp_path / "systemd"
+    _fake_systemd(tmp_path / "bin", state)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    moc = start(moc_factory, [spec(tiny_models, "a", service_unit="llm-a.service")])
+    with httpx.Client(base_url=moc.url) as http:
+        pid = load(http, "a")["pid"]
+        assert pid == int((state / "llm-a.service.pid").read_text())
+        assert complete(runtime_url(pid))
+        run = (state / "run.args").read_text().split()
+        assert run[:5] == [
+            "--user",
+            "--quiet",
+            "--collect",
+            "--service-type=exec",
+            "--unit=llm-a.service",
+        ]
+        assert http.post("/v1/models/a/unload").json()["unloaded"] is True
+        assert "--user stop llm-a.service" in (state / "ctl.args").read_text()
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 import sys
 
-from moc.backends.process import Launch
+from moc.backends.launch import Launch
 from moc.config import LlamaCppConfig
 from moc.devices.probe import DeviceInfo
 from moc.errors import ConfigError

@@ -7,31 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from moc.backends.launch import Launch
+from moc.backends.systemd import stop_unit, unit_main_pid
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class Launch:
-    """How to start one runtime: argv (no shell), extra environment, port."""
-
-    argv: tuple[str, ...]
-    env: Mapping[str, str]
-    port: int
 
 
 class RuntimeProcess:
@@ -43,17 +36,34 @@ class RuntimeProcess:
     the event loop, for children and adopted processes alike.
     """
 
-    def __init__(self, pid: int, child: subprocess.Popen[bytes] | None) -> None:
+    def __init__(
+        self, pid: int, child: subprocess.Popen[bytes] | None, unit: str | None = None
+    ) -> None:
         self.pid = pid
         self._child = child
+        self.unit = unit  # the systemd user service it runs as, if any
 
     @classmethod
     def start(cls, launch: Launch, log_path: Path) -> RuntimeProcess:
+        """Start it; raises OSError (with what failed) when it cannot be started."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             log.write(f"--- moc: starting at {stamp}: {' '.join(launch.argv)}\n".encode())
             log.flush()
+            if launch.unit is not None:  # systemd-run starts the service and returns
+                done = subprocess.run(
+                    launch.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, **launch.env},
+                    timeout=30,
+                    check=False,
+                )
+                if done.returncode != 0:
+                    raise OSError(errno.EIO, f"systemd-run exited with status {done.returncode}")
+                return cls(unit_main_pid(launch.unit), None, launch.unit)
             child = subprocess.Popen(
                 launch.argv,
                 stdin=subprocess.DEVNULL,
@@ -83,7 +93,10 @@ class RuntimeProcess:
         return -1
 
     async def stop(self, grace_s: float) -> None:
-        """SIGTERM to the process group; SIGKILL to what is left after ``grace_s``."""
+        """SIGTERM to the process group; SIGKILL to what is left after ``grace_s``.
+        A systemd service is stopped through systemd first."""
+        if self.unit is not None and self.returncode is None:
+            await stop_unit(self.unit, grace_s)
         if self.returncode is not None:
             _signal_group(self.pid, signal.SIGKILL)  # stray children of a dead leader
             return

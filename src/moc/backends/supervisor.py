@@ -25,8 +25,9 @@ from pathlib import Path
 
 import httpx
 
+from moc.backends.launch import Launch
 from moc.backends.oom import oom_lines
-from moc.backends.process import Launch, RuntimeProcess, log_tail
+from moc.backends.process import RuntimeProcess, log_tail
 from moc.backends.state import State, backoff_delay, check
 from moc.errors import LoadFailed
 from moc.telemetry.logs import event

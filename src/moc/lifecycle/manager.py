@@ -31,9 +31,10 @@ from dataclasses import dataclass
 
 import httpx
 
+from moc.backends.launch import Launch
 from moc.backends.llamacpp import launch as llamacpp_launch
 from moc.backends.ollama import OllamaApi, OllamaError, OllamaSupervisor
-from moc.backends.process import Launch, RuntimeProcess, free_port, process_matches
+from moc.backends.process import RuntimeProcess, free_port, process_matches
 from moc.backends.state import HOLDS_MEMORY, State
 from moc.backends.supervisor import Change, ProcessSupervisor, SupervisionPolicy, Supervisor
 from moc.backends.systemd import Systemd

@@ -21,7 +21,7 @@ URL_PATTERN = r"^https?://[^\s/]+(/[^\s]*)?$"
 
 # Fields a backend does not use are refused, so a setting never silently does nothing.
 _REMOTE = ("url", "served_name", "api_key_env")
-_PROCESS = ("path", "adapters", "args", "memory_max", "cpu_quota")
+_PROCESS = ("path", "adapters", "args", "memory_max", "cpu_quota", "service_unit")
 _NOT_FOR = {
     "llamacpp": (*_REMOTE, "gpu_memory_util"),
     "openai": (*_PROCESS, "memory", "device", "pinned", "preload", "ctx", "gpu_memory_util"),
@@ -63,6 +63,11 @@ class ModelSpec(BaseModel):
     dtype: str | None = None
     gpu_memory_util: float | None = Field(None, gt=0, le=1)
     memory_max: Size | None = None
+    service_unit: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9@_.:-]{1,200}\.service$",
+        description="run the runtime as this transient systemd user service",
+    )
     cpu_quota: str | None = Field(None, pattern=r"^\d+%$")
 
     @model_validator(mode="after")
