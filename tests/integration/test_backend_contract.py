@@ -1,14 +1,16 @@
 """What every backend must do, the same test for each: load, serve, stream,
 unload, come back after its runtime dies, and report what it measured.
 
-Backends: llama.cpp (real servers on tiny GGUF models) and Ollama (the
-stand-in that follows its API). vLLM joins when its backend exists.
+Backends: llama.cpp (real servers on tiny GGUF models), Ollama (the
+stand-in that follows its API) and, where ``MOC_VLLM_PYTHON`` names a Python
+with vLLM, vLLM on a tiny Hugging Face model (marker ``vllm``; slow).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +38,37 @@ def _kill_runtime(http: httpx.Client) -> None:
     os.kill(model(http, "m")["pid"], signal.SIGKILL)
 
 
-@pytest.fixture(params=["llamacpp", "ollama"])
-def backend(request: pytest.FixtureRequest, tiny_models: dict[str, Path]) -> Iterator[Backend]:
+VLLM_PYTHON = os.environ.get("MOC_VLLM_PYTHON")
+WRITER = Path(__file__).parents[1] / "models" / "write_tiny_hf.py"
+VLLM = pytest.param(
+    "vllm",
+    marks=[
+        pytest.mark.vllm,
+        pytest.mark.timeout(900),
+        pytest.mark.skipif(not VLLM_PYTHON, reason="set MOC_VLLM_PYTHON to a Python with vLLM"),
+    ],
+)
+
+
+@pytest.fixture(params=["llamacpp", "ollama", VLLM])
+def backend(
+    request: pytest.FixtureRequest, tiny_models: dict[str, Path], tmp_path: Path
+) -> Iterator[Backend]:
     if request.param == "llamacpp":
         yield Backend("llamacpp", [{**spec(tiny_models, "a"), "name": "m"}], _kill_runtime)
+        return
+    if request.param == "vllm":
+        assert VLLM_PYTHON is not None
+        subprocess.run([VLLM_PYTHON, str(WRITER), str(tmp_path / "hf")], check=True, timeout=300)
+        model_spec = {
+            "name": "m",
+            "backend": "vllm",
+            "path": str(tmp_path / "hf"),
+            "ctx": 256,
+            "dtype": "float32",
+            "gpu_memory_util": 0.1,
+        }
+        yield Backend("vllm", [model_spec], _kill_runtime)
         return
     server = FakeOllama(free_port()).start()
 
@@ -58,12 +87,10 @@ def backend(request: pytest.FixtureRequest, tiny_models: dict[str, Path]) -> Ite
 
 
 def _moc(moc_factory: Factory, backend: Backend) -> Any:
-    return start(
-        moc_factory,
-        backend.models,
-        size="2GiB",
-        runtimes={"restart_backoff_s": 0.2, "restart_backoff_max_s": 1},
-    )
+    runtimes: dict[str, Any] = {"restart_backoff_s": 0.2, "restart_backoff_max_s": 1}
+    if VLLM_PYTHON:
+        runtimes["vllm"] = {"python": VLLM_PYTHON}
+    return start(moc_factory, backend.models, size="8GiB", runtimes=runtimes)
 
 
 def _chat(client: openai.OpenAI, stream: bool = False) -> str:
@@ -108,7 +135,7 @@ def test_a_runtime_that_dies_comes_back(moc_factory: Factory, backend: Backend) 
     ):
         load(http, "m")
         backend.crash(http)
-        wait_for(lambda: model(http, "m")["state"] == "ready", timeout=30)
+        wait_for(lambda: model(http, "m")["state"] == "ready", timeout=600)
         assert _chat(client)
         restarts = [
             line

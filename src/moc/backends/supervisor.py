@@ -230,6 +230,7 @@ class ProcessSupervisor(Supervisor):
     async def _until_down(self) -> str:
         assert self.process is not None
         status = await self.process.wait()
+        await self.process.stop(0)  # children the runtime left behind (vLLM's workers) go too
         return f"the runtime exited with status {status}"
 
     async def _bring_down(self) -> None:

@@ -27,7 +27,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 
@@ -38,6 +38,7 @@ from moc.backends.process import RuntimeProcess, free_port, process_matches
 from moc.backends.state import HOLDS_MEMORY, State
 from moc.backends.supervisor import Change, ProcessSupervisor, SupervisionPolicy, Supervisor
 from moc.backends.systemd import Systemd
+from moc.backends.vllm import launch as vllm_launch
 from moc.clock import Clock
 from moc.config import Config
 from moc.devices.probe import DeviceInfo
@@ -219,10 +220,12 @@ class ModelManager:
         """What the model needs on the device it would use; raises GgufError or
         OllamaError when its file or its server cannot tell."""
         slot = self.slot(name)
-        device = slot.device or self._eligible(slot.spec)[0]
-        return await self._sizing(slot.spec, self._devices[device].kind)
+        return await self._sizing(slot.spec, slot.device or self._eligible(slot.spec)[0])
 
-    async def _sizing(self, spec: ModelSpec, kind: str) -> Sizing:
+    async def _sizing(self, spec: ModelSpec, device: str) -> Sizing:
+        kind = self._devices[device].kind
+        if spec.backend == "vllm":
+            return self._catalog.sizing_preallocated(spec, self._devices[device].total, kind)
         if spec.backend == "ollama":
             digest, size = await self._ollama(spec).file(self._tag(spec))
             return self._catalog.sizing_by_file_size(spec, digest, size, kind)
@@ -325,7 +328,7 @@ class ModelManager:
         try:
             eligible = self._eligible(slot.spec)
             try:
-                sizing = await self._sizing(slot.spec, self._devices[eligible[0]].kind)
+                sizing = await self._sizing(slot.spec, eligible[0])
             except (GgufError, OllamaError) as exc:
                 self._metrics.model_loads.labels(name, "failed").inc()
                 raise LoadFailed(f"model {name}: {exc}", model=name) from exc
@@ -505,20 +508,28 @@ class ModelManager:
     def _new_process_supervisor(self, slot: Slot) -> ProcessSupervisor:
         name = slot.spec.name
 
+        rt = self._config.runtimes
+
         def make_launch() -> Launch:
             assert slot.device is not None
             device = self._devices[slot.device]
-            launch = llamacpp_launch(
-                slot.spec, device, free_port(), self._config.runtimes.llamacpp, self._server
-            )
+            if slot.spec.backend == "vllm":
+                launch = vllm_launch(slot.spec, device, free_port(), rt.vllm)
+            else:
+                launch = llamacpp_launch(slot.spec, device, free_port(), rt.llamacpp, self._server)
             return self._systemd.confine(launch, slot.spec)
 
+        policy = self._policy
+        if slot.spec.backend == "vllm":
+            policy = replace(
+                policy, ready_timeout_s=rt.vllm.ready_timeout_s, stop_grace_s=rt.vllm.stop_grace_s
+            )
         return ProcessSupervisor(
             name,
             make_launch,
             self._logs / f"{name.replace('/', '_')}.log",
             self._http,
-            self._policy,
+            policy,
             on_change=self._on_change,
             on_started=lambda sup: self._record(slot, sup),
             on_oom=self._on_oom,
@@ -712,7 +723,7 @@ class ModelManager:
             if entry is None:
                 return 0
             device = self._eligible(spec)[0]
-            sizing = await self._sizing(spec, self._devices[device].kind)
+            sizing = await self._sizing(spec, device)
         except (OllamaError, LoadFailed):
             return 0
         self._ledger.reserve(Entry(spec.entry_id, device, sizing.bytes, EntryKind.MODEL))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moc.errors import ModelNotFound
-from moc.models.estimate import Estimate, estimate, estimate_from_file
+from moc.models.estimate import RUNTIME_BYTES, Estimate, estimate, estimate_from_file
 from moc.models.gguf_facts import GgufError, GgufFacts, read_gguf_facts
 from moc.models.spec import ModelSpec
 from moc.store.models import ModelStore, SizeKey
@@ -83,6 +83,18 @@ class Catalog:
     ) -> Sizing:
         """For a model moc knows only by its file's size (an Ollama model)."""
         return self._plan(spec, fp, estimate_from_file(file_bytes, device_kind), device_kind)
+
+    def sizing_preallocated(self, spec: ModelSpec, device_total: int, device_kind: str) -> Sizing:
+        """For a runtime that takes a fixed fraction of the device at start (vLLM)."""
+        assert spec.gpu_memory_util is not None
+        taken = int(device_total * spec.gpu_memory_util)
+        guess = Estimate(
+            weights=0,
+            kv_cache=taken,
+            compute=0,
+            runtime=RUNTIME_BYTES.get(device_kind, RUNTIME_BYTES["host"]),
+        )
+        return self._plan(spec, f"vllm:{spec.path}", guess, device_kind)
 
     def _plan(self, spec: ModelSpec, fp: str, guess: Estimate, device_kind: str) -> Sizing:
         """Configured, else measured before, else the estimate."""

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from moc.fields import Duration, Size
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
-SUPPORTED_BACKENDS = ("llamacpp", "openai", "ollama")
+SUPPORTED_BACKENDS = ("llamacpp", "openai", "ollama", "vllm")
 URL_PATTERN = r"^https?://[^\s/]+(/[^\s]*)?$"
 
 
@@ -23,16 +23,16 @@ URL_PATTERN = r"^https?://[^\s/]+(/[^\s]*)?$"
 _REMOTE = ("url", "served_name", "api_key_env")
 _PROCESS = ("path", "adapters", "args", "memory_max", "cpu_quota", "service_unit")
 _NOT_FOR = {
-    "llamacpp": (*_REMOTE, "gpu_memory_util"),
+    "llamacpp": (*_REMOTE, "gpu_memory_util", "dtype"),
     "openai": (*_PROCESS, "memory", "device", "pinned", "preload", "ctx", "gpu_memory_util"),
     "ollama": (*_PROCESS, "api_key_env", "ctx", "gpu_memory_util", "dtype"),
-    "vllm": (),
+    "vllm": _REMOTE,
 }
 _WHY_NOT = {
     "llamacpp": "they are for models served elsewhere (openai, ollama), or for vllm",
+    "vllm": "they are for models served elsewhere (openai, ollama)",
     "openai": "moc does not start, place or evict a server it did not start",
     "ollama": "Ollama runs the model; its own settings (Modelfile, environment) decide these",
-    "vllm": "",
 }
 
 
@@ -43,7 +43,9 @@ class ModelSpec(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN)
     backend: Literal["llamacpp", "openai", "ollama", "vllm"] = "llamacpp"
-    path: Path | None = Field(None, description="the GGUF file (llamacpp)")
+    path: Path | None = Field(
+        None, description="the GGUF file (llamacpp) or the model folder (vllm)"
+    )
     url: str | None = Field(
         None, pattern=URL_PATTERN, description="the server's OpenAI base URL (openai)"
     )
@@ -79,6 +81,14 @@ class ModelSpec(BaseModel):
             )
         if self.backend == "llamacpp" and self.path is None:
             raise ValueError("path is required for backend llamacpp (a .gguf file)")
+        if self.backend == "vllm":
+            if self.path is None:
+                raise ValueError("path is required for backend vllm (a Hugging Face model folder)")
+            if self.gpu_memory_util is None:
+                raise ValueError(
+                    "gpu_memory_util is required for backend vllm: the fraction of the device "
+                    "vLLM takes at start (on a CPU, of the machine's memory), which moc reserves"
+                )
         if self.backend in ("openai", "ollama") and self.url is None:
             example = "http://host:8000/v1" if self.backend == "openai" else "http://host:11434"
             raise ValueError(f"url is required for backend {self.backend} (e.g. {example})")

@@ -1,0 +1,60 @@
+"""vLLM as a runtime: ``python -m vllm.entrypoints.openai.api_server`` for one
+model, on a free loopback port, with an argv list (no shell).
+
+vLLM pre-allocates: at start it takes ``gpu_memory_util`` of the device for
+weights and KV cache (on its CPU backend, the same flag is the fraction of
+the machine's memory), so that fraction of the device is what moc reserves
+before it starts. Measurement corrects the figure like any other.
+
+LoRA adapters are served next to the base model: each file or directory in
+``adapters`` becomes ``--lora-modules <name>=<path>`` (the name is the last
+part of the path), with ``--enable-lora``; ``VLLM_ADAPTER_PATHS`` carries the
+same paths, colon-joined. A request names an adapter as its model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from moc.backends.launch import Launch
+from moc.backends.llamacpp import device_env
+from moc.config import VllmConfig
+from moc.devices.probe import DeviceInfo
+from moc.models.spec import ModelSpec
+
+
+def adapter_name(path: Path) -> str:
+    return path.name.removesuffix(".safetensors")
+
+
+def launch(spec: ModelSpec, device: DeviceInfo, port: int, config: VllmConfig) -> Launch:
+    assert spec.path is not None  # the spec's validator requires it for vllm
+    assert spec.gpu_memory_util is not None
+    argv = [
+        config.python,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(spec.path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--served-model-name",
+        spec.name,
+        "--max-model-len",
+        str(spec.ctx),
+        "--max-num-seqs",
+        str(spec.parallel),
+        "--gpu-memory-utilization",
+        str(spec.gpu_memory_util),
+    ]
+    if spec.dtype:
+        argv += ["--dtype", spec.dtype]
+    env = dict(device_env(device))
+    if spec.adapters:
+        argv += ["--enable-lora", "--lora-modules"]
+        argv += [f"{adapter_name(p)}={p}" for p in spec.adapters]
+        env["VLLM_ADAPTER_PATHS"] = ":".join(str(p) for p in spec.adapters)
+    argv += spec.args
+    return Launch(tuple(argv), env, port)

