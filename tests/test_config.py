@@ -102,6 +102,11 @@ def test_models_are_declared_with_durations_and_sizes(tmp_path: Path) -> None:
         ("models: [{name: a, path: /a.gguf, ctx: 10}]", "models[a].ctx: Input should be greater"),
         ("models: [{name: a, path: /a.gguf, keep_alive: soon}]", "models[a].keep_alive"),
         ("models: [{name: a, backend: vllm}]", "path is required for backend vllm"),
+        (
+            "models: [{name: sql, path: /a.gguf}, {name: q, backend: vllm, path: /q, "
+            "gpu_memory_util: 0.5, adapters: [/lora/sql]}]",
+            "model or adapter name 'sql' is declared twice",
+        ),
         ("models: [{name: a, backend: vllm, path: /m}]", "gpu_memory_util is required"),
         ("models: [{name: a, path: /a.gguf, dtype: bf16}]", "dtype does not apply"),
         ("models: [{name: a, backend: tgi, path: /a}]", "models[a].backend: Input should be"),
@@ -111,7 +116,7 @@ def test_models_are_declared_with_durations_and_sizes(tmp_path: Path) -> None:
         ),
         (
             "models: [{name: a, path: /a.gguf}, {name: a, path: /b.gguf}]",
-            "model name 'a' is declared twice",
+            "model or adapter name 'a' is declared twice",
         ),
         ("models: [{name: 'bad name', path: /a.gguf}]", "models[bad name].name: String should"),
         ("runtimes: {llamacpp: {ready_timeout_s: 0}}", "runtimes.llamacpp.ready_timeout_s"),

@@ -223,7 +223,10 @@ class Config(BaseSettings):
     @field_validator("models")
     @classmethod
     def _unique_names(cls, models: list[ModelSpec]) -> list[ModelSpec]:
-        _no_repeats([m.name for m in models], "model name")
+        # vLLM's adapters are asked for by name, like models: one namespace.
+        names = [m.name for m in models]
+        names += [a for m in models if m.backend == "vllm" for a in m.adapter_names()]
+        _no_repeats(names, "model or adapter name")
         return models
 
     @classmethod

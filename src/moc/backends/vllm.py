@@ -14,17 +14,11 @@ same paths, colon-joined. A request names an adapter as its model.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from moc.backends.launch import Launch
 from moc.backends.llamacpp import device_env
 from moc.config import VllmConfig
 from moc.devices.probe import DeviceInfo
 from moc.models.spec import ModelSpec
-
-
-def adapter_name(path: Path) -> str:
-    return path.name.removesuffix(".safetensors")
 
 
 def launch(spec: ModelSpec, device: DeviceInfo, port: int, config: VllmConfig) -> Launch:
@@ -54,7 +48,8 @@ def launch(spec: ModelSpec, device: DeviceInfo, port: int, config: VllmConfig) -
     env = dict(device_env(device))
     if spec.adapters:
         argv += ["--enable-lora", "--lora-modules"]
-        argv += [f"{adapter_name(p)}={p}" for p in spec.adapters]
+        names = spec.adapter_names()
+        argv += [f"{n}={p}" for n, p in zip(names, spec.adapters, strict=True)]
         env["VLLM_ADAPTER_PATHS"] = ":".join(str(p) for p in spec.adapters)
     argv += spec.args
     return Launch(tuple(argv), env, port)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from moc.clock import Clock
 from moc.config import GatewayConfig
@@ -107,8 +107,8 @@ class Dispatcher:
         queue's length limit and deadline; ``on_admitted`` is called when the
         request's turn comes. The caller must ``close()`` what it gets.
         """
-        name = request.model
-        self._models.slot(name)  # ModelNotFound before it queues
+        # A vLLM adapter is asked for by its name and runs on its base model.
+        name, served = self._models.resolve(request.model)  # ModelNotFound before it queues
         breaker = self.breaker(name)
         now = self._clock.now()
         if not breaker.allow(now):
@@ -138,6 +138,9 @@ class Dispatcher:
             except LoadFailed:
                 breaker.failure(self._clock.now())
                 raise
+            if served != name:
+                handle = replace(handle, served_name=served)
+
             held = True
             t1 = time.monotonic()
             timing.load_s = t1 - t0
@@ -196,7 +199,10 @@ class Dispatcher:
             raise self._unavailable(handle, exc) from exc
         event(log, logging.WARNING, "retrying after a restart", model=handle.name, error=str(exc))
         self._metrics.requests_retried.labels(handle.name).inc()
-        handle = await self._models.after_failure(handle.name)
+        handle = replace(
+            await self._models.after_failure(handle.name), served_name=handle.served_name
+        )
+
         try:
             body = request.body_for(handle.served_name)
             return await self._upstream.send(handle, path, body, fresh=True), handle

@@ -48,6 +48,7 @@ from moc.errors import (
     LoadFailed,
     MocError,
     ModelDegraded,
+    ModelNotFound,
     ShuttingDown,
     StoreUnavailable,
 )
@@ -155,7 +156,17 @@ class ModelManager:
         return self._slots[name]
 
     def knows(self, name: str) -> bool:
-        return name in self._slots
+        """A model's name, or a vLLM adapter's."""
+        try:
+            self._catalog.resolve(name)
+        except ModelNotFound:
+            return False
+        return True
+
+    def resolve(self, name: str) -> tuple[str, str]:
+        """(model, name to send its backend): a model, or a vLLM adapter of one;
+        raises ModelNotFound."""
+        return self._catalog.resolve(name)
 
     def slots(self) -> list[Slot]:
         return list(self._slots.values())

@@ -41,11 +41,24 @@ class Sizing:
 class Catalog:
     def __init__(self, specs: list[ModelSpec], store: ModelStore) -> None:
         self._specs = {s.name: s for s in specs}
+        self._adapters = {  # adapter name → its base model (vllm)
+            adapter: s.name for s in specs if s.backend == "vllm" for adapter in s.adapter_names()
+        }
         self._store = store
         self._facts: dict[str, tuple[str, GgufFacts]] = {}
 
     def specs(self) -> list[ModelSpec]:
         return list(self._specs.values())
+
+    def resolve(self, name: str) -> tuple[str, str]:
+        """(model, name to send its backend) for a model or a vLLM adapter name."""
+        if name in self._specs:
+            return name, name
+        base = self._adapters.get(name)
+        if base is None:
+            self.spec(name)  # raises ModelNotFound with the known names
+        assert base is not None
+        return base, name
 
     def spec(self, name: str) -> ModelSpec:
         spec = self._specs.get(name)

@@ -100,6 +100,10 @@ class ModelSpec(BaseModel):
             )
         return self
 
+    def adapter_names(self) -> list[str]:
+        """The names requests use for this model's LoRA adapters (vllm)."""
+        return [p.name.removesuffix(".safetensors") for p in self.adapters]
+
     @property
     def remote(self) -> bool:
         """A server moc routes to but does not run."""
