@@ -18,12 +18,14 @@ from moc.devices.host import HostProbe
 from moc.devices.probe import DeviceInfo, DeviceProbe
 from moc.errors import ModelNotFound
 from moc.leases.service import LeaseService
-from moc.ledger import Ledger
+from moc.ledger import Ledger, attribute
 from moc.lifecycle.manager import ModelManager
 from moc.store.leases import LeaseStore
 from moc.store.models import ModelStore
 from moc.store.sqlite import Database
 from moc.telemetry.metrics import Metrics
+from tests.conftest import free_port
+from tests.doubles.ollama import SIZES, SMALL, FakeOllama
 
 MIB = 1024 * 1024
 pytestmark = pytest.mark.usefixtures("no_stray_runtimes")
@@ -34,10 +36,14 @@ async def manager_for(tmp_path: Path, tiny_models: dict[str, Path]) -> AsyncIter
     made: list[tuple[ModelManager, Database]] = []
 
     def make(models: list[dict[str, Any]], budget_mib: int = 100) -> tuple[ModelManager, Ledger]:
-        config = Config(
-            data_dir=tmp_path,
-            models=[{"ctx": 512, "path": str(tiny_models[m["name"]]), **m} for m in models],  # type: ignore[arg-type]
-        )
+        specs = [
+            m
+            if m.get("backend") == "ollama"
+            else {"ctx": 512, "path": str(tiny_models[m["name"]]), **m}
+            for m in models
+        ]
+        config = Config(data_dir=tmp_path, models=specs)  # type: ignore[arg-type]
+
         ledger = Ledger()
         total = budget_mib * MIB
         ledger.add_device("host", "host", total, 0.9)
@@ -104,3 +110,22 @@ async def test_unknown_model_is_refused(manager_for: Any) -> None:
     manager, _ = manager_for([{"name": "a"}])
     with pytest.raises(ModelNotFound, match="known: a"):
         await manager.ensure_loaded("zzz")
+
+
+async def test_a_model_in_ollama_is_claimed_without_a_process(manager_for: Any) -> None:
+    """Its reservation is then counted among the memory the device shows in
+    use, not held and observed both (see ``ledger.attribute``)."""
+    ollama = FakeOllama(free_port()).start()
+    try:
+        spec = {"name": "q", "backend": "ollama", "url": ollama.url, "served_name": SMALL}
+        manager, _ = manager_for([spec, {"name": "a", "memory": "20MiB"}], budget_mib=2048)
+        await manager.ensure_loaded("q")
+        await manager.ensure_loaded("a")
+        claims = {c.entry_id: c for c in manager.claims()}
+        assert claims["model:q"].pid is None
+        assert claims["model:q"].bytes == SIZES[SMALL]
+        assert claims["model:a"].pid is not None
+        share = attribute(1 << 30, {}, [claims["model:q"]])
+        assert share.external == (1 << 30) - SIZES[SMALL]
+    finally:
+        ollama.stop()

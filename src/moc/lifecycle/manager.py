@@ -172,16 +172,27 @@ class ModelManager:
         return list(self._slots.values())
 
     def claims(self) -> list[Claim]:
-        """Model reservations with the process that uses them (for the monitor)."""
+        """Model reservations with the process that uses them (for the monitor).
+
+        A model in an Ollama server has no process of moc's: its claim names
+        none, so the monitor counts its reservation among the memory it sees
+        in use instead of counting it twice; what Ollama holds for models moc
+        did not load stays observed use.
+        """
         found = []
         for slot in self._slots.values():
             sup = slot.supervisor
-            if slot.device is None or sup is None or sup.process is None:
-                continue
             entry = self._ledger.entry(slot.spec.entry_id)
-            nbytes = entry.bytes if entry else 0
-            found.append(Claim(slot.spec.entry_id, slot.device, sup.process.pid, nbytes))
+            if slot.device is None or sup is None:
+                continue
+            if sup.process is not None:  # its use is its own, also while it stops
+                nbytes = entry.bytes if entry else 0
+                found.append(Claim(slot.spec.entry_id, slot.device, sup.process.pid, nbytes))
+            elif entry is not None and slot.spec.backend == "ollama":
+                found.append(Claim(slot.spec.entry_id, slot.device, None, entry.bytes))
+
         return found
+
 
     def scheduling_facts(self, name: str) -> ModelFacts:
         """What the scheduler's waiting room needs to know about a model now."""
