@@ -193,7 +193,6 @@ class ModelManager:
 
         return found
 
-
     def scheduling_facts(self, name: str) -> ModelFacts:
         """What the scheduler's waiting room needs to know about a model now."""
         slot = self._slots[name]
