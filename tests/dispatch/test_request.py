@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from moc.dispatch.request import Endpoint, parse_openai
+from moc.dispatch.request import Endpoint, parse_openai, priority_of
 from moc.errors import InvalidRequest
 from moc.scheduler.waiting import Priority
 
@@ -61,3 +61,10 @@ def test_a_wrong_field_is_named(
     with pytest.raises(InvalidRequest) as err:
         parse_openai(endpoint, body, header)
     assert err.value.field == field
+
+
+@pytest.mark.parametrize("field", [[], {}, 3, True])
+def test_a_priority_of_the_wrong_type_is_named(field: object) -> None:
+    with pytest.raises(InvalidRequest) as err:
+        priority_of(None, field)
+    assert err.value.field == "priority"

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import MocProcess
@@ -55,6 +55,7 @@ def _check(response: httpx.Response) -> None:
     max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(route=st.sampled_from(ROUTES), body=bodies, priority=st.none() | st.text(max_size=10))
+@example(route="/api/generate", body={"priority": [], "model": "0"}, priority=None)  # was a 500
 def test_random_json_is_answered_without_a_500(
     http: httpx.Client, route: str, body: Any, priority: str | None
 ) -> None:

@@ -418,8 +418,11 @@ def test_backend_killed_mid_stream_and_before_answering(
 
         # Not streaming, the backend dies before it answers: moc waits for the
         # restart and sends the request again, once; the client sees a 200.
+        killed = pid
+        wait_for(lambda: model(http, "a")["pid"] not in (killed, None), timeout=30)
         wait_for(lambda: model(http, "a")["state"] == "ready", timeout=30)
         pid = model(http, "a")["pid"]
+
         thread, replies = in_background(post, moc.url, chat("a", **LONG))
         wait_for(lambda: running(http) == 1)
         time.sleep(0.2)

@@ -74,16 +74,17 @@ def parse_openai(endpoint: Endpoint, raw: bytes, priority_header: str | None) ->
     field = doc.pop("priority", None)
     if field is not None:
         raw_ok = None  # the backend must not see moc's field (some reject unknown fields)
-        if not isinstance(field, str):
-            raise InvalidRequest("priority", "must be high, normal or low", value=field)
     priority = priority_of(priority_header, field)
+
     return InferenceRequest(endpoint, model, priority, stream, doc, raw_ok)
 
 
-def priority_of(header: str | None, field: str | None) -> Priority:
+def priority_of(header: str | None, field: Any) -> Priority:
     """The header wins over the body's field; normal when neither is given."""
     if header is not None:
         return Priority.parse(header, "x-moc-priority")
-    if field is not None:
-        return Priority.parse(field)
-    return Priority.NORMAL
+    if field is None:
+        return Priority.NORMAL
+    if not isinstance(field, str):
+        raise InvalidRequest("priority", "must be high, normal or low", value=field)
+    return Priority.parse(field)
