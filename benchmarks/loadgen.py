@@ -12,6 +12,7 @@ import asyncio
 import multiprocessing as mp
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,20 +212,11 @@ def split_requests(buf: bytes) -> tuple[list[bytes], bytes]:
         buf = rest[length:]
 
 
-def serve_constant(port: int, status: bytes, body: bytes) -> None:
-    """An HTTP/1.1 server that reads each request and answers ``body``: no
-    parsing beyond framing, no state — the ceiling of a machine and a client.
-    Runs until killed (in its own process)."""
+def serve_raw(port: int, answer: Callable[[bytes], Sequence[bytes]]) -> None:
+    """An HTTP/1.1 keep-alive server with no parsing beyond framing: each
+    request's body goes to ``answer``, whose writes (status line included) go
+    back one by one. Runs until killed (in its own process)."""
     import uvloop
-
-    response = (
-        b"HTTP/1.1 "
-        + status
-        + b"\r\ncontent-type: application/json\r\ncontent-length: "
-        + str(len(body)).encode()
-        + b"\r\n\r\n"
-        + body
-    )
 
     class Proto(asyncio.Protocol):
         def connection_made(self, transport: Any) -> None:
@@ -233,11 +225,26 @@ def serve_constant(port: int, status: bytes, body: bytes) -> None:
 
         def data_received(self, data: bytes) -> None:
             bodies, self.buf = split_requests(self.buf + data)
-            for _ in bodies:
-                self.t.write(response)
+            for body in bodies:
+                for piece in answer(body):
+                    self.t.write(piece)
 
     async def main() -> None:
         server = await asyncio.get_running_loop().create_server(Proto, "127.0.0.1", port)
         await server.serve_forever()
 
     uvloop.run(main())
+
+
+def serve_constant(port: int, status: bytes, body: bytes) -> None:
+    """Answers every request with ``body``, keeping no state: the ceiling of
+    a machine and a client."""
+    response = (
+        b"HTTP/1.1 "
+        + status
+        + b"\r\ncontent-type: application/json\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+    serve_raw(port, lambda _: (response,))

@@ -24,7 +24,6 @@ requests (psutil ``cpu_times`` around the 50-client run).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import multiprocessing as mp
 import sys
@@ -36,7 +35,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lease_ops import free_port, wait_port
-from loadgen import Result, run_in_process, split_requests
+from loadgen import Result, run_in_process, serve_raw
 
 PATH = "/v1/chat/completions"
 REQUEST = (
@@ -66,40 +65,22 @@ def _sse_chunks() -> list[bytes]:
 
 
 def serve_backend(port: int) -> None:
-    """HTTP/1.1 keep-alive responder: framing only, answers by ``"stream": true``
-    in the body. Runs until killed (in its own process)."""
-    import uvloop
-
+    """A fast OpenAI-compatible responder: a fixed chat completion, or 8
+    server-sent events and ``[DONE]`` when the body asks to stream."""
     plain = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
         len(COMPLETION),
         COMPLETION,
     )
-    stream_head = (
+    streamed = (
         b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-        b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n",
+        *_sse_chunks(),
     )
-    chunks = _sse_chunks()
 
-    class Proto(asyncio.Protocol):
-        def connection_made(self, transport: Any) -> None:
-            self.t = transport
-            self.buf = b""
+    def answer(body: bytes) -> tuple[bytes, ...]:
+        return streamed if b'"stream": true' in body or b'"stream":true' in body else (plain,)
 
-        def data_received(self, data: bytes) -> None:
-            bodies, self.buf = split_requests(self.buf + data)
-            for body in bodies:
-                if b'"stream": true' in body or b'"stream":true' in body:
-                    self.t.write(stream_head)
-                    for chunk in chunks:
-                        self.t.write(chunk)
-                else:
-                    self.t.write(plain)
-
-    async def main() -> None:
-        server = await asyncio.get_running_loop().create_server(Proto, "127.0.0.1", port)
-        await server.serve_forever()
-
-    uvloop.run(main())
+    serve_raw(port, answer)
 
 
 # --- the proxies ---------------------------------------------------------------

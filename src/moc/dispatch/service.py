@@ -178,34 +178,19 @@ class Dispatcher:
     async def _resend(
         self, request: InferenceRequest, handle: Handle, breaker: Breaker, exc: UpstreamFailed
     ) -> tuple[Reply, Handle]:
-        """Send again a request the backend never answered, or raise.
-
-        Nothing of an unanswered request reached the client, so sending it again
-        is safe. First, at once and on a new connection, when the connection
-        dropped: a pooled keep-alive connection the backend had closed
-        (llama.cpp's server closes one after a stream). Then, for a
-        non-streaming request (``gateway.retry_once``), once more after the
-        backend restarts, if it died.
-        """
-        path = request.endpoint.value
-        if exc.dropped and not exc.answered:
-            try:
-                body = request.body_for(handle.served_name)
-                return await self._upstream.send(handle, path, body, fresh=True), handle
-            except UpstreamFailed as again:
-                exc = again
+        """Send a non-streaming request once more after its backend restarts
+        (``gateway.retry_once``), if the backend never answered it; or raise.
+        Nothing of an unanswered request reached the client."""
         if exc.answered or request.stream or not self._config.retry_once:
             breaker.failure(self._clock.now())
             raise self._unavailable(handle, exc) from exc
         event(log, logging.WARNING, "retrying after a restart", model=handle.name, error=str(exc))
         self._metrics.requests_retried.labels(handle.name).inc()
-        handle = replace(
-            await self._models.after_failure(handle.name), served_name=handle.served_name
-        )
-
+        restarted = await self._models.after_failure(handle.name)
+        handle = replace(restarted, served_name=handle.served_name)  # keep an adapter's name
         try:
             body = request.body_for(handle.served_name)
-            return await self._upstream.send(handle, path, body, fresh=True), handle
+            return await self._upstream.send(handle, request.endpoint.value, body), handle
         except UpstreamFailed as again:
             breaker.failure(self._clock.now())
             raise self._unavailable(handle, again) from again

@@ -105,9 +105,22 @@ class Upstream:
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
         )
 
-    async def send(self, handle: Handle, path: str, body: bytes, *, fresh: bool = False) -> Reply:
-        """POST ``body`` to the backend's ``path`` (under its /v1 base); ``fresh``
-        uses a new connection instead of a pooled one."""
+    async def send(self, handle: Handle, path: str, body: bytes) -> Reply:
+        """POST ``body`` to the backend's ``path`` (under its /v1 base).
+
+        A pooled keep-alive connection the backend had already closed
+        (llama.cpp's server closes one after a stream) drops the request
+        before any answer; it is sent once more, at once, on a new connection.
+        Nothing of it can have reached the backend's client, so that is safe.
+        """
+        try:
+            return await self._post(handle, path, body, fresh=False)
+        except UpstreamFailed as exc:
+            if not exc.dropped:
+                raise
+        return await self._post(handle, path, body, fresh=True)
+
+    async def _post(self, handle: Handle, path: str, body: bytes, *, fresh: bool) -> Reply:
         headers = _JSON
         if handle.api_key:
             headers = {**_JSON, "authorization": f"Bearer {handle.api_key}"}

@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import httpx
 
@@ -315,7 +316,10 @@ class ModelManager:
         slot = self._slots[name]
         slot.in_flight -= 1
         slot.last_used = self._clock.now()
-        self._notify()
+        # A load waiting for requests to drain looks again; the scheduler need
+        # not: it counts its own running requests, and nothing it decides on
+        # changed (the request's end already ran its step).
+        self._wake_waiters()
 
     @contextlib.asynccontextmanager
     async def use(self, name: str) -> AsyncIterator[Handle]:
@@ -730,19 +734,27 @@ class ModelManager:
                 model=record.model,
                 pid=record.pid,
             )
+        by_server: dict[str, list[Slot]] = {}
         for slot in self._slots.values():
-            if slot.spec.backend == "ollama" and slot.supervisor is None:
-                adopted += await self._adopt_from_ollama(slot)
+            if slot.spec.backend == "ollama" and slot.spec.url and slot.supervisor is None:
+                by_server.setdefault(slot.spec.url, []).append(slot)
+        for url, slots in by_server.items():  # one /api/ps per Ollama server
+            try:
+                resident = await OllamaApi(url, self._http).ps()
+            except OllamaError:
+                continue
+            entries = {m.get("model"): m for m in resident} | {m.get("name"): m for m in resident}
+            for slot in slots:
+                entry = entries.get(self._tag(slot.spec))
+                if entry is not None:
+                    adopted += await self._adopt_from_ollama(slot, entry)
         return adopted, stopped
 
-    async def _adopt_from_ollama(self, slot: Slot) -> int:
+    async def _adopt_from_ollama(self, slot: Slot, entry: dict[str, Any]) -> int:
         """A model Ollama still holds from before (it was pinned with keep-alive
         forever): moc takes it back, with its memory, instead of losing track."""
         spec = slot.spec
         try:
-            entry = await self._ollama(spec).resident(self._tag(spec))
-            if entry is None:
-                return 0
             device = self._eligible(spec)[0]
             sizing = await self._sizing(spec, device)
         except (OllamaError, LoadFailed):
@@ -794,9 +806,13 @@ class ModelManager:
         await self._http.aclose()
 
     # --- waiting -----------------------------------------------------------------------
-    def _notify(self) -> None:
+    def _wake_waiters(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def _notify(self) -> None:
+        """A model's state changed: wake waiting loads, and tell the listeners."""
+        self._wake_waiters()
         for listener in self._listeners:
             listener()
 

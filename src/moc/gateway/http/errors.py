@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -76,13 +77,21 @@ def error_headers(err: e.MocError) -> dict[str, str]:
     return {}
 
 
-def error_response(err: e.MocError) -> Response:
-    return Response(
-        orjson.dumps(error_body(err), default=str),
+def error_response(
+    err: e.MocError,
+    shape: Callable[[e.MocError], dict[str, Any]] = error_body,
+    extra_headers: Iterable[tuple[bytes, bytes]] = (),
+) -> Response:
+    """The error in ``shape`` (OpenAI's envelope, or Ollama's), with its status
+    and ``Retry-After``, and any ``extra_headers`` (moc's timing headers)."""
+    response = Response(
+        orjson.dumps(shape(err), default=str),
         http_status(err),
         error_headers(err),
         media_type="application/json",
     )
+    response.raw_headers.extend(extra_headers)
+    return response
 
 
 def internal_error_response(exc: BaseException) -> Response:

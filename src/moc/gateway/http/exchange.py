@@ -29,7 +29,7 @@ from moc.dispatch.upstream import UpstreamFailed
 from moc.errors import BackendUnavailable, MocError
 from moc.gateway.http.errors import (
     error_body,
-    error_headers,
+    error_response,
     http_status,
     internal_error_response,
 )
@@ -100,8 +100,10 @@ class Exchange:
         self.shape = shape
         self.watch: _DisconnectWatch | None = None
         self.started = False  # the response's status line has been sent
+        self._asgi: tuple[Scope, Receive] | None = None  # set while it runs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._asgi = (scope, receive)
         s = self.services
         status = CLIENT_GONE
         stage = "queued"
@@ -125,18 +127,12 @@ class Exchange:
             s.metrics.request_done(model, self.api, status, time.monotonic() - self.timing.arrived)
 
     async def send_error(self, send: Send, exc: MocError) -> int:
-        status = http_status(exc)
-        body = orjson.dumps(self.shape(exc), default=str)
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            *((k.encode(), v.encode()) for k, v in error_headers(exc).items()),
-            *self.timing.headers(),
-        ]
+        response = error_response(exc, self.shape, self.timing.headers())
         self.finishing()
-        await self.start(send, status, headers)
-        await send({"type": "http.response.body", "body": body})
-        return status
+        self.started = True
+        assert self._asgi is not None
+        await response(*self._asgi, send)
+        return response.status_code
 
     async def start(self, send: Send, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.started = True

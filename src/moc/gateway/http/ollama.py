@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -29,9 +28,10 @@ from moc.dispatch.upstream import UpstreamFailed, error_message
 from moc.errors import BackendUnavailable, InvalidRequest, MocError
 from moc.gateway import ollama_wire as wire
 from moc.gateway.http.body import read_body
-from moc.gateway.http.errors import error_headers, http_status, ollama_error_body
+from moc.gateway.http.errors import error_response, http_status, ollama_error_body
 from moc.gateway.http.exchange import Exchange, RawEndpoint
 from moc.gateway.http.respond import json, services
+from moc.gateway.views import iso
 from moc.lifecycle.manager import Slot
 from moc.services import Services
 
@@ -39,15 +39,7 @@ NDJSON = b"application/x-ndjson"
 
 
 def _error(exc: MocError, timing: Timing | None = None) -> Response:
-    headers = error_headers(exc)
-    if timing is not None:
-        headers.update({k.decode(): v.decode() for k, v in timing.headers()})
-    return Response(
-        orjson.dumps(ollama_error_body(exc), default=str),
-        http_status(exc),
-        headers,
-        media_type="application/json",
-    )
+    return error_response(exc, ollama_error_body, timing.headers() if timing else ())
 
 
 Handler = Callable[[Request], Awaitable[ASGIApp]]
@@ -209,7 +201,7 @@ def _file_facts(slot: Slot) -> tuple[int, str, str]:
         st = path.stat()
     except OSError:
         return 0, wire.now_iso(), hashlib.sha256(slot.spec.name.encode()).hexdigest()
-    when = datetime.fromtimestamp(st.st_mtime, UTC).isoformat().replace("+00:00", "Z")
+    when = iso(st.st_mtime)
     # Not the file's content hash (reading gigabytes per listing is too dear):
     # a stable id that changes when the file does, which is what clients use it for.
     ident = f"{slot.spec.name}\0{path}\0{st.st_size}\0{st.st_mtime_ns}"
@@ -266,7 +258,7 @@ async def ps(request: Request) -> Response:
                 "size": held,
                 "digest": digest,
                 "details": await _details(s, slot),
-                "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(),
+                "expires_at": iso(expires),
                 "size_vram": held if device is not None and device.kind == "nvidia" else 0,
                 "context_length": slot.spec.ctx,
             }

@@ -7,7 +7,6 @@ answer comes back byte for byte, streamed as it arrives.
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -27,17 +26,11 @@ async def _inference(request: Request, endpoint: Endpoint) -> ASGIApp:
         raw = await read_body(request, s.config.gateway.max_body)
         parsed = parse_openai(endpoint, raw, request.headers.get("x-moc-priority"))
     except MocError as exc:
-        response = with_timing(error_response(exc), timing)
+        response = error_response(exc, extra_headers=timing.headers())
         s.metrics.request_done("-", "openai", response.status_code, 0.0)
         return response
 
     return Exchange(s, parsed, "openai", relay_openai, timing)
-
-
-def with_timing(response: Response, timing: Timing) -> Response:
-    for name, value in timing.headers():
-        response.headers[name.decode()] = value.decode()
-    return response
 
 
 def _route(path: str, endpoint: Endpoint) -> Route:
