@@ -114,11 +114,12 @@ def models_table(models: list[dict[str, Any]]) -> Table:
 
 def ps_table(models: list[dict[str, Any]]) -> Table:
     """The models holding memory, as ``ollama ps`` shows them."""
-    table = Table(box=None, header_style="bold")
+    table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
     table.add_column("MODEL", no_wrap=True)
-    columns = ("BACKEND", "STATE", "DEVICE", "ESTIMATE", "RESERVED", "MEASURED", "IN FLIGHT")
-    for col in (*columns, "UNLOADS IN"):
-        table.add_column(col)
+    # Short headers and no wrapping: a row must fit 80 columns (pipes, CI logs).
+    for col in ("BACKEND", "STATE", "DEVICE", "EST", "HELD", "USED", "BUSY", "UNLOAD IN"):
+        table.add_column(col, no_wrap=True)
+
     for m in models:
         table.add_row(
             m["id"],
