@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -502,7 +503,11 @@ def test_jobs_survive_kill9_of_moc(moc_factory: Factory, tiny_models: dict[str, 
     with httpx.Client(base_url=moc.url) as http:
         wait_for(lambda: all(_job(http, j)["status"] == "complete" for j in ids), timeout=90)
         assert _job(http, ids[0])["attempts"] == 1  # interrupted once, then run again
-        assert '"jobs_requeued":6' in moc.log()
+        # The running job and those already in the scheduler's queue were put
+        # back; how many had left `pending` when moc died depends on timing.
+        starts = re.findall(r'"jobs_requeued":(\d+)', moc.log())
+        assert len(starts) == 2
+        assert 1 <= int(starts[-1]) <= len(ids)
 
 
 def test_moc_submit_random_waits_for_results(
