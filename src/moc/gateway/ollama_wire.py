@@ -48,6 +48,8 @@ def _options(doc: dict[str, Any]) -> dict[str, Any]:
         raise InvalidRequest("options", "must be an object", value=options)
     out = {_OPTIONS[k]: v for k, v in options.items() if k in _OPTIONS}
     limit = out.get("max_tokens")
+    if isinstance(limit, float) and limit.is_integer():
+        limit = out["max_tokens"] = int(limit)  # JSON's 2.0 is the integer 2
     if limit is not None:
         if not isinstance(limit, int) or isinstance(limit, bool):
             raise InvalidRequest("options.num_predict", "must be a whole number", value=limit)

@@ -51,7 +51,11 @@ class JobSubmission(BaseModel):
     def _one_input(self) -> JobSubmission:
         if (self.prompt is None) == (self.messages is None):
             raise ValueError("give exactly one of prompt or messages")
-        size = len(orjson.dumps(self.metadata))
+        try:  # what the store cannot write (integers past 64 bits) is refused here
+            size = len(orjson.dumps(self.metadata))
+            orjson.dumps(self.body())
+        except orjson.JSONEncodeError as exc:
+            raise ValueError(f"cannot be stored as JSON: {exc}") from None
         if size > MAX_METADATA:
             raise ValueError(f"metadata is {size} bytes encoded; the limit is {MAX_METADATA}")
         reserved = {"model", "messages", "stream"} & set(self.options)

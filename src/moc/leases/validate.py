@@ -15,6 +15,7 @@ from moc.leases.model import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN, Lease
 
 MIB = 1024 * 1024
 MAX_BYTES = 2**50  # 1 PiB: larger is a unit mistake, not a device
+MIN_MB = 1 / MIB  # one byte: less would round to an empty lease
 MAX_HOLDER = 200
 MAX_PID = 2**22  # Linux's pid_max ceiling
 
@@ -59,10 +60,11 @@ def lease_request(
     if (nbytes is None) == (mb is None):
         raise InvalidRequest("bytes", "give exactly one of 'bytes' or 'mb'")
     if mb is not None:
-        if not 0 < mb <= MAX_BYTES // MIB:
+        if not MIN_MB <= mb <= MAX_BYTES // MIB:
             raise InvalidRequest(
                 "mb",
-                f"must be greater than 0 and at most {MAX_BYTES // MIB}",
+                f"must be greater than 0 and at most {MAX_BYTES // MIB}; "
+                f"the smallest lease is one byte ({MIN_MB:.10g})",
                 value=mb,
                 limit=MAX_BYTES // MIB,
             )

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -144,10 +145,48 @@ class ModelOpsServicer(pb_grpc.ModelOpsServicer):
         )
 
 
+# Each method's request type. The servicer is registered with these parsed
+# here rather than by gRPC, which answers a corrupt message with UNKNOWN.
+_REQUESTS: dict[str, Any] = {
+    "AcquireGpuLease": pb.GpuLeaseRequest,
+    "RenewGpuLease": pb.GpuLeaseRenew,
+    "ReleaseGpuLease": pb.GpuLeaseRelease,
+    "GetHealth": pb.HealthRequest,
+}
+
+
+def _parsing(method: Any, request_type: Any) -> Any:
+    async def handler(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            request = request_type.FromString(raw)
+        except DecodeError:
+            context.set_trailing_metadata((("moc-error-code", e.InvalidRequest.code),))
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"request: not a valid {request_type.DESCRIPTOR.full_name} message",
+            )
+        return await method(request, context)
+
+    return handler
+
+
+def _handlers(servicer: ModelOpsServicer) -> grpc.GenericRpcHandler[Any, Any]:
+    return grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            name: grpc.unary_unary_rpc_method_handler(
+                _parsing(getattr(servicer, name), request_type),
+                response_serializer=lambda reply: reply.SerializeToString(),
+            )
+            for name, request_type in _REQUESTS.items()
+        },
+    )
+
+
 class GrpcServer:
     def __init__(self, services: Services) -> None:
         self._server = grpc.aio.server()
-        pb_grpc.add_ModelOpsServicer_to_server(ModelOpsServicer(services), self._server)
+        self._server.add_generic_rpc_handlers((_handlers(ModelOpsServicer(services)),))
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(

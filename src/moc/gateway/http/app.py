@@ -20,9 +20,42 @@ from starlette.routing import Router
 from starlette.types import Receive, Scope, Send
 
 from moc import errors as e
-from moc.gateway.http import jobs, leases, models, ollama, openai, system
+from moc.gateway.http import jobs, leases, models, ollama, openai, openapi, system
 from moc.gateway.http.errors import error_response, internal_error_response
 from moc.services import Services
+
+# The request head moc reads. uvicorn's httptools parser sets no bound on
+# header size or count; a head over these is refused before any route runs.
+MAX_HEADER_BYTES = 64 * 1024
+MAX_HEADERS = 100
+
+# Inference first: the router tries routes in order, and these carry the
+# traffic whose overhead matters most.
+ROUTES = [
+    *openai.routes,
+    *ollama.routes,
+    *system.routes,
+    *leases.routes,
+    *models.routes,
+    *jobs.routes,
+]
+
+
+def _oversized_head(headers: list[tuple[bytes, bytes]]) -> Response | None:
+    if len(headers) > MAX_HEADERS:
+        err = e.InvalidRequest(
+            "headers", "too many request headers", value=len(headers), limit=MAX_HEADERS
+        )
+    else:
+        size = sum(len(k) + len(v) for k, v in headers)
+        if size <= MAX_HEADER_BYTES:
+            return None
+        err = e.InvalidRequest(
+            "headers", "request headers too large (bytes)", value=size, limit=MAX_HEADER_BYTES
+        )
+    response = error_response(err)
+    response.status_code = 431
+    return response
 
 
 def _routing_error(request: Request, exc: HTTPException) -> Response:
@@ -33,6 +66,7 @@ def _routing_error(request: Request, exc: HTTPException) -> Response:
             e.InvalidRequest("method", f"{request.method} is not allowed on {request.url.path}")
         )
         response.status_code = 405
+        response.headers.update(exc.headers or {})  # Allow: the methods the path takes
         return response
     return error_response(e.InvalidRequest("request", str(exc.detail)))
 
@@ -47,19 +81,8 @@ async def _on_error(request: Request, exc: Exception) -> Response:
 
 class HttpApp:
     def __init__(self, services: Services) -> None:
-        self.state = State({"services": services})
-        self.router = Router(
-            # Inference first: the router tries routes in order, and these
-            # carry the traffic whose overhead matters most.
-            routes=[
-                *openai.routes,
-                *ollama.routes,
-                *system.routes,
-                *leases.routes,
-                *models.routes,
-                *jobs.routes,
-            ]
-        )
+        self.state = State({"services": services, "openapi": openapi.encoded(services.config)})
+        self.router = Router(routes=ROUTES)
         self._handlers: tuple[dict[Any, Any], dict[int, Any]] = ({Exception: _on_error}, {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -67,6 +90,9 @@ class HttpApp:
             return  # lifespan is off; websockets are not served
         scope["app"] = self
         scope["starlette.exception_handlers"] = self._handlers
+        if (refused := _oversized_head(scope["headers"])) is not None:
+            await refused(scope, receive, send)
+            return
         try:
             await self.router(scope, receive, send)
         except HTTPException as exc:

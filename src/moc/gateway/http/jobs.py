@@ -54,7 +54,8 @@ async def list_jobs(request: Request) -> Response:
                 "status", f"must be one of {allowed}", value=q["status"], limit=allowed
             ) from None
     limit_text = q.get("limit", "100")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIST:
+    whole = limit_text.isascii() and limit_text.isdigit()
+    if not whole or not 1 <= int(limit_text) <= MAX_LIST:
         raise InvalidRequest(
             "limit",
             f"must be a whole number from 1 to {MAX_LIST}",

@@ -101,7 +101,7 @@ async def release(request: Request) -> Response:
     token = body.fencing_token
     raw = request.query_params.get("fencing_token")
     if raw is not None:
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):
             raise InvalidRequest("fencing_token", "must be a non-negative integer", value=raw)
         token = int(raw)
     lease = s.leases.release(request.path_params["lease_id"], token)

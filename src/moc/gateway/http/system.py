@@ -1,4 +1,4 @@
-"""Health, metrics and devices."""
+"""Health, metrics, devices and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -33,6 +33,12 @@ async def metrics(request: Request) -> Response:
     return Response(services(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
+async def openapi_document(request: Request) -> Response:
+    """Built once with the app (:mod:`moc.gateway.http.openapi`)."""
+    document: bytes = request.app.state.openapi
+    return Response(document, media_type="application/json")
+
+
 async def list_devices(request: Request) -> Response:
     s = services(request)
     return json({"devices": [device_view(d, s.ledger.view(d.id)) for d in s.devices]})
@@ -50,6 +56,7 @@ async def get_device(request: Request) -> Response:
 routes = [
     Route("/health", health, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
+    Route("/openapi.json", openapi_document, methods=["GET"]),
     Route("/v1/devices", list_devices, methods=["GET"]),
     Route("/v1/devices/{device_id}", get_device, methods=["GET"]),
 ]

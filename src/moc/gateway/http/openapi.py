@@ -1,0 +1,359 @@
+"""moc's HTTP API as an OpenAPI 3.1 document, served at ``GET /openapi.json``.
+
+Built once when the app is built, from the running configuration (TTL and
+wait limits, the body limit), so the limits it states are the ones enforced.
+``tests/gateway/test_openapi_routes.py`` keeps its paths and the app's routes
+the same; schemathesis checks moc's answers against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from moc import __version__
+from moc.config import Config
+from moc.gateway.http.openapi_schemas import PRIORITY_LABELS, Schema, ref, schemas
+from moc.jobs.model import JobStatus
+
+JSON = "application/json"
+STRING = {"type": "string"}
+ERRORS = {
+    400: "invalid_request: a field is missing, mistyped or out of range (named in param)",
+    404: "not found (code says what: model, lease, job, device)",
+    409: "insufficient_memory (with Retry-After) or fencing_token_mismatch",
+    410: "lease_revoked: a higher priority took the lease",
+    422: "exceeds_capacity: can never fit on any eligible device",
+    429: "queue_full",
+    431: "invalid_request: the request head is over 64 KiB or 100 headers",
+    500: "internal: a bug; the message has a reference to moc's log "
+    "(on inference routes also a backend's own 500, passed back)",
+    503: "unavailable: shutting down, store or backend unavailable, queue timeout",
+    504: "upstream_timeout: the backend sent nothing for gateway.upstream_timeout_s",
+}
+
+
+def _content(schema: Schema, media: str = JSON) -> dict[str, Any]:
+    return {media: {"schema": schema}}
+
+
+def _answer(description: str, schema: Schema, **headers: bool) -> dict[str, Any]:
+    """A response; ``headers`` names header components and whether each is required."""
+    out: dict[str, Any] = {"description": description, "content": _content(schema)}
+    if headers:
+        out["headers"] = {_HEADER_NAMES[h]: _header(h, req) for h, req in headers.items()}
+    return out
+
+
+def _header(name: str, required: bool) -> dict[str, Any]:
+    return {**_HEADERS[name], "required": required}
+
+
+_HEADER_NAMES = {
+    "Location": "Location",
+    "RetryAfter": "Retry-After",
+    "QueueMs": "x-moc-queue-ms",
+    "OverheadMs": "x-moc-overhead-ms",
+}
+_HEADERS: dict[str, dict[str, Any]] = {
+    "Location": {"description": "the new resource's path", "schema": {"type": "string"}},
+    "RetryAfter": {
+        "description": "whole seconds after which a retry may succeed",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    "QueueMs": {
+        "description": "milliseconds the request waited in the queue and for its model to load",
+        "schema": {"type": "number", "minimum": 0},
+    },
+    "OverheadMs": {
+        "description": "milliseconds of moc's own time (not queue, load or backend)",
+        "schema": {"type": "number", "minimum": 0},
+    },
+}
+
+
+def _errors(*statuses: int, shape: str = "Error", timed: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for status in statuses:
+        headers = {"QueueMs": False, "OverheadMs": False} if timed else {}
+        if status in (409, 503):
+            headers["RetryAfter"] = False
+        if status == 429:
+            headers["RetryAfter"] = True
+        out[str(status)] = _answer(ERRORS[status], ref(shape), **headers)
+    return out
+
+
+def _op(
+    summary: str,
+    ok: dict[str, Any],
+    errors: dict[str, Any] | None = None,
+    *,
+    params: list[dict[str, Any]] | None = None,
+    body: Schema | None = None,
+    body_required: bool = True,
+    status: int = 200,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "responses": {
+            str(status): ok,
+            "431": _answer(ERRORS[431], ref("Error")),
+            "500": _answer(ERRORS[500], ref("Error")),
+            **(errors or {}),
+        },
+    }
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = {"required": body_required, "content": _content(body)}
+    return op
+
+
+def _path(name: str) -> dict[str, Any]:
+    schema = {"type": "string", "minLength": 1}
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _query(name: str, schema: Schema) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+PRIORITY_HEADER = {
+    "name": "x-moc-priority",
+    "in": "header",
+    "required": False,
+    "description": "the request's queue; wins over a priority field in the body",
+    "schema": {"enum": PRIORITY_LABELS},
+}
+
+
+def _system_paths() -> dict[str, Any]:
+    return {
+        "/health": {
+            "get": _op(
+                "Liveness and counts",
+                _answer("serving", ref("Health")),
+                {"503": _answer("draining: moc is shutting down", ref("Health"))},
+            )
+        },
+        "/metrics": {
+            "get": _op(
+                "Prometheus metrics",
+                {
+                    "description": "Prometheus text format",
+                    "content": _content({"type": "string"}, "text/plain"),
+                },
+                {},
+            )
+        },
+        "/openapi.json": {
+            "get": _op("This document", _answer("OpenAPI 3.1", {"type": "object"}), {})
+        },
+        "/v1/devices": {"get": _op("Devices", _answer("every device", ref("DeviceList")), {})},
+        "/v1/devices/{device_id}": {
+            "get": _op(
+                "One device",
+                _answer("the device", ref("Device")),
+                _errors(404),
+                params=[_path("device_id")],
+            )
+        },
+    }
+
+
+def _lease_paths() -> dict[str, Any]:
+    lease = ref("Lease")
+    lease_id = [_path("lease_id")]
+    token = _query("fencing_token", {"type": "integer", "minimum": 0})
+    return {
+        "/v1/leases": {
+            "post": _op(
+                "Acquire a lease",
+                _answer("granted", lease, Location=True),
+                _errors(400, 404, 409, 422, 429, 503),
+                body=ref("LeaseAcquire"),
+                status=201,
+            ),
+            "get": _op(
+                "Live leases",
+                _answer("leases and the number waiting", ref("LeaseList")),
+                _errors(),
+                params=[_query("device", {"type": "string"}), _query("holder", {"type": "string"})],
+            ),
+        },
+        "/v1/leases/{lease_id}": {
+            "get": _op(
+                "One live lease", _answer("the lease", lease), _errors(404), params=lease_id
+            ),
+            "delete": _op(
+                "Release a lease",
+                _answer("released", ref("LeaseReleased")),
+                _errors(400, 404, 409, 410, 503),
+                params=[*lease_id, token],
+                body=ref("LeaseRelease"),
+                body_required=False,
+            ),
+        },
+        "/v1/leases/{lease_id}/renew": {
+            "post": _op(
+                "Renew a lease",
+                _answer("renewed", lease),
+                _errors(400, 404, 409, 410, 503),
+                params=lease_id,
+                body=ref("LeaseRenew"),
+                body_required=False,
+            )
+        },
+    }
+
+
+def _model_paths() -> dict[str, Any]:
+    name = [_path("name")]
+    return {
+        "/v1/models": {
+            "get": _op("The catalog", _answer("every model", ref("ModelList")), _errors())
+        },
+        "/v1/models/{name}": {
+            "get": _op(
+                "One model", _answer("the model", ref("ModelDetail")), _errors(404), params=name
+            )
+        },
+        "/v1/models/{name}/load": {
+            "post": _op(
+                "Load a model; answers when it serves",
+                _answer("loaded", ref("ModelDetail")),
+                _errors(404, 409, 422, 503),
+                params=name,
+            )
+        },
+        "/v1/models/{name}/unload": {
+            "post": _op(
+                "Stop a model's runtime",
+                _answer("stopped (or was not loaded)", ref("ModelUnloaded")),
+                _errors(404, 503),
+                params=name,
+            )
+        },
+    }
+
+
+def _job_paths() -> dict[str, Any]:
+    job = ref("Job")
+    job_id = [_path("job_id")]
+    limit = {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}
+    return {
+        "/v1/jobs": {
+            "post": _op(
+                "Submit an async job",
+                _answer("accepted", job, Location=True),
+                _errors(400, 404, 429, 503),
+                body=ref("JobSubmission"),
+                status=202,
+            ),
+            "get": _op(
+                "Jobs, newest first",
+                _answer("jobs", ref("JobList")),
+                _errors(400),
+                params=[
+                    _query("status", {"enum": [s.value for s in JobStatus]}),
+                    _query("model", {"type": "string"}),
+                    _query("limit", limit),
+                ],
+            ),
+        },
+        "/v1/jobs/{job_id}": {
+            "get": _op("One job", _answer("the job", job), _errors(404), params=job_id),
+            "delete": _op(
+                "Cancel a job (a finished one is returned unchanged)",
+                _answer("the job", job),
+                _errors(404, 503),
+                params=job_id,
+            ),
+        },
+        "/v1/stats": {"get": _op("Jobs, queues, models", _answer("stats", ref("Stats")), {})},
+    }
+
+
+def _inference(summary: str, body: str, streams: bool, ollama: bool) -> dict[str, Any]:
+    shape = "OllamaError" if ollama else "Error"
+    backend = "OllamaError" if ollama else "BackendError"
+    answer = "OllamaAnswer" if ollama else "OpenAIAnswer"
+    timed = {"QueueMs": False, "OverheadMs": False}
+    ok = _answer("the answer (streamed when stream is true)", ref(answer), **timed)
+    if streams and ollama:  # one JSON object a line; a failure mid-answer is an error line
+        ok["content"]["application/x-ndjson"] = {
+            "schema": {"anyOf": [ref(answer), ref("OllamaError")]}
+        }
+    elif streams:  # server-sent events; each data is a JSON chunk, the last [DONE]
+        event = {"type": "object", "properties": {"data": STRING}, "required": ["data"]}
+        ok["content"]["text/event-stream"] = {"schema": event}
+    errors = _errors(400, 404, 409, 422, 429, 500, 503, 504, shape=shape, timed=True)
+    for status in ("400", "404", "409", "422", "429", "500", "503", "504"):
+        errors[status]["content"] = _content(ref(backend))
+        if ollama:  # a backend's error to a streamed request keeps the stream's type
+            errors[status]["content"]["application/x-ndjson"] = {"schema": ref(backend)}
+    for status in ("4XX", "5XX"):
+        errors[status] = _answer("the backend's own error, unchanged", ref(backend), **timed)
+        if ollama:
+            errors[status]["content"]["application/x-ndjson"] = {"schema": ref(backend)}
+    return _op(summary, ok, errors, params=[PRIORITY_HEADER], body=ref(body))
+
+
+def _inference_paths() -> dict[str, Any]:
+    return {
+        "/v1/chat/completions": {
+            "post": _inference("Chat completion", "ChatCompletionRequest", True, False)
+        },
+        "/v1/completions": {"post": _inference("Completion", "CompletionRequest", True, False)},
+        "/v1/embeddings": {"post": _inference("Embeddings", "EmbeddingRequest", False, False)},
+        "/api/generate": {
+            "post": _inference("Ollama generate", "OllamaGenerateRequest", True, True)
+        },
+        "/api/chat": {"post": _inference("Ollama chat", "OllamaChatRequest", True, True)},
+    }
+
+
+def _ollama_paths() -> dict[str, Any]:
+    return {
+        "/api/tags": {"get": _op("Ollama: the catalog", _answer("models", ref("OllamaTags")))},
+        "/api/ps": {"get": _op("Ollama: loaded models", _answer("models", ref("OllamaPs")))},
+        "/api/show": {
+            "post": _op(
+                "Ollama: one model",
+                _answer("the model", ref("OllamaShow")),
+                _errors(400, 404, shape="OllamaError"),
+                body=ref("OllamaShowRequest"),
+            )
+        },
+        "/api/version": {
+            "get": _op("Ollama API version", _answer("versions", ref("OllamaVersion")), {})
+        },
+    }
+
+
+def document(config: Config) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "moc",
+            "version": __version__,
+            "description": "The ModelOps Coordinator: device memory leases, models, "
+            "an OpenAI- and Ollama-compatible gateway, async jobs. "
+            "Errors carry a stable code; see docs/api.md.",
+        },
+        "paths": {
+            **_system_paths(),
+            **_lease_paths(),
+            **_model_paths(),
+            **_job_paths(),
+            **_inference_paths(),
+            **_ollama_paths(),
+        },
+        "components": {"schemas": schemas(config)},
+    }
+
+
+def encoded(config: Config) -> bytes:
+    return orjson.dumps(document(config))
