@@ -49,6 +49,7 @@ class MocProcess:
         self.config_path.write_text(yaml.safe_dump(cfg))
         self.log_path = data_dir.parent / f"{data_dir.name}-serve.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.command_prefix: list[str] = []  # runs moc under another command (unshare)
 
     @property
     def url(self) -> str:
@@ -62,6 +63,7 @@ class MocProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait()
         self.proc = subprocess.Popen(
             [
+                *self.command_prefix,
                 sys.executable,
                 "-m",
                 "moc",

@@ -27,7 +27,8 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
     │   └── BackendUnavailable        backend_unavailable
     │       ├── LoadFailed            load_failed
     │       ├── ModelDegraded         model_degraded
-    │       └── CircuitOpen           circuit_open
+    │       ├── CircuitOpen           circuit_open
+    │       └── UpstreamTimeout       upstream_timeout
     └── ConfigError                   config_error (startup only)
 """
 
@@ -178,6 +179,13 @@ class CircuitOpen(BackendUnavailable):
     def __init__(self, message: str, *, retry_after_s: float = 1.0, **details: Any) -> None:
         super().__init__(message, retry_after_s=retry_after_s, **details)
         self.retry_after_s = retry_after_s
+
+
+class UpstreamTimeout(BackendUnavailable):
+    """The backend sent nothing for ``gateway.upstream_timeout_s``; the request
+    is not sent again, since the backend may still be working on it."""
+
+    code = "upstream_timeout"
 
 
 class ConfigError(MocError):

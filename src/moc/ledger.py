@@ -46,6 +46,7 @@ class DeviceBudget:
     external: int = 0
     held: int = 0
     entries: dict[str, Entry] = field(default_factory=dict)
+    unread: str | None = None  # why the last reading failed; ``external`` is then older
 
     @property
     def free(self) -> int:
@@ -65,6 +66,7 @@ class DeviceView:
     free: int
     leases: int
     reservations: int
+    unread: str | None = None  # set while the device cannot be read: ``external`` is stale
 
 
 def capacity_of(total: int, reserve_fraction: float) -> int:
@@ -130,7 +132,14 @@ class Ledger:
         return list(self._devices)
 
     def set_external(self, device_id: str, external: int) -> None:
-        self._devices[device_id].external = max(0, external)
+        device = self._devices[device_id]
+        device.external = max(0, external)
+        device.unread = None
+
+    def mark_unread(self, device_id: str, error: str) -> None:
+        """The device could not be read: ``external`` keeps its last figure,
+        and views say it is stale and why."""
+        self._devices[device_id].unread = error
 
     def capacity(self, device_id: str) -> int:
         return self._devices[device_id].capacity
@@ -205,6 +214,7 @@ class Ledger:
             free=d.free,
             leases=leases,
             reservations=len(d.entries) - leases,
+            unread=d.unread,
         )
 
     def views(self) -> list[DeviceView]:

@@ -3,7 +3,9 @@
 Every ``devices.poll_interval_s`` the probes are read off the event loop (NVML
 and psutil calls block), and the readings are applied on it: each device's
 external use, and each entry's measured use back to the part that owns the
-entry. A device that cannot be read keeps its last figure.
+entry. A device that cannot be read keeps its last figure, marked stale in
+the ledger (``/v1/devices`` shows ``reading: stale`` and the error) until a
+reading succeeds again.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class DeviceMonitor:
         for reading in readings:
             if reading.error is not None:
                 self._metrics.device_read_errors.labels(reading.id).inc()
+                self._ledger.mark_unread(reading.id, reading.error)
                 if reading.id not in self._failing:
                     self._failing.add(reading.id)
                     event(

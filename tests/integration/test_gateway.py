@@ -383,6 +383,14 @@ def test_breaker_opens_after_failures_and_a_probe_closes_it(
             assert probe.status_code == 200, probe.text
             assert metric(http, "moc_breaker_state", model="remote") == 0
             assert post(moc.url, chat("remote")).status_code == 200
+
+            # A backend that answers a malformed request with 500 is up: one
+            # client's bad requests do not open the breaker for everyone.
+            for _ in range(3):
+                bad = post(moc.url, {**chat("remote"), "tools": [None]})
+                assert bad.status_code == 500, bad.text
+            assert metric(http, "moc_breaker_state", model="remote") == 0
+            assert post(moc.url, chat("remote")).status_code == 200
         finally:
             server.terminate()
             server.wait(10)

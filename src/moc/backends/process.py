@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import psutil
 
@@ -45,33 +46,42 @@ class RuntimeProcess:
 
     @classmethod
     def start(cls, launch: Launch, log_path: Path) -> RuntimeProcess:
-        """Start it; raises OSError (with what failed) when it cannot be started."""
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            log.write(f"--- moc: starting at {stamp}: {' '.join(launch.argv)}\n".encode())
-            log.flush()
+        """Start it; raises OSError whose ``strerror`` says what failed (the
+        runtime's log, or the runtime itself) when it cannot be started."""
+        log = _open_log(log_path, launch.argv)
+        with log:
             if launch.unit is not None:  # systemd-run starts the service and returns
-                done = subprocess.run(
+                try:
+                    done = subprocess.run(
+                        launch.argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env={**os.environ, **launch.env},
+                        timeout=30,
+                        check=False,
+                    )
+                except OSError as exc:
+                    raise OSError(
+                        exc.errno, f"cannot start {launch.argv[0]}: {exc.strerror}"
+                    ) from exc
+                if done.returncode != 0:
+                    raise OSError(
+                        errno.EIO,
+                        f"cannot start {launch.argv[0]}: it exited with status {done.returncode}",
+                    )
+                return cls(unit_main_pid(launch.unit), None, launch.unit)
+            try:
+                child = subprocess.Popen(
                     launch.argv,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env={**os.environ, **launch.env},
-                    timeout=30,
-                    check=False,
+                    start_new_session=True,  # its own process group, so stop reaches its children
                 )
-                if done.returncode != 0:
-                    raise OSError(errno.EIO, f"systemd-run exited with status {done.returncode}")
-                return cls(unit_main_pid(launch.unit), None, launch.unit)
-            child = subprocess.Popen(
-                launch.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **launch.env},
-                start_new_session=True,  # its own process group, so stop reaches its children
-            )
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot start {launch.argv[0]}: {exc.strerror}") from exc
         return cls(child.pid, child)
 
     @classmethod
@@ -105,6 +115,23 @@ class RuntimeProcess:
             await asyncio.wait_for(self.wait(), grace_s)
         _signal_group(self.pid, signal.SIGKILL)
         await self.wait()
+
+
+def _open_log(path: Path, argv: tuple[str, ...]) -> BinaryIO:
+    """The runtime's log, opened for appending with a line that marks this start."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    log: BinaryIO | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log = path.open("ab")
+        log.write(f"--- moc: starting at {stamp}: {' '.join(argv)}\n".encode())
+        log.flush()
+    except OSError as exc:
+        if log is not None:
+            with contextlib.suppress(OSError):
+                log.close()
+        raise OSError(exc.errno, f"cannot write the runtime log {path}: {exc.strerror}") from exc
+    return log
 
 
 async def _exited(pid: int) -> None:

@@ -244,10 +244,7 @@ class ProcessSupervisor(Supervisor):
         try:
             self.process = RuntimeProcess.start(launch, self.log_path)
         except OSError as exc:
-            raise LoadFailed(
-                f"model {self.model}: cannot start {launch.argv[0]}: {exc.strerror}",
-                model=self.model,
-            ) from exc
+            raise LoadFailed(f"model {self.model}: {exc.strerror}", model=self.model) from exc
         spawned = time.monotonic()
         self._on_started(self)
         try:

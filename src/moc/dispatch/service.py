@@ -23,13 +23,19 @@ from moc.config import GatewayConfig
 from moc.dispatch.breaker import Breaker, BreakerState
 from moc.dispatch.request import InferenceRequest
 from moc.dispatch.upstream import Reply, Upstream, UpstreamFailed
-from moc.errors import BackendUnavailable, CircuitOpen, LoadFailed
+from moc.errors import BackendUnavailable, CircuitOpen, LoadFailed, UpstreamTimeout
 from moc.lifecycle.manager import Handle, ModelManager
 from moc.scheduler.task import Scheduler
 from moc.telemetry.logs import event
 from moc.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+# Answers that say the backend cannot serve, and count against its breaker. A
+# backend that answers anything else quickly is up: llama.cpp answers some
+# malformed requests with 500, and one client's bad requests must not make the
+# model fail fast for everyone.
+_UNAVAILABLE = frozenset({502, 503, 504})
 
 
 @dataclass
@@ -169,7 +175,7 @@ class Dispatcher:
             )
         except UpstreamFailed as exc:
             reply, handle = await self._resend(request, handle, breaker, exc)
-        if reply.status >= 500:
+        if reply.status in _UNAVAILABLE:
             breaker.failure(self._clock.now())
         else:
             breaker.success()
@@ -181,9 +187,9 @@ class Dispatcher:
         """Send a non-streaming request once more after its backend restarts
         (``gateway.retry_once``), if the backend never answered it; or raise.
         Nothing of an unanswered request reached the client."""
-        if exc.answered or request.stream or not self._config.retry_once:
+        if exc.answered or exc.timed_out or request.stream or not self._config.retry_once:
             breaker.failure(self._clock.now())
-            raise self._unavailable(handle, exc) from exc
+            raise self.failed(handle.name, exc) from exc
         event(log, logging.WARNING, "retrying after a restart", model=handle.name, error=str(exc))
         self._metrics.requests_retried.labels(handle.name).inc()
         restarted = await self._models.after_failure(handle.name)
@@ -193,15 +199,26 @@ class Dispatcher:
             return await self._upstream.send(handle, request.endpoint.value, body), handle
         except UpstreamFailed as again:
             breaker.failure(self._clock.now())
-            raise self._unavailable(handle, again) from again
+            raise self.failed(handle.name, again) from again
 
     async def close(self) -> None:
         await self._upstream.close()
 
-    def stream_failed(self, opened: Opened) -> None:
-        """The backend broke off a response it had begun."""
+    def stream_failed(self, opened: Opened, exc: UpstreamFailed) -> BackendUnavailable:
+        """The backend broke off a response it had begun: counted against its
+        breaker; returns the error to end the response with."""
         opened.breaker.failure(self._clock.now())
+        return self.failed(opened.handle.name, exc)
 
-    @staticmethod
-    def _unavailable(handle: Handle, exc: UpstreamFailed) -> BackendUnavailable:
-        return BackendUnavailable(f"model {handle.name}'s backend failed: {exc}", model=handle.name)
+    def failed(self, model: str, exc: UpstreamFailed) -> BackendUnavailable:
+        """The error a client sees for a backend that failed its request."""
+        if exc.timed_out:
+            timeout = self._config.upstream_timeout_s
+            return UpstreamTimeout(
+                f"model {model}'s backend sent nothing for {timeout:g} s "
+                "(gateway.upstream_timeout_s); the request was not sent again",
+                model=model,
+                timeout_s=timeout,
+            )
+        mid = " mid-answer" if exc.answered else ""
+        return BackendUnavailable(f"model {model}'s backend failed{mid}: {exc}", model=model)

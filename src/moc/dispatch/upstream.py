@@ -39,12 +39,17 @@ class UpstreamFailed(Exception):
 
     ``answered``: it had begun its answer. ``dropped``: an open connection was
     closed under the request (as opposed to a connection that was refused).
+    ``timed_out``: the backend went silent for longer than the timeout; it may
+    still be working on the request, so the request must not be sent again.
     """
 
-    def __init__(self, message: str, *, answered: bool, dropped: bool = False) -> None:
+    def __init__(
+        self, message: str, *, answered: bool, dropped: bool = False, timed_out: bool = False
+    ) -> None:
         super().__init__(message)
         self.answered = answered
         self.dropped = dropped
+        self.timed_out = timed_out
 
 
 class Reply:
@@ -60,7 +65,9 @@ class Reply:
             return await self._response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamFailed(
-                f"the backend broke off its answer: {exc!r}", answered=True
+                f"the backend broke off its answer: {exc!r}",
+                answered=True,
+                timed_out=isinstance(exc, TimeoutError),
             ) from exc
 
     async def chunks(self) -> AsyncIterator[bytes]:
@@ -69,7 +76,9 @@ class Reply:
                 yield chunk
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamFailed(
-                f"the backend broke off its stream: {exc!r}", answered=True
+                f"the backend broke off its stream: {exc!r}",
+                answered=True,
+                timed_out=isinstance(exc, TimeoutError),
             ) from exc
 
     def close(self) -> None:
@@ -135,6 +144,7 @@ class Upstream:
                 f"the backend of {handle.name} did not answer: {exc!r}",
                 answered=False,
                 dropped=dropped and not refused,
+                timed_out=isinstance(exc, TimeoutError),
             ) from exc
         return Reply(response)
 

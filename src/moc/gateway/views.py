@@ -47,6 +47,10 @@ def device_view(info: DeviceInfo, view: DeviceView) -> dict[str, Any]:
         "capacity_bytes": view.capacity,
         "held_bytes": view.held,
         "observed_bytes": view.external,
+        # "stale": the last reading failed (read_error says why); observed_bytes
+        # and free_bytes are from the last reading that worked.
+        "reading": "ok" if view.unread is None else "stale",
+        "read_error": view.unread,
         "free_bytes": view.free,
         "leases": view.leases,
         "reservations": view.reservations,

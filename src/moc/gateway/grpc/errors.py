@@ -14,6 +14,7 @@ _CODES: dict[type[e.MocError], grpc.StatusCode] = {
     e.FencingTokenMismatch: grpc.StatusCode.FAILED_PRECONDITION,
     e.InsufficientMemory: grpc.StatusCode.RESOURCE_EXHAUSTED,
     e.QueueFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    e.UpstreamTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
     e.Unavailable: grpc.StatusCode.UNAVAILABLE,
     e.MocError: grpc.StatusCode.INTERNAL,
 }

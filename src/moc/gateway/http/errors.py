@@ -31,6 +31,7 @@ _STATUS: dict[type[e.MocError], int] = {
     e.ExceedsCapacity: 422,
     e.InsufficientMemory: 409,
     e.QueueFull: 429,
+    e.UpstreamTimeout: 504,
     e.Unavailable: 503,
     e.MocError: 500,
 }

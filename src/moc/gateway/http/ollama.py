@@ -25,7 +25,7 @@ from moc.backends.state import State
 from moc.dispatch.request import Endpoint, InferenceRequest, priority_of
 from moc.dispatch.service import Opened, Timing
 from moc.dispatch.upstream import UpstreamFailed, error_message
-from moc.errors import BackendUnavailable, InvalidRequest, MocError
+from moc.errors import InvalidRequest, MocError
 from moc.gateway import ollama_wire as wire
 from moc.gateway.http.body import read_body
 from moc.gateway.http.errors import error_response, http_status, ollama_error_body
@@ -127,8 +127,8 @@ async def _relay(opened: Opened, send: Send, timing: Timing, exchange: Exchange,
         try:
             body = await reply.read()
         except UpstreamFailed as exc:
-            exchange.services.dispatcher.stream_failed(opened)
-            return await exchange.send_error(send, _broke_off(model, exc))
+            failed = exchange.services.dispatcher.stream_failed(opened, exc)
+            return await exchange.send_error(send, failed)
         if reply.status >= 400:
             out: dict[str, Any] = {"error": error_message(body)}
             status = reply.status
@@ -166,19 +166,15 @@ async def _relay(opened: Opened, send: Send, timing: Timing, exchange: Exchange,
                 payload = b"\n".join(lines) + b"\n"
                 await send({"type": "http.response.body", "body": payload, "more_body": True})
     except UpstreamFailed as exc:
-        exchange.services.dispatcher.stream_failed(opened)
+        failed = exchange.services.dispatcher.stream_failed(opened, exc)
         exchange.finishing()
-        line = orjson.dumps(ollama_error_body(_broke_off(model, exc)), default=str) + b"\n"
+        line = orjson.dumps(ollama_error_body(failed), default=str) + b"\n"
         await send({"type": "http.response.body", "body": line})
-        return http_status(BackendUnavailable(""))
+        return http_status(failed)
     exchange.finishing()
     last = orjson.dumps(wire.closing(model, chat, tally)) + b"\n"
     await send({"type": "http.response.body", "body": last})
     return reply.status
-
-
-def _broke_off(model: str, exc: UpstreamFailed) -> BackendUnavailable:
-    return BackendUnavailable(f"model {model}'s backend failed mid-answer: {exc}", model=model)
 
 
 @_ollama_errors
