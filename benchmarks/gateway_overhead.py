@@ -15,20 +15,33 @@ streaming also the time to the first body bytes); at 50 and 500 clients
 requests/s, p95/p99 and the proxy process's CPU seconds per 1,000 requests
 (psutil ``cpu_times`` around the run); the proxies' RSS at the end.
 
+With ``--litellm`` LiteLLM's proxy (``litellm_proxy``: its own venv, one
+worker, no database, the responder as its one model) is a fourth path,
+measured the same way except for the open-loop row (it is slower than the
+offered rate, so that row would measure only its backlog); CPU and RSS count
+its worker processes too. A last table sets moc's added latency and CPU per
+request against LiteLLM's (goal: at most a fifth) and the bare proxy's (goal:
+at most 1.5 times).
+
 With ``--llama`` it adds moc against the llama.cpp server moc started for a
 tiny generated GGUF (``max_tokens: 8``), the server's port read from its
 command line.
 
     python benchmarks/gateway_overhead.py [--seconds 5] [--skip-500] [--llama]
+        [--litellm [--litellm-python PATH]]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -37,11 +50,16 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "src"))
-from lease_ops import start_moc  # noqa: E402
+import litellm_proxy  # noqa: E402
+from lease_ops import free_port, start_moc  # noqa: E402
 from loadgen import Result, run_in_process, run_rate_in_process  # noqa: E402
 from upstream_client import PATH, _start, serve_aiohttp, serve_backend  # noqa: E402
 
 MODES = ("json", "stream")
+LITELLM = "LiteLLM"
+BARE = "bare proxy"
+GOAL_VS_LITELLM = 1 / 5  # moc's added latency and CPU per request: at most this share of LiteLLM's
+GOAL_VS_BARE = 1.5  # ... and at most this multiple of the bare proxy's
 # moc's per-model limit on concurrent requests: above the largest client count.
 PARALLEL = 1000
 GATEWAY = (
@@ -53,8 +71,9 @@ GATEWAY = (
 class Target:
     name: str
     url: str  # the chat completions URL
-    pid: int | None  # the proxy process to account CPU and memory to
+    pids: tuple[int, ...]  # the proxy's processes, to account CPU and memory to
     model: str
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every request
 
 
 @dataclass(frozen=True)
@@ -83,27 +102,50 @@ def moc_config(responder_port: int, tiny: Path | None) -> str:
     return GATEWAY + f"models: [{', '.join(models)}]\n"
 
 
-def cpu_seconds(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
+def with_children(pid: int) -> tuple[int, ...]:
+    """A process and the processes it forked (a proxy's workers)."""
+    return (pid, *(child.pid for child in psutil.Process(pid).children(recursive=True)))
 
 
-def rss_mib(pid: int) -> float:
-    return psutil.Process(pid).memory_info().rss / (1 << 20)
+def cpu_seconds(pids: tuple[int, ...]) -> float:
+    return sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids)
+
+
+def rss_mib(pids: tuple[int, ...]) -> float:
+    return sum(psutil.Process(pid).memory_info().rss for pid in pids) / (1 << 20)
+
+
+def content(answer: bytes, mode: str) -> str:
+    """The assistant's text in a chat completion, or joined from its SSE chunks."""
+    if mode == "json":
+        return str(json.loads(answer)["choices"][0]["message"]["content"])
+    events = (line[5:].strip() for line in answer.splitlines() if line.startswith(b"data:"))
+    chunks = (json.loads(e) for e in events if e != b"[DONE]")
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
 
 
 def probe(http: httpx.Client, targets: list[Target]) -> list[str]:
-    """One request per path and mode; notes where the answer is not 200 or differs."""
+    """One request per path and mode; notes where the answer is not 200, where
+    a pass-through path changed the bytes, or where a re-encoding one
+    (LiteLLM) changed the text."""
     notes = []
     for mode in MODES:
         answers = {}
         for t in targets:
-            resp = http.post(t.url, content=body(t.model, mode))
+            resp = http.post(t.url, content=body(t.model, mode), headers=t.headers)
             answers[t.name] = resp.content
             if resp.status_code != 200:
                 notes.append(f"{t.name} {mode}: HTTP {resp.status_code} {resp.text[:200]!r}")
-        if len(set(answers.values())) != 1:
+        if len({v for k, v in answers.items() if k != LITELLM}) != 1:
             notes.append(f"{mode}: the paths' answers differ in their bytes")
+        if LITELLM in answers:
+            first = next(iter(answers.values()))
+            try:
+                same = content(answers[LITELLM], mode) == content(first, mode)
+            except (ValueError, KeyError, IndexError, TypeError):
+                same = False
+            if not same:
+                notes.append(f"{LITELLM} {mode}: answer differs: {answers[LITELLM][:300]!r}")
     return notes
 
 
@@ -115,19 +157,34 @@ def at_one(target: Target, mode: str, seconds: float) -> Result:
         concurrency=1,
         seconds=seconds,
         ttfb=mode == "stream",
+        headers=target.headers,
     )
 
 
 def under_load(target: Target, mode: str, clients: int, seconds: float) -> Loaded:
     data = body(target.model, mode)
-    run_in_process(target.url, method="POST", body=data, concurrency=clients, seconds=0.5, warmup=0)
-    before = cpu_seconds(target.pid) if target.pid else None
-    result = run_in_process(
-        target.url, method="POST", body=data, concurrency=clients, seconds=seconds, warmup=0
+    run_in_process(
+        target.url,
+        method="POST",
+        body=data,
+        concurrency=clients,
+        seconds=0.5,
+        warmup=0,
+        headers=target.headers,
     )
-    if before is None or target.pid is None:
+    before = cpu_seconds(target.pids)
+    result = run_in_process(
+        target.url,
+        method="POST",
+        body=data,
+        concurrency=clients,
+        seconds=seconds,
+        warmup=0,
+        headers=target.headers,
+    )
+    if not target.pids:
         return Loaded(result, float("nan"))
-    spent = cpu_seconds(target.pid) - before
+    spent = cpu_seconds(target.pids) - before
     return Loaded(result, spent * 1000 / max(1, result.requests + result.errors))
 
 
@@ -135,14 +192,18 @@ def bad(result: Result) -> str:
     return f"{result.non_2xx}/{result.errors}"
 
 
-def table_one(targets: list[Target], seconds: float, notes: list[str]) -> None:
+def table_one(
+    targets: list[Target], seconds: float, notes: list[str]
+) -> dict[tuple[str, str], Result]:
+    """The 1-client rows; returns them by (mode, path), the first path being direct."""
     print("\n| mode | path | p50 ms | p99 ms | added p50 ms | added p99 ms | ", end="")
     print("TTFB p50 ms | TTFB p99 ms | non-2xx/errors |")
     print("|---|---|---|---|---|---|---|---|---|")
+    rows: dict[tuple[str, str], Result] = {}
     for mode in MODES:
         direct: Result | None = None
         for t in targets:
-            r = at_one(t, mode, seconds)
+            r = rows[mode, t.name] = at_one(t, mode, seconds)
             direct = direct or r
             add50, add99 = r.p50_ms - direct.p50_ms, r.p99_ms - direct.p99_ms
             print(
@@ -152,17 +213,21 @@ def table_one(targets: list[Target], seconds: float, notes: list[str]) -> None:
             )
             if t.name == "moc" and (add50 > 0.6 or add99 > 1.5):
                 notes.append(f"c=1 {mode}: moc adds {add50:.3f} ms p50, {add99:.3f} ms p99")
+    return rows
 
 
 def table_load(
     targets: list[Target], clients: list[int], seconds: float, notes: list[str], ref: str
-) -> None:
+) -> dict[tuple[str, int, str], Loaded]:
+    """The rows under load; returns them by (mode, clients, path)."""
     print(f"\n| mode | clients | path | req/s | vs {ref} | p95 ms | p99 ms | ", end="")
     print("proxy CPU s / 1k req | non-2xx/errors |")
     print("|---|---|---|---|---|---|---|---|---|")
+    found: dict[tuple[str, int, str], Loaded] = {}
     for mode in MODES:
         for n in clients:
             rows = {t.name: under_load(t, mode, n, seconds) for t in targets}
+            found |= {(mode, n, name): loaded for name, loaded in rows.items()}
             for name, loaded in rows.items():
                 r, cpu = loaded.result, loaded.cpu_per_1k
                 share = r.rps / rows[ref].result.rps if rows[ref].result.rps else float("nan")
@@ -171,8 +236,9 @@ def table_load(
                     f"{r.p99_ms:.2f} | {cpu:.3f} | {bad(r)} |",
                     flush=True,
                 )
-                if name == "moc" and n == 50 and ref == "bare proxy" and share < 0.7:
+                if name == "moc" and n == 50 and ref == BARE and share < 0.7:
                     notes.append(f"c=50 {mode}: moc at {share:.0%} of the bare proxy's req/s")
+    return found
 
 
 def table_rate(targets: list[Target], rate: float, seconds: float) -> None:
@@ -180,15 +246,101 @@ def table_rate(targets: list[Target], rate: float, seconds: float) -> None:
     print("\n| path | sent/s | p50 ms | p95 ms | p99 ms | proxy CPU % | non-2xx/errors |")
     print("|---|---|---|---|---|---|---|")
     for target in targets:
-        before = cpu_seconds(target.pid) if target.pid else 0.0
+        before = cpu_seconds(target.pids)
         r = run_rate_in_process(
-            target.url, rate=rate, seconds=seconds, body=body(target.model, "json")
+            target.url,
+            rate=rate,
+            seconds=seconds,
+            body=body(target.model, "json"),
+            headers=target.headers,
         )
-        cpu = (cpu_seconds(target.pid) - before) / r.seconds * 100 if target.pid else float("nan")
+        spent = cpu_seconds(target.pids) - before
+        cpu = spent / r.seconds * 100 if target.pids else float("nan")
         print(
             f"| {target.name} | {r.requests / r.seconds:.0f} | {r.p50_ms:.2f} | {r.p95_ms:.2f} "
             f"| {r.p99_ms:.2f} | {cpu:.0f} | {bad(r)} |"
         )
+
+
+def ratio(value: float, reference: float) -> float:
+    """``value / reference``; NaN where the reference is not a positive number
+    (an added latency at or below zero is noise, not a scale)."""
+    return value / reference if reference > 0 and math.isfinite(value) else float("nan")
+
+
+def verdict(share: float, goal: float) -> str:
+    return "n/a" if math.isnan(share) else ("met" if share <= goal else "missed")
+
+
+def measures(
+    one: dict[tuple[str, str], Result],
+    load: dict[tuple[str, int, str], Loaded],
+    mode: str,
+    clients: list[int],
+    path: str,
+) -> dict[str, float]:
+    """A path's added latency at 1 client and CPU per request under load, by name."""
+    mine, direct = one[mode, path], one[mode, "direct"]
+    found = {
+        "added p50 ms, 1 client": mine.p50_ms - direct.p50_ms,
+        "added p99 ms, 1 client": mine.p99_ms - direct.p99_ms,
+    }
+    if mode == "stream":
+        found["added TTFB p50 ms, 1 client"] = mine.ttfb_p50_ms - direct.ttfb_p50_ms
+    for n in clients:
+        found[f"CPU ms / request, {n} clients"] = load[mode, n, path].cpu_per_1k
+    return found
+
+
+def table_goals(
+    one: dict[tuple[str, str], Result],
+    load: dict[tuple[str, int, str], Loaded],
+    clients: list[int],
+    notes: list[str],
+) -> None:
+    """moc's added latency and CPU per request against LiteLLM's and the bare proxy's."""
+    print(
+        f"\n| mode | measure | {BARE} | {LITELLM} | moc | moc / {LITELLM} | "
+        f"goal ≤ {GOAL_VS_LITELLM:.2f} | moc / {BARE} | goal ≤ {GOAL_VS_BARE:g}× |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for mode in MODES:
+        bares, lites, mocs = (
+            measures(one, load, mode, clients, path) for path in (BARE, LITELLM, "moc")
+        )
+        for measure, moc in mocs.items():
+            bare, lite = bares[measure], lites[measure]
+            vs_lite, vs_bare = ratio(moc, lite), ratio(moc, bare)
+            print(
+                f"| {mode} | {measure} | {bare:.3f} | {lite:.3f} | {moc:.3f} | {vs_lite:.3f} | "
+                f"{verdict(vs_lite, GOAL_VS_LITELLM)} | {vs_bare:.2f}× | "
+                f"{verdict(vs_bare, GOAL_VS_BARE)} |",
+                flush=True,
+            )
+            for share, goal, whose in (
+                (vs_lite, GOAL_VS_LITELLM, LITELLM),
+                (vs_bare, GOAL_VS_BARE, BARE),
+            ):
+                if verdict(share, goal) == "missed":
+                    notes.append(
+                        f"{mode} {measure}: moc at {share:.2f}× {whose}'s (goal ≤ {goal:.2f}×)"
+                    )
+
+
+def failures(
+    one: dict[tuple[str, str], Result], load: dict[tuple[str, int, str], Loaded]
+) -> list[str]:
+    """Per path, the requests that failed or were answered other than 2xx, over all runs."""
+    results = [(path, r) for (_, path), r in one.items()]
+    results += [(path, loaded.result) for (_, _, path), loaded in load.items()]
+    paths = dict.fromkeys(path for path, _ in results)
+    notes = []
+    for path in paths:
+        errors = sum(r.errors for p, r in results if p == path)
+        non_2xx = sum(r.non_2xx for p, r in results if p == path)
+        if errors or non_2xx:
+            notes.append(f"{path}: {errors} failed requests, {non_2xx} non-2xx answers")
+    return notes
 
 
 def llama_targets(http: httpx.Client, moc_url: str, moc_pid: int) -> list[Target]:
@@ -198,9 +350,16 @@ def llama_targets(http: httpx.Client, moc_url: str, moc_pid: int) -> list[Target
     argv = psutil.Process(view["pid"]).cmdline()
     port = int(argv[argv.index("--port") + 1])
     return [
-        Target("direct llama.cpp", f"http://127.0.0.1:{port}{PATH}", None, "tiny"),
-        Target("moc", f"{moc_url}{PATH}", moc_pid, "tiny"),
+        Target("direct llama.cpp", f"http://127.0.0.1:{port}{PATH}", (), "tiny"),
+        Target("moc", f"{moc_url}{PATH}", (moc_pid,), "tiny"),
     ]
+
+
+def litellm_python(args: argparse.Namespace) -> Path | None:
+    """The interpreter to run LiteLLM with, building its venv when needed; None without it."""
+    if args.litellm_python is not None:
+        return Path(args.litellm_python)
+    return litellm_proxy.ensure_venv() if args.litellm else None
 
 
 def main() -> None:
@@ -211,8 +370,41 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, default=1000.0, help="open-loop requests/s for the seed's figure"
     )
+    parser.add_argument(
+        "--litellm",
+        action="store_true",
+        help=f"also LiteLLM's proxy (its venv: {litellm_proxy.DEFAULT_VENV}, built when missing)",
+    )
+    parser.add_argument(
+        "--litellm-python",
+        metavar="PATH",
+        help="the interpreter of a venv with litellm[proxy] installed (implies --litellm)",
+    )
     args = parser.parse_args()
+    try:
+        with_litellm = litellm_python(args)
+        if with_litellm is not None:
+            litellm_proxy.version(with_litellm)
+        run(args, with_litellm)
+    except litellm_proxy.LiteLLMUnavailable as e:
+        sys.exit(f"LiteLLM is not available: {e}")
 
+
+@contextmanager
+def started_litellm(
+    python: Path | None, workdir: Path, responder_port: int
+) -> Iterator[litellm_proxy.Running | None]:
+    if python is None:
+        yield None
+        return
+    running = litellm_proxy.start(python, workdir, "fast", responder_port, free_port())
+    try:
+        yield running
+    finally:
+        litellm_proxy.stop(running)
+
+
+def run(args: argparse.Namespace, with_litellm: Path | None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="moc-bench-gateway-"))
     tiny = None
     if args.llama:
@@ -224,23 +416,40 @@ def main() -> None:
     moc, moc_port, _ = start_moc(tmp, moc_config(responder_port, tiny))
     moc_url = f"http://127.0.0.1:{moc_port}"
     targets = [
-        Target("direct", f"http://127.0.0.1:{responder_port}{PATH}", None, "fast"),
-        Target("bare proxy", f"http://127.0.0.1:{bare_port}{PATH}", bare.pid, "fast"),
-        Target("moc", f"{moc_url}{PATH}", moc.pid, "fast"),
+        Target("direct", f"http://127.0.0.1:{responder_port}{PATH}", (), "fast"),
+        Target(BARE, f"http://127.0.0.1:{bare_port}{PATH}", (bare.pid or 0,), "fast"),
+        Target("moc", f"{moc_url}{PATH}", (moc.pid,), "fast"),
     ]
     clients = [50] if args.skip_500 else [50, 500]
     try:
-        with httpx.Client(trust_env=False, timeout=60) as http:
+        with (
+            started_litellm(with_litellm, tmp, responder_port) as litellm,
+            httpx.Client(trust_env=False, timeout=60) as http,
+        ):
+            if litellm is not None:
+                url = f"http://127.0.0.1:{litellm.port}{PATH}"
+                pids = with_children(litellm.proc.pid)
+                targets.append(Target(LITELLM, url, pids, "fast", litellm.headers))
             notes = probe(http, targets)
-            print(f"\nmachine: {os.cpu_count()} CPUs; {args.seconds:g} s per run\n")
-            print("### fast responder, 1 client")
-            table_one(targets, args.seconds, notes)
+            print(f"\nmachine: {os.cpu_count()} CPUs; {args.seconds:g} s per run")
+            if litellm is not None:
+                print(f"{LITELLM} {litellm.version}: {' '.join(litellm.command)}")
+            print("\n### fast responder, 1 client")
+            one = table_one(targets, args.seconds, notes)
             print("\n### fast responder, under load")
-            table_load(targets, clients, args.seconds, notes, "bare proxy")
+            load = table_load(targets, clients, args.seconds, notes, BARE)
+            rated = [t for t in targets if t.name != LITELLM]
             print(f"\n### open loop: {args.rate:g} requests/s for {args.seconds:g} s (json)")
-            table_rate(targets, args.rate, args.seconds)
+            if litellm is not None:
+                print(f"({LITELLM} left out: below this rate it would measure only its backlog)")
+            table_rate(rated, args.rate, args.seconds)
             print("\n| process | RSS at end, MiB |\n|---|---|")
-            print(f"| bare proxy | {rss_mib(bare.pid):.1f} |\n| moc | {rss_mib(moc.pid):.1f} |")
+            for t in targets[1:]:
+                print(f"| {t.name} | {rss_mib(t.pids):.1f} |")
+            if litellm is not None:
+                print(f"\n### moc against {LITELLM} and the {BARE} (fast responder)")
+                table_goals(one, load, clients, notes)
+            notes += failures(one, load)
             if args.llama:
                 llama = llama_targets(http, moc_url, moc.pid)
                 notes += [f"llama: {n}" for n in probe(http, llama) if "differ" not in n]

@@ -66,6 +66,11 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
+def _headers(body: bytes | None, extra: dict[str, str] | None) -> dict[str, str]:
+    """A JSON content type when there is a body, and ``extra`` (e.g. a bearer token)."""
+    return ({"content-type": "application/json"} if body is not None else {}) | (extra or {})
+
+
 async def _run(
     url: str,
     method: str,
@@ -74,18 +79,20 @@ async def _run(
     seconds: float,
     warmup: float,
     ttfb: bool = False,
+    extra_headers: dict[str, str] | None = None,
 ) -> Result:
     latencies: list[float] = []
     firsts: list[float] = []
     errors = non_2xx = 0
+    last_end = 0.0  # when the last counted request ended
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
-    headers = {"content-type": "application/json"} if body is not None else {}
+    headers = _headers(body, extra_headers)
     async with aiohttp.ClientSession(connector=connector) as session:
         start_at = time.perf_counter() + warmup
         stop_at = start_at + seconds
 
         async def worker() -> None:
-            nonlocal errors, non_2xx
+            nonlocal errors, non_2xx, last_end
             while True:
                 t0 = time.perf_counter()
                 if t0 >= stop_at:
@@ -100,10 +107,11 @@ async def _run(
                             first = time.perf_counter()
                         await resp.read()
                         ok = resp.status < 500
-                except aiohttp.ClientError:
+                except (aiohttp.ClientError, TimeoutError):
                     ok = False
                 t1 = time.perf_counter()
                 if t0 >= start_at:
+                    last_end = max(last_end, t1)
                     if ok:
                         latencies.append((t1 - t0) * 1000)
                         non_2xx += not 200 <= status < 300
@@ -113,17 +121,25 @@ async def _run(
                         errors += 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Result.of(latencies, errors, seconds, non_2xx, firsts)
+    # Requests sent before the stop count, so the run lasts until the last of
+    # them has answered (much longer than ``seconds`` for a slow server).
+    took = max(seconds, last_end - start_at)
+    return Result.of(latencies, errors, took, non_2xx, firsts)
 
 
 async def _run_rate(
-    url: str, method: str, body: bytes | None, rate: float, seconds: float
+    url: str,
+    method: str,
+    body: bytes | None,
+    rate: float,
+    seconds: float,
+    extra_headers: dict[str, str] | None = None,
 ) -> Result:
     """Open loop: a request every 1/rate s whatever the answers do, each timed
     from when it was due (so a slow server cannot hide its queue)."""
     latencies: list[float] = []
     errors = non_2xx = 0
-    headers = {"content-type": "application/json"} if body is not None else {}
+    headers = _headers(body, extra_headers)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -133,7 +149,7 @@ async def _run_rate(
                 async with session.request(method, url, data=body, headers=headers) as resp:
                     await resp.read()
                     non_2xx += not 200 <= resp.status < 300
-            except aiohttp.ClientError:
+            except (aiohttp.ClientError, TimeoutError):
                 errors += 1
                 return
             latencies.append((time.perf_counter() - due) * 1000)
@@ -160,12 +176,18 @@ def _child_rate(conn: Any, args: tuple[Any, ...]) -> None:
 
 
 def run_rate_in_process(
-    url: str, *, rate: float, seconds: float, method: str = "POST", body: bytes | None = None
+    url: str,
+    *,
+    rate: float,
+    seconds: float,
+    method: str = "POST",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Result:
-    """:func:`_run_rate` in its own process."""
+    """:func:`_run_rate` in its own process; ``headers`` go with every request."""
     parent, child = mp.Pipe()
     proc = mp.get_context("spawn").Process(
-        target=_child_rate, args=(child, (url, method, body, rate, seconds))
+        target=_child_rate, args=(child, (url, method, body, rate, seconds, headers))
     )
     proc.start()
     result: Result = parent.recv()
@@ -182,11 +204,14 @@ def run_in_process(
     seconds: float = 5.0,
     warmup: float = 1.0,
     ttfb: bool = False,
+    headers: dict[str, str] | None = None,
 ) -> Result:
-    """``ttfb``: also time each request to the first bytes of its body."""
+    """``ttfb``: also time each request to the first bytes of its body;
+    ``headers`` go with every request."""
     parent, child = mp.Pipe()
     proc = mp.get_context("spawn").Process(
-        target=_child, args=(child, (url, method, body, concurrency, seconds, warmup, ttfb))
+        target=_child,
+        args=(child, (url, method, body, concurrency, seconds, warmup, ttfb, headers)),
     )
     proc.start()
     result: Result = parent.recv()
