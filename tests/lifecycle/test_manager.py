@@ -94,6 +94,32 @@ async def test_waits_for_requests_to_drain_only_when_nothing_else_frees_room(
     assert ledger.view("host").held == 50 * MIB
 
 
+async def test_two_loads_waiting_for_one_drain_do_not_wake_each_other(
+    manager_for: Any,
+) -> None:
+    # Each time a waiting load marks its victims draining it wakes every
+    # waiting load; two loads waiting on the same busy model used to re-mark
+    # and so wake each other without end, a busy loop on the event loop.
+    manager, _ = manager_for([{"name": n, "memory": "50MiB"} for n in ("a", "b", "c")])
+    changes = 0
+
+    def count() -> None:
+        nonlocal changes
+        changes += 1
+
+    manager.on_change(count)
+    async with manager.use("a"):
+        loads = [asyncio.create_task(manager.ensure_loaded(n)) for n in ("b", "c")]
+        await asyncio.sleep(0.2)
+        changes = 0
+        await asyncio.sleep(0.5)
+        assert not any(t.done() for t in loads)  # both wait for a to drain
+        assert manager.slot("a").draining
+        assert changes < 5, f"{changes} wake-ups in 0.5 s while nothing changed"
+    handles = await asyncio.wait_for(asyncio.gather(*loads), 30)
+    assert [h.name for h in handles] == ["b", "c"]
+
+
 async def test_a_ready_model_is_handed_out_while_another_loads(manager_for: Any) -> None:
     manager, _ = manager_for([{"name": "a", "memory": "30MiB"}, {"name": "b", "memory": "30MiB"}])
     await manager.ensure_loaded("a")

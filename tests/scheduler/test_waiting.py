@@ -4,6 +4,7 @@ drains and deadlines; and its bookkeeping under random sequences of events."""
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterable
 
 import pytest
@@ -363,6 +364,51 @@ def test_a_cold_model_chosen_counts_as_warm_for_the_rest_of_the_round() -> None:
     assert room.choose(4.0, facts) == [b3, c1]
 
 
+def test_a_swap_waits_while_another_model_loads() -> None:
+    room = WaitingRoom(limits(group_wait_s=2.0))
+    table = {"b": ModelFacts(1, warm=False, accepting=True, fits_cold=False, other_loading=True)}
+    facts = facts_of(table)
+    b1 = offer(room, "b", NORMAL, 0.0)
+    assert room.choose(100.0, facts) == []  # long past group_wait_s: still one swap at a time
+    table["b"] = cold()  # the other load ended
+    assert room.choose(100.0, facts) == [b1]
+
+
+def test_one_swap_starts_per_round_and_its_model_takes_its_queue() -> None:
+    room = WaitingRoom(limits(group_wait_s=0.0))
+    facts = facts_of({"b": cold(slots=2), "c": cold()})
+    b1 = offer(room, "b", NORMAL, 0.0)
+    c1 = offer(room, "c", NORMAL, 1.0)
+    b2 = offer(room, "b", NORMAL, 2.0)
+    assert room.choose(3.0, facts) == [b1, b2]  # b2 joins b's load; c waits for it
+    assert c1.state is TicketState.WAITING
+
+
+def test_a_cold_model_that_fits_is_not_held_by_another_load() -> None:
+    room = WaitingRoom(limits())
+    facts = facts_of(
+        {"b": ModelFacts(1, warm=False, accepting=True, fits_cold=True, other_loading=True)}
+    )
+    b1 = offer(room, "b", NORMAL, 0.0)
+    assert room.choose(0.0, facts) == [b1]
+
+
+def test_high_priority_is_held_neither_for_grouping_nor_for_another_load() -> None:
+    room = WaitingRoom(limits(group_wait_s=30.0))
+    table = {
+        "a": warm(slots=1),
+        "b": ModelFacts(1, warm=False, accepting=True, fits_cold=False, other_loading=True),
+    }
+    facts = facts_of(table)
+    a1 = offer(room, "a", NORMAL, 0.0)
+    assert room.choose(0.0, facts) == [a1]
+    offer(room, "a", NORMAL, 0.5)  # warm work waiting: grouping pressure
+    normal = offer(room, "b", NORMAL, 1.0)
+    high = offer(room, "b", HIGH, 2.0)
+    assert room.choose(2.0, facts) == [high]
+    assert normal.state is TicketState.WAITING
+
+
 def test_a_draining_model_does_not_hold_cold_ones() -> None:
     room = WaitingRoom(limits(group_wait_s=30.0))
     table = {"a": ModelFacts(1, warm=True, accepting=False, fits_cold=False), "b": cold()}
@@ -416,6 +462,30 @@ def test_running_tickets_never_expire() -> None:
     assert t.state is TicketState.RUNNING
     assert room.in_flight == 1
     assert room.running("a") == 1
+
+
+def test_a_long_wait_does_not_keep_the_tickets_dispatched_after_it() -> None:
+    # One request waits for a busy model while thousands to another model come
+    # and go; their deadlines are later than its own, so they sit below it in
+    # the deadline heap. The room must not keep them all alive meanwhile.
+    room = WaitingRoom(limits(max_waiting=(10, 10, 10), timeout_s=(300.0, 300.0, 300.0)))
+    facts = facts_of({"busy": warm(slots=1), "fast": warm(slots=64)})
+    offer(room, "busy", NORMAL, 0.0)
+    stuck = offer(room, "busy", NORMAL, 0.0)
+    room.choose(0.0, facts)
+    gone = []
+    for i in range(5000):
+        now = 0.001 * (i + 1)
+        ticket = offer(room, "fast", NORMAL, now)
+        gone.append(weakref.ref(ticket))
+        del ticket
+        for chosen in room.choose(now, facts):
+            room.finish(chosen)
+        room.next_check(now, facts)
+    assert sum(1 for ref in gone if ref() is not None) < 200
+    # and the waiting one still expires on time
+    assert stuck.state is TicketState.WAITING
+    assert room.expire(300.0) == [stuck]
 
 
 def test_unbounded_tickets_without_a_deadline_never_expire() -> None:

@@ -208,6 +208,19 @@ class ModelManager:
             warm=warm and not stopping,
             accepting=not (slot.draining or stopping),
             fits_cold=not warm and self._fits_now(slot),
+            other_loading=not warm and self._other_loading(slot),
+        )
+
+    def _other_loading(self, slot: Slot) -> bool:
+        """Is another model loading where this one could go (or not yet placed)?"""
+        try:
+            eligible = self._eligible(slot.spec)
+        except LoadFailed:
+            return False
+        return any(
+            other.loading is not None and (other.device is None or other.device in eligible)
+            for other in self._slots.values()
+            if other is not slot
         )
 
     def _fits_now(self, slot: Slot) -> bool:
@@ -434,10 +447,16 @@ class ModelManager:
                                 bytes_needed=need,
                             )
                         # The scheduler sends them nothing new meanwhile, so the wait ends.
-                        self._drain(drained, False)
-                        drained = names
-                        self._drain(drained, True)
-                        event(log, logging.INFO, "waiting for requests to drain", model=spec.name)
+                        # Marking them again only when the victims change matters: each
+                        # mark wakes every waiting load, and two loads waiting for drains
+                        # would otherwise wake each other without end.
+                        if names != drained:
+                            self._drain(drained, False)
+                            drained = names
+                            self._drain(drained, True)
+                            event(
+                                log, logging.INFO, "waiting for requests to drain", model=spec.name
+                            )
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(
                                 self._changed.wait(), deadline - time.monotonic()
