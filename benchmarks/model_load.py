@@ -19,6 +19,9 @@ Two figures for what moc adds (target: ≤ 20 ms):
   way moc slows the runtime itself, but carries the runtime's noise
   (±20 ms on a 2-core machine).
 
+It also prints moc's own CPU time (its process, not the runtime's) per load
+and unload: what a model swap costs the requests moc serves meanwhile.
+
     python benchmarks/model_load.py [--rounds 20]
 """
 
@@ -34,6 +37,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lease_ops import free_port, start_moc
@@ -68,6 +72,12 @@ async def bare_once(argv: tuple[str, ...], env: dict[str, str], port: int) -> fl
             await proc.wait()
 
 
+def cpu_s(pid: int) -> float:
+    """The process's own CPU seconds (not its children's: the runtimes)."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
 def moc_once(http: httpx.Client, name: str) -> tuple[float, float]:
     """(client's time for the load, moc's share of it)."""
     t0 = time.perf_counter()
@@ -93,13 +103,16 @@ def main() -> None:
     bare: list[float] = []
     via_moc: list[float] = []
     share: list[float] = []
+    cpu: list[float] = []
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
             moc_once(http, "bench")  # warm: the file's facts are read once
             for _ in range(args.rounds):
                 run = launch(spec, device, free_port(), LlamaCppConfig(), server)
                 bare.append(asyncio.run(bare_once(run.argv, dict(run.env), run.port)))
+                c0 = cpu_s(moc.pid)
                 took, own = moc_once(http, "bench")
+                cpu.append(cpu_s(moc.pid) - c0)
                 via_moc.append(took)
                 share.append(own)
     finally:
@@ -119,6 +132,7 @@ def main() -> None:
     print(f"| moc's share of each load | {ms(share, 0.5):.1f} | {ms(share, 0.9):.1f} | ", end="")
     print(f"{min(share) * 1000:.1f} |")
     print(f"\ndifference of medians (moc load − bare runtime): {overhead:.1f} ms")
+    print(f"moc's own CPU per load and unload: {statistics.median(cpu) * 1000:.1f} ms (median)")
 
 
 if __name__ == "__main__":

@@ -88,15 +88,21 @@ def main(argv: list[str] | None = None) -> None:
 
     params.warmup = not args.no_warmup
 
+    # The server installs signal handlers of its own and answers /health
+    # before its constructor returns; a SIGTERM in between would reach its
+    # handler and be lost. Held pending until ours is installed (its threads
+    # inherit the mask, so only this thread takes them).
+    stopping = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
     try:
         server = xlc.Server(params)
     except Exception as exc:  # the runtime reports load failures as plain exceptions
         sys.stderr.write(f"xllamacpp runtime: the server did not start: {exc}\n")
         sys.exit(1)
-    # After the server is up: it installs signal handlers of its own.
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in stopping:
         signal.signal(sig, lambda *_: stop.set())
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
     sys.stderr.write(f"xllamacpp runtime: listening on {server.listening_address}\n")
     sys.stderr.flush()
     stop.wait()
