@@ -61,6 +61,10 @@ def test_data_dir_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         ("devices: {host: [{id: a, size: 1GiB}, {id: a, size: 2GiB}]}", r"declared twice"),
         ("- just a list", r"must hold a mapping"),
         ("server: [", r"not valid YAML"),
+        (
+            "gateway: {queues: {low: {batch_s: 1000}}}",
+            r"gateway\.queues\.low: .*batch_s \(1000\) must be shorter than timeout_s \(900\)",
+        ),
     ],
 )
 def test_config_errors_name_the_field(tmp_path: Path, yaml_text: str, expected: str) -> None:

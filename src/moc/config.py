@@ -130,6 +130,22 @@ class QueueConfig(Section):
 
     max_waiting: int = Field(ge=0, le=1_000_000, description="0 refuses this priority")
     timeout_s: float = Field(gt=0, le=86400, description="wait longer → 503 queue_timeout")
+    batch_s: float = Field(
+        0.0,
+        ge=0,
+        le=3600,
+        description="a request whose model needs a swap waits up to this long for more "
+        "requests to the same model, so one load serves them (fewer loads, longer waits)",
+    )
+
+    @model_validator(mode="after")
+    def _batch_within_timeout(self) -> QueueConfig:
+        if self.batch_s >= self.timeout_s:
+            raise ValueError(
+                f"batch_s ({self.batch_s:g}) must be shorter than timeout_s ({self.timeout_s:g}): "
+                "a batch that waits out its deadline is never sent"
+            )
+        return self
 
 
 QUEUE_DEFAULTS = {

@@ -307,6 +307,38 @@ def test_a_client_that_goes_away_leaves_the_queue_and_stops_its_backend(
         assert time.monotonic() - t0 < 2.0  # 3,000 tokens would take several seconds
 
 
+def test_a_low_priority_batch_gathers_before_its_swap(
+    moc_factory: Factory, tiny_models: dict[str, Path]
+) -> None:
+    """With ``batch_s`` on the low queue, low-priority requests for a model that
+    needs a swap wait that long for company, and one load serves them all; a
+    normal-priority request (no batch time) swaps at once."""
+    moc = start(
+        moc_factory,
+        [spec(tiny_models, "a", memory="30MiB"), spec(tiny_models, "b", memory="30MiB")],
+        size="50MiB",  # one fits: b needs a swap
+        gateway={"queues": {"low": {"batch_s": 1.5}}},
+    )
+    low = {"x-moc-priority": "low"}
+    with httpx.Client(base_url=moc.url) as http:
+        load(http, "a")
+        sent = []
+        for _ in range(3):
+            sent.append(in_background(post, moc.url, chat("b"), **low))
+            time.sleep(0.2)
+        for thread, _ in sent:
+            thread.join(60)
+        answers = [reply[0] for _, reply in sent]
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        assert float(answers[0].headers["x-moc-queue-ms"]) >= 1500  # it waited for the batch
+        loads = metric(http, "moc_model_loads_total", model="b", outcome="loaded")
+        assert loads == 1  # one load served all three
+
+        t0 = time.monotonic()
+        assert post(moc.url, chat("a")).status_code == 200  # normal: a swaps back at once
+        assert time.monotonic() - t0 < 1.4
+
+
 def test_a_loaded_model_answers_while_another_loads_slowly(
     moc_factory: Factory, tiny_models: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Iterable
+from dataclasses import replace
 
 import pytest
 from hypothesis import settings
@@ -407,6 +408,38 @@ def test_high_priority_is_held_neither_for_grouping_nor_for_another_load() -> No
     high = offer(room, "b", HIGH, 2.0)
     assert room.choose(2.0, facts) == [high]
     assert normal.state is TicketState.WAITING
+
+
+def test_a_batch_gathers_until_its_time() -> None:
+    room = WaitingRoom(replace(limits(group_wait_s=0.0), batch_s=(0.0, 10.0, 0.0)))
+    facts = facts_of({"b": cold(slots=3), "c": cold(slots=2)})
+    b1 = offer(room, "b", NORMAL, 0.0)
+    assert room.choose(5.0, facts) == []
+    assert room.next_check(5.0, facts) == 10.0  # the batch's time runs out
+    b2 = offer(room, "b", NORMAL, 6.0)
+    assert room.choose(9.9, facts) == []
+    assert room.choose(10.0, facts) == [b1, b2]  # one load serves both
+
+    room = WaitingRoom(replace(limits(group_wait_s=0.0), batch_s=(0.0, 10.0, 0.0)))
+    c1 = offer(room, "c", NORMAL, 0.0)
+    c2 = offer(room, "c", NORMAL, 1.0)
+    offer(room, "c", NORMAL, 2.0)
+    assert room.choose(9.0, facts) == []  # more than its slots, still gathering
+    assert room.choose(10.0, facts) == [c1, c2]  # the third runs when a slot frees
+
+
+def test_a_batch_time_holds_only_its_priority_and_only_swaps() -> None:
+    facts = facts_of({"a": warm(), "b": cold(slots=2), "c": cold(fits=True)})
+    room = WaitingRoom(replace(limits(group_wait_s=0.0), batch_s=(0.0, 0.0, 30.0)))
+    a1 = offer(room, "a", LOW, 0.0)  # warm: nothing to batch
+    c1 = offer(room, "c", LOW, 0.0)  # cold, but fits without a swap
+    b1 = offer(room, "b", LOW, 0.0)  # needs a swap: gathers
+    assert room.choose(0.0, facts) == [a1, c1]
+    assert b1.state is TicketState.WAITING
+
+    room = WaitingRoom(replace(limits(group_wait_s=0.0), batch_s=(0.0, 0.0, 30.0)))
+    b2 = offer(room, "b", NORMAL, 0.0)  # normal has no batch time
+    assert room.choose(0.0, facts) == [b2]
 
 
 def test_a_draining_model_does_not_hold_cold_ones() -> None:

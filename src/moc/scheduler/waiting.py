@@ -27,6 +27,12 @@ Rules, in the order :meth:`WaitingRoom.choose` applies them:
   A A B C and a swap serves a batch. A cold model that fits without evicting
   anything is never held.
 - **High priority is not held** by either rule: it trades loads for latency.
+- **Batching** (``gateway.queues.<priority>.batch_s``, 0 by default). A
+  request of a priority with a batch time, whose model needs a swap, waits
+  until the oldest such request for its model and priority has waited that
+  long, however many have gathered (one load serves them in turn, not only
+  as many as the model has slots): fewer loads for longer waits, a trade for
+  throughput work.
 - **Drains.** A model being drained or evicted takes no new requests; they
   wait until it is loaded again.
 - **Deadlines.** A request not dispatched by its deadline leaves the room
@@ -107,6 +113,7 @@ class Limits:
     aging_s: float
     group_wait_s: float
     max_in_flight: int
+    batch_s: tuple[float, float, float] = (0.0, 0.0, 0.0)  # by Priority
 
     @classmethod
     def of(cls, config: GatewayConfig) -> Limits:
@@ -117,6 +124,7 @@ class Limits:
             config.aging_s,
             config.group_wait_s,
             config.max_in_flight,
+            (q[0].batch_s, q[1].batch_s, q[2].batch_s),
         )
 
 
@@ -234,7 +242,7 @@ class WaitingRoom:
 
     def next_check(self, now: float, facts: Facts) -> float | None:
         """When the room may decide differently with no new event: the next
-        deadline, or the moment a held request's grouping wait runs out."""
+        deadline, or the moment a held request's grouping or batch wait runs out."""
         while self._deadlines and self._deadlines[0][2].state is not TicketState.WAITING:
             heapq.heappop(self._deadlines)  # dispatched or withdrawn: no longer a deadline
         times = [self._deadlines[0][0]] if self._deadlines else []
@@ -243,6 +251,7 @@ class WaitingRoom:
             f = facts(ticket.model)
             if not f.warm and not f.fits_cold:
                 times.append(ticket.arrived + self.limits.group_wait_s)
+                times.append(ticket.arrived + self.limits.batch_s[ticket.priority])
         later = [t for t in times if t > now]
         return min(later) if later else None
 
@@ -258,7 +267,11 @@ class WaitingRoom:
         f = known[ticket.model]
         if not f.accepting or self.running(ticket.model) >= f.slots:
             return False
-        if f.warm or f.fits_cold or ticket.priority is Priority.HIGH:
+        if f.warm or f.fits_cold:
+            return True
+        if now - ticket.arrived < self.limits.batch_s[ticket.priority]:
+            return False  # the batch is still gathering
+        if ticket.priority is Priority.HIGH:
             return True
         if f.other_loading or loading:
             return False  # one swap at a time; the load's end wakes the room
