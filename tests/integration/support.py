@@ -19,6 +19,16 @@ def spec(tiny: dict[str, Path], name: str, **kw: Any) -> dict[str, Any]:
     return {"name": name, "path": str(tiny[name]), "ctx": 512, **kw}
 
 
+def chat(name: str, **extra: Any) -> dict[str, Any]:
+    """A short chat completion body for model ``name``."""
+    return {
+        "model": name,
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 4,
+        **extra,
+    }
+
+
 def start(
     moc_factory: Factory,
     models: list[dict[str, Any]],

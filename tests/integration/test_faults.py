@@ -28,6 +28,7 @@ import pytest
 from tests.conftest import MIB, MocProcess, runtimes_using
 from tests.integration.support import (
     Factory,
+    chat,
     held,
     load,
     metric,
@@ -43,15 +44,6 @@ pytestmark = pytest.mark.usefixtures("no_stray_runtimes")
 
 # Tiny models write about a thousand tokens a second on two cores.
 LONG = {"max_tokens": 3000, "ignore_eos": True}
-
-
-def chat(name: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "model": name,
-        "messages": [{"role": "user", "content": "hi"}],
-        "max_tokens": 4,
-        **extra,
-    }
 
 
 def ask(url: str, name: str, timeout: float = 30, **extra: Any) -> httpx.Response:

@@ -23,22 +23,13 @@ import pytest
 
 import moc
 from tests.conftest import free_port
-from tests.integration.support import Factory, load, metric, model, spec, start, wait_for
+from tests.integration.support import Factory, chat, load, metric, model, spec, start, wait_for
 
 pytestmark = pytest.mark.usefixtures("no_stray_runtimes")
 
 # Tiny models write about a thousand tokens a second on two cores: long enough
 # to hold a slot while other requests queue behind it.
 LONG = {"max_tokens": 1500, "ignore_eos": True}
-
-
-def chat(name: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "model": name,
-        "messages": [{"role": "user", "content": "hi"}],
-        "max_tokens": 4,
-        **extra,
-    }
 
 
 def post(moc_url: str, body: dict[str, Any], **headers: Any) -> httpx.Response:
@@ -200,7 +191,9 @@ def test_priority_decides_the_order_under_saturation(
     # When each was sent on to the model: its send time plus its wait in the
     # queue (the order the answers arrive in can be shuffled by a busy machine).
     dispatched: dict[str, float] = {}
-    spaced = {"max_tokens": 32, "ignore_eos": True}  # consecutive dispatches ms apart
+    # Each runs ~60 ms, so consecutive dispatches lie well apart from the few
+    # ms by which a send time can be off on a busy machine.
+    spaced = {"max_tokens": 400, "ignore_eos": True}
 
     def send(label: str, body: dict[str, Any], headers: dict[str, str]) -> int:
         t0 = time.monotonic()

@@ -49,40 +49,35 @@ class RuntimeProcess:
         """Start it; raises OSError whose ``strerror`` says what failed (the
         runtime's log, or the runtime itself) when it cannot be started."""
         log = _open_log(log_path, launch.argv)
+        what = launch.argv[0]
         with log:
-            if launch.unit is not None:  # systemd-run starts the service and returns
-                try:
-                    done = subprocess.run(
+            try:
+                if launch.unit is None:
+                    child = subprocess.Popen(
                         launch.argv,
                         stdin=subprocess.DEVNULL,
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         env={**os.environ, **launch.env},
-                        timeout=30,
-                        check=False,
+                        start_new_session=True,  # its own process group: stop reaches its children
                     )
-                except OSError as exc:
-                    raise OSError(
-                        exc.errno, f"cannot start {launch.argv[0]}: {exc.strerror}"
-                    ) from exc
-                if done.returncode != 0:
-                    raise OSError(
-                        errno.EIO,
-                        f"cannot start {launch.argv[0]}: it exited with status {done.returncode}",
-                    )
-                return cls(unit_main_pid(launch.unit), None, launch.unit)
-            try:
-                child = subprocess.Popen(
+                    return cls(child.pid, child)
+                # systemd-run starts the service and returns
+                done = subprocess.run(
                     launch.argv,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env={**os.environ, **launch.env},
-                    start_new_session=True,  # its own process group, so stop reaches its children
+                    timeout=30,
+                    check=False,
                 )
             except OSError as exc:
-                raise OSError(exc.errno, f"cannot start {launch.argv[0]}: {exc.strerror}") from exc
-        return cls(child.pid, child)
+                raise OSError(exc.errno, f"cannot start {what}: {exc.strerror}") from exc
+        if done.returncode != 0:
+            status = done.returncode
+            raise OSError(errno.EIO, f"cannot start {what}: it exited with status {status}")
+        return cls(unit_main_pid(launch.unit), None, launch.unit)
 
     @classmethod
     def adopt(cls, pid: int) -> RuntimeProcess:
