@@ -56,6 +56,7 @@ def _check(response: httpx.Response) -> None:
 )
 @given(route=st.sampled_from(ROUTES), body=bodies, priority=st.none() | st.text(max_size=10))
 @example(route="/api/generate", body={"priority": [], "model": "0"}, priority=None)  # was a 500
+@example(route="/v1/leases", body={"bytes": 24945563344981098496}, priority=None)  # was a 500
 def test_random_json_is_answered_without_a_500(
     http: httpx.Client, route: str, body: Any, priority: str | None
 ) -> None:
@@ -72,6 +73,15 @@ def test_random_json_is_answered_without_a_500(
             _check(response)
         return
     _check(http.post(route, content=payload, headers=headers))
+
+
+def test_a_value_too_wide_for_64_bits_is_named_in_the_error(http: httpx.Client) -> None:
+    answer = http.post("/v1/leases", content=b'{"bytes": 24945563344981098496}')
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["param"] == "bytes"
+    assert error["details"]["value"] == "24945563344981098496"  # written as a string
+    assert "1125899906842624" in error["message"]  # the limit
 
 
 @settings(

@@ -86,13 +86,33 @@ def error_response(
     """The error in ``shape`` (OpenAI's envelope, or Ollama's), with its status
     and ``Retry-After``, and any ``extra_headers`` (moc's timing headers)."""
     response = Response(
-        orjson.dumps(shape(err), default=str),
+        _dumps(shape(err)),
         http_status(err),
         error_headers(err),
         media_type="application/json",
     )
     response.raw_headers.extend(extra_headers)
     return response
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    """JSON for an error body. The value a client sent may be an integer JSON
+    allows and orjson cannot write (past 64 bits); such integers are written
+    as strings rather than turning the answer into a 500."""
+    try:
+        return orjson.dumps(body, default=str)
+    except TypeError:
+        return orjson.dumps(_wide_ints_as_str(body), default=str)
+
+
+def _wide_ints_as_str(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _wide_ints_as_str(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_wide_ints_as_str(v) for v in value]
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
+        return str(value)
+    return value
 
 
 def internal_error_response(exc: BaseException) -> Response:

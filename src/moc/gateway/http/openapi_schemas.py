@@ -35,6 +35,11 @@ def nullable(schema: Schema) -> Schema:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
+def _given(field: str, schema: Schema) -> Schema:
+    """The object has ``field``, and it matches ``schema``."""
+    return {"required": [field], "properties": {field: schema}}
+
+
 def closed(properties: dict[str, Schema], required: list[str] | None = None) -> Schema:
     """An object with exactly these properties (all present unless ``required`` says)."""
     return {
@@ -154,13 +159,16 @@ def _leases(config: Config) -> dict[str, Schema]:
             "holder": {"type": "string", "maxLength": validate.MAX_HOLDER},
             "pid": {"type": "integer", "minimum": 1, "maximum": validate.MAX_PID},
             "wait_s": {"type": "number", "minimum": 0, "maximum": limits.max_wait_s},
-            "preemptible": BOOL,
         },
         required=[],
     )
-    acquire["oneOf"] = [
-        {"required": ["bytes"], "not": {"required": ["mb"]}},
-        {"required": ["mb"], "not": {"required": ["bytes"]}},
+    # moc reads null as "not given" in every optional field of a lease body.
+    acquire["properties"] = {k: nullable(v) for k, v in acquire["properties"].items()}
+    acquire["properties"]["preemptible"] = BOOL
+    number = {"type": "number"}
+    acquire["oneOf"] = [  # exactly one of bytes and mb, as a number (null is not given)
+        {**_given("bytes", number), "not": _given("mb", number)},
+        {**_given("mb", number), "not": _given("bytes", number)},
     ]
     return {
         "Lease": lease,
@@ -169,8 +177,10 @@ def _leases(config: Config) -> dict[str, Schema]:
         ),
         "LeaseReleased": closed({"released": {"const": True}, "lease": ref("Lease")}),
         "LeaseAcquire": acquire,
-        "LeaseRenew": closed({"ttl_s": ttl, "fencing_token": token}, required=[]),
-        "LeaseRelease": closed({"fencing_token": token}, required=[]),
+        "LeaseRenew": closed(
+            {"ttl_s": nullable(ttl), "fencing_token": nullable(token)}, required=[]
+        ),
+        "LeaseRelease": closed({"fencing_token": nullable(token)}, required=[]),
     }
 
 
