@@ -16,7 +16,8 @@ test:
 	.ci/run
 
 venv:
-	@test -x $(PY) || (python3 -m venv .venv && .venv/bin/pip install -q -e '.[test,bench]')
+	@test -x $(PY) || python3 -m venv .venv
+	@$(PY) -m pip install -q -e '.[test,bench]'
 
 # All of them: about 20 minutes on 2 cores.
 bench: bench-peers bench-scheduling bench-load bench-parts
