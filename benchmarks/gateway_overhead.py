@@ -10,7 +10,8 @@ side by side in one run, POST /v1/chat/completions (non-streaming and
   responder, and a gateway queue large enough not to limit the measurement.
 
 The load generator (``loadgen``, closed loop, its own process) is the same for
-all. Per path and mode: at 1 client p50/p99 and what they add over direct (for
+all. Per path and mode: at 1 client (the paths taking turns, five short runs
+each, medians of the runs) p50/p95/p99 and what they add over direct (for
 streaming also the time to the first body bytes); at 50 and 500 clients
 requests/s, p95/p99 and the proxy process's CPU seconds per 1,000 requests
 (psutil ``cpu_times`` around the run); the proxies' RSS at the end.
@@ -192,23 +193,34 @@ def bad(result: Result) -> str:
     return f"{result.non_2xx}/{result.errors}"
 
 
+ROUNDS = 5  # the 1-client runs alternate the paths this many times
+
+
 def table_one(
     targets: list[Target], seconds: float, notes: list[str]
 ) -> dict[tuple[str, str], Result]:
-    """The 1-client rows; returns them by (mode, path), the first path being direct."""
-    print("\n| mode | path | p50 ms | p99 ms | added p50 ms | added p99 ms | ", end="")
-    print("TTFB p50 ms | TTFB p99 ms | non-2xx/errors |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    """The 1-client rows; returns them by (mode, path), the first path being direct.
+    The paths take turns, ROUNDS short runs each; a row holds the medians of its
+    rounds, so a moment the machine was busy weighs on every path alike."""
+    print("\n| mode | path | p50 ms | p95 ms | p99 ms | added p50 ms | added p95 ms | ", end="")
+    print("added p99 ms | TTFB p50 ms | TTFB p99 ms | non-2xx/errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     rows: dict[tuple[str, str], Result] = {}
     for mode in MODES:
+        rounds: dict[str, list[Result]] = {t.name: [] for t in targets}
+        for _ in range(ROUNDS):
+            for t in targets:
+                rounds[t.name].append(at_one(t, mode, seconds / ROUNDS))
         direct: Result | None = None
         for t in targets:
-            r = rows[mode, t.name] = at_one(t, mode, seconds)
+            r = rows[mode, t.name] = Result.median_of(rounds[t.name])
             direct = direct or r
             add50, add99 = r.p50_ms - direct.p50_ms, r.p99_ms - direct.p99_ms
+            add95 = r.p95_ms - direct.p95_ms
             print(
-                f"| {mode} | {t.name} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {add50:+.3f} | "
-                f"{add99:+.3f} | {r.ttfb_p50_ms:.3f} | {r.ttfb_p99_ms:.3f} | {bad(r)} |",
+                f"| {mode} | {t.name} | {r.p50_ms:.3f} | {r.p95_ms:.3f} | {r.p99_ms:.3f} | "
+                f"{add50:+.3f} | {add95:+.3f} | {add99:+.3f} | {r.ttfb_p50_ms:.3f} | "
+                f"{r.ttfb_p99_ms:.3f} | {bad(r)} |",
                 flush=True,
             )
             if t.name == "moc" and (add50 > 0.6 or add99 > 1.5):
@@ -283,6 +295,7 @@ def measures(
     mine, direct = one[mode, path], one[mode, "direct"]
     found = {
         "added p50 ms, 1 client": mine.p50_ms - direct.p50_ms,
+        "added p95 ms, 1 client": mine.p95_ms - direct.p95_ms,
         "added p99 ms, 1 client": mine.p99_ms - direct.p99_ms,
     }
     if mode == "stream":

@@ -31,6 +31,27 @@ class Result:
     ttfb_p50_ms: float = float("nan")  # to the first body bytes; only with ``ttfb=True``
     ttfb_p99_ms: float = float("nan")
 
+    @classmethod
+    def median_of(cls, rounds: list[Result]) -> Result:
+        """Several short runs of one path as one: counts summed, each latency
+        figure the median of the rounds' (a round disturbed by the machine
+        moves it less than one long run's tail)."""
+
+        def mid(name: str) -> float:
+            return float(statistics.median(getattr(r, name) for r in rounds))
+
+        return cls(
+            requests=sum(r.requests for r in rounds),
+            errors=sum(r.errors for r in rounds),
+            seconds=sum(r.seconds for r in rounds),
+            p50_ms=mid("p50_ms"),
+            p95_ms=mid("p95_ms"),
+            p99_ms=mid("p99_ms"),
+            non_2xx=sum(r.non_2xx for r in rounds),
+            ttfb_p50_ms=mid("ttfb_p50_ms"),
+            ttfb_p99_ms=mid("ttfb_p99_ms"),
+        )
+
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
