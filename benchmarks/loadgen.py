@@ -240,39 +240,53 @@ def run_in_process(
     return result
 
 
-def split_requests(buf: bytes) -> tuple[list[bytes], bytes]:
-    """The bodies of the complete HTTP/1.1 requests at the start of ``buf``
-    (framed by Content-Length), and the bytes after them."""
-    bodies = []
+def split_requests(buf: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The (path, body) of each complete HTTP/1.1 request at the start of
+    ``buf`` (framed by Content-Length), and the bytes after them."""
+    found = []
     while True:
         head, sep, rest = buf.partition(b"\r\n\r\n")
         if not sep:
-            return bodies, buf
+            return found, buf
+        lines = head.split(b"\r\n")
         length = 0
-        for line in head.split(b"\r\n"):
+        for line in lines[1:]:
             if line[:15].lower() == b"content-length:":
                 length = int(line[15:])
         if len(rest) < length:
-            return bodies, buf
-        bodies.append(rest[:length])
+            return found, buf
+        path = lines[0].split(b" ")[1] if b" " in lines[0] else b""
+        found.append((path, rest[:length]))
         buf = rest[length:]
 
 
-def serve_raw(port: int, answer: Callable[[bytes], Sequence[bytes]]) -> None:
+Answer = Callable[[bytes, bytes], Sequence[bytes]]
+
+
+def serve_raw(port: int, answer: Answer, delay_s: float = 0.0) -> None:
     """An HTTP/1.1 keep-alive server with no parsing beyond framing: each
-    request's body goes to ``answer``, whose writes (status line included) go
-    back one by one. Runs until killed (in its own process)."""
+    request's path and body go to ``answer``, whose writes (status line
+    included) go back one by one, ``delay_s`` after the request arrived. Runs
+    until killed (in its own process)."""
     import uvloop
 
     class Proto(asyncio.Protocol):
         def connection_made(self, transport: Any) -> None:
             self.t = transport
             self.buf = b""
+            self.loop = asyncio.get_running_loop()
 
         def data_received(self, data: bytes) -> None:
-            bodies, self.buf = split_requests(self.buf + data)
-            for body in bodies:
-                for piece in answer(body):
+            found, self.buf = split_requests(self.buf + data)
+            for path, body in found:
+                if delay_s > 0:
+                    self.loop.call_later(delay_s, self.write, answer(path, body))
+                else:
+                    self.write(answer(path, body))
+
+        def write(self, pieces: Sequence[bytes]) -> None:
+            if not self.t.is_closing():
+                for piece in pieces:
                     self.t.write(piece)
 
     async def main() -> None:
@@ -282,15 +296,14 @@ def serve_raw(port: int, answer: Callable[[bytes], Sequence[bytes]]) -> None:
     uvloop.run(main())
 
 
+def json_response(body: bytes, status: bytes = b"200 OK") -> bytes:
+    """A whole HTTP/1.1 response carrying ``body`` as JSON."""
+    head = b"HTTP/1.1 %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+    return head % (status, len(body)) + body
+
+
 def serve_constant(port: int, status: bytes, body: bytes) -> None:
     """Answers every request with ``body``, keeping no state: the ceiling of
     a machine and a client."""
-    response = (
-        b"HTTP/1.1 "
-        + status
-        + b"\r\ncontent-type: application/json\r\ncontent-length: "
-        + str(len(body)).encode()
-        + b"\r\n\r\n"
-        + body
-    )
-    serve_raw(port, lambda _: (response,))
+    response = json_response(body, status)
+    serve_raw(port, lambda _path, _body: (response,))

@@ -29,7 +29,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lease_ops import free_port, wait_port
-from loadgen import percentile, serve_constant
+from loadgen import json_response, percentile, serve_constant, serve_raw
 from upstream_client import COMPLETION, WORDS, _sse_chunks
 
 # --- the responder ---------------------------------------------------------------
@@ -44,13 +44,6 @@ EMBEDDING = (
     + b",".join(b"0.%03d" % i for i in range(64))
     + b']}],"usage":{"prompt_tokens":4,"total_tokens":4}}'
 )
-
-
-def _plain(body: bytes) -> bytes:
-    return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
-        len(body),
-        body,
-    )
 
 
 def _completion_chunks() -> list[bytes]:
@@ -69,37 +62,15 @@ _STREAM_HEAD = (
     b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
 )
 ANSWERS: dict[tuple[bytes, bool], tuple[bytes, ...]] = {
-    (b"/v1/chat/completions", False): (_plain(COMPLETION),),
+    (b"/v1/chat/completions", False): (json_response(COMPLETION),),
     (b"/v1/chat/completions", True): (_STREAM_HEAD, *_sse_chunks()),
-    (b"/v1/completions", False): (_plain(TEXT_COMPLETION),),
+    (b"/v1/completions", False): (json_response(TEXT_COMPLETION),),
     (b"/v1/completions", True): (_STREAM_HEAD, *_completion_chunks()),
-    (b"/v1/embeddings", False): (_plain(EMBEDDING),),
+    (b"/v1/embeddings", False): (json_response(EMBEDDING),),
 }
 NOT_FOUND = (
-    _plain(b'{"error":{"message":"no such route","code":"not_found"}}').replace(
-        b"200 OK", b"404 Not Found"
-    ),
+    json_response(b'{"error":{"message":"no such route","code":"not_found"}}', b"404 Not Found"),
 )
-
-
-def split_routed(buf: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
-    """The (path, body) of each complete HTTP/1.1 request at the start of
-    ``buf`` (framed by Content-Length), and the bytes after them."""
-    found = []
-    while True:
-        head, sep, rest = buf.partition(b"\r\n\r\n")
-        if not sep:
-            return found, buf
-        lines = head.split(b"\r\n")
-        length = 0
-        for line in lines[1:]:
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
-        if len(rest) < length:
-            return found, buf
-        path = lines[0].split(b" ")[1] if b" " in lines[0] else b""
-        found.append((path, rest[:length]))
-        buf = rest[length:]
 
 
 def serve_routed(port: int, delay_s: float = 0.0) -> None:
@@ -109,34 +80,12 @@ def serve_routed(port: int, delay_s: float = 0.0) -> None:
     request arrived. It runs no model and has no limit of its own on
     concurrency, so its capacity is whatever moc lets through. Runs until
     killed (in its own process)."""
-    import uvloop
 
-    class Proto(asyncio.Protocol):
-        def connection_made(self, transport: Any) -> None:
-            self.t = transport
-            self.buf = b""
-            self.loop = asyncio.get_running_loop()
+    def answer(path: bytes, body: bytes) -> tuple[bytes, ...]:
+        stream = b'"stream": true' in body or b'"stream":true' in body
+        return ANSWERS.get((path, stream), NOT_FOUND)
 
-        def data_received(self, data: bytes) -> None:
-            found, self.buf = split_routed(self.buf + data)
-            for path, body in found:
-                stream = b'"stream": true' in body or b'"stream":true' in body
-                pieces = ANSWERS.get((path, stream), NOT_FOUND)
-                if delay_s > 0:
-                    self.loop.call_later(delay_s, self.write, pieces)
-                else:
-                    self.write(pieces)
-
-        def write(self, pieces: tuple[bytes, ...]) -> None:
-            if not self.t.is_closing():
-                for piece in pieces:
-                    self.t.write(piece)
-
-    async def main() -> None:
-        server = await asyncio.get_running_loop().create_server(Proto, "127.0.0.1", port)
-        await server.serve_forever()
-
-    uvloop.run(main())
+    serve_raw(port, answer, delay_s)
 
 
 def start_responder(delay_s: float = 0.0) -> tuple[mp.process.BaseProcess, int]:

@@ -35,7 +35,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lease_ops import free_port, wait_port
-from loadgen import Result, run_in_process, serve_raw
+from loadgen import Result, json_response, run_in_process, serve_raw
 
 PATH = "/v1/chat/completions"
 REQUEST = (
@@ -67,17 +67,14 @@ def _sse_chunks() -> list[bytes]:
 def serve_backend(port: int) -> None:
     """A fast OpenAI-compatible responder: a fixed chat completion, or 8
     server-sent events and ``[DONE]`` when the body asks to stream."""
-    plain = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
-        len(COMPLETION),
-        COMPLETION,
-    )
+    plain = json_response(COMPLETION)
     streamed = (
         b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
         b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n",
         *_sse_chunks(),
     )
 
-    def answer(body: bytes) -> tuple[bytes, ...]:
+    def answer(_path: bytes, body: bytes) -> tuple[bytes, ...]:
         return streamed if b'"stream": true' in body or b'"stream":true' in body else (plain,)
 
     serve_raw(port, answer)

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from benchmarks.schedsim.trace import Request, SimModel, Trace
-from benchmarks.schedsim.world import Loop, Recorder, Result
+from benchmarks.schedsim.world import Loop, Recorder, Result, Simulated
 
 RESCHED_DELAY_S = 0.25
 
@@ -73,7 +73,7 @@ class Runner:
     expiry: int = 0  # the keep-alive timer's generation; a stale timer does nothing
 
 
-class FifoSim:
+class FifoSim(Simulated):
     def __init__(self, trace: Trace, victims: Victims, *, max_loaded: int, seed: int = 0) -> None:
         self.trace = trace
         self.victims = victims
@@ -87,12 +87,6 @@ class FifoSim:
         self._blocked = False  # the pending loop waits for an unload
         self._started: set[int] = set()
         self._gone: set[int] = set()
-
-    def run(self) -> Result:
-        for request in self.trace.requests:
-            self.loop.at(request.arrival, lambda r=request: self._arrive(r))
-        self.loop.run()
-        return self.rec.result
 
     # --- the pending loop ---------------------------------------------------------------
     def _arrive(self, request: Request) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from benchmarks.schedsim.trace import Request, SimModel, Trace
-from benchmarks.schedsim.world import Loop, Recorder, Result
+from benchmarks.schedsim.world import Loop, Recorder, Simulated
 from moc.lifecycle import policy
 from moc.scheduler.waiting import Limits, ModelFacts, Ticket, WaitingRoom
 
@@ -72,7 +72,7 @@ def default_limits(trace: Trace) -> Limits:
     return Limits((256, 1024, 4096), trace.timeout_s, 30.0, 2.0, 512)
 
 
-class MocSim:
+class MocSim(Simulated):
     def __init__(
         self,
         trace: Trace,
@@ -90,12 +90,6 @@ class MocSim:
         self._timer_at: float | None = None
         self._step_queued = False
         self._draining_loads: list[Slot] = []
-
-    def run(self) -> Result:
-        for request in self.trace.requests:
-            self.loop.at(request.arrival, lambda r=request: self._arrive(r))
-        self.loop.run()
-        return self.rec.result
 
     # --- the scheduler -------------------------------------------------------------------
     def _arrive(self, request: Request) -> None:

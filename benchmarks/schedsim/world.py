@@ -124,3 +124,21 @@ class Recorder:
         self.result.peak_held = max(self.result.peak_held, held)
         if held > self._budget:
             self.result.violations += 1
+
+
+class Simulated:
+    """A policy under simulation: each request of its trace is handed to
+    ``_arrive`` at its arrival time, and the loop runs to the end."""
+
+    trace: Trace
+    loop: Loop
+    rec: Recorder
+
+    def run(self) -> Result:
+        for request in self.trace.requests:
+            self.loop.at(request.arrival, lambda r=request: self._arrive(r))
+        self.loop.run()
+        return self.rec.result
+
+    def _arrive(self, request: Request) -> None:
+        raise NotImplementedError

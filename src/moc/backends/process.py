@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import psutil
 
@@ -51,27 +51,19 @@ class RuntimeProcess:
         log = _open_log(log_path, launch.argv)
         what = launch.argv[0]
         with log:
+            io: dict[str, Any] = {
+                "stdin": subprocess.DEVNULL,
+                "stdout": log,
+                "stderr": subprocess.STDOUT,
+                "env": {**os.environ, **launch.env},
+            }
             try:
                 if launch.unit is None:
-                    child = subprocess.Popen(
-                        launch.argv,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        env={**os.environ, **launch.env},
-                        start_new_session=True,  # its own process group: stop reaches its children
-                    )
+                    # its own process group, so stop reaches its children
+                    child = subprocess.Popen(launch.argv, start_new_session=True, **io)
                     return cls(child.pid, child)
                 # systemd-run starts the service and returns
-                done = subprocess.run(
-                    launch.argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env={**os.environ, **launch.env},
-                    timeout=30,
-                    check=False,
-                )
+                done = subprocess.run(launch.argv, timeout=30, check=False, **io)
             except OSError as exc:
                 raise OSError(exc.errno, f"cannot start {what}: {exc.strerror}") from exc
         if done.returncode != 0:

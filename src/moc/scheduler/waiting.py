@@ -251,7 +251,8 @@ class WaitingRoom:
             f = facts(ticket.model)
             if not f.warm and not f.fits_cold:
                 times.append(ticket.arrived + self.limits.group_wait_s)
-                times.append(ticket.arrived + self.limits.batch_s[ticket.priority])
+                if batch_s := self.limits.batch_s[ticket.priority]:
+                    times.append(ticket.arrived + batch_s)
         later = [t for t in times if t > now]
         return min(later) if later else None
 

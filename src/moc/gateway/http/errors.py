@@ -86,7 +86,7 @@ def error_response(
     """The error in ``shape`` (OpenAI's envelope, or Ollama's), with its status
     and ``Retry-After``, and any ``extra_headers`` (moc's timing headers)."""
     response = Response(
-        _dumps(shape(err)),
+        error_json(err, shape),
         http_status(err),
         error_headers(err),
         media_type="application/json",
@@ -95,10 +95,18 @@ def error_response(
     return response
 
 
+def error_json(
+    err: e.MocError, shape: Callable[[e.MocError], dict[str, Any]] = error_body
+) -> bytes:
+    """The error in ``shape`` as JSON: the one writer of every error body,
+    whole answers and stream events alike."""
+    return _dumps(shape(err))
+
+
 def _dumps(body: dict[str, Any]) -> bytes:
-    """JSON for an error body. The value a client sent may be an integer JSON
-    allows and orjson cannot write (past 64 bits); such integers are written
-    as strings rather than turning the answer into a 500."""
+    """The value a client sent may be an integer JSON allows and orjson cannot
+    write (past 64 bits); such integers are written as strings rather than
+    turning the answer into a 500."""
     try:
         return orjson.dumps(body, default=str)
     except TypeError:

@@ -19,7 +19,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -29,6 +28,7 @@ from moc.dispatch.upstream import UpstreamFailed
 from moc.errors import MocError
 from moc.gateway.http.errors import (
     error_body,
+    error_json,
     error_response,
     http_status,
     internal_error_response,
@@ -186,7 +186,7 @@ class RawEndpoint:
 
 def error_event(exc: MocError) -> bytes:
     """An error as one server-sent event, the way OpenAI streams report them."""
-    return b"data: " + orjson.dumps(error_body(exc), default=str) + b"\n\n"
+    return b"data: " + error_json(exc) + b"\n\n"
 
 
 async def relay_openai(opened: Opened, send: Send, timing: Timing, exchange: Exchange) -> int:

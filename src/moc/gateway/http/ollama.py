@@ -28,7 +28,7 @@ from moc.dispatch.upstream import UpstreamFailed, error_message
 from moc.errors import InvalidRequest, MocError
 from moc.gateway import ollama_wire as wire
 from moc.gateway.http.body import read_body
-from moc.gateway.http.errors import error_response, http_status, ollama_error_body
+from moc.gateway.http.errors import error_json, error_response, http_status, ollama_error_body
 from moc.gateway.http.exchange import Exchange, RawEndpoint
 from moc.gateway.http.respond import json, services
 from moc.gateway.views import iso
@@ -168,7 +168,7 @@ async def _relay(opened: Opened, send: Send, timing: Timing, exchange: Exchange,
     except UpstreamFailed as exc:
         failed = exchange.services.dispatcher.stream_failed(opened, exc)
         exchange.finishing()
-        line = orjson.dumps(ollama_error_body(failed), default=str) + b"\n"
+        line = error_json(failed, ollama_error_body) + b"\n"
         await send({"type": "http.response.body", "body": line})
         return http_status(failed)
     exchange.finishing()
