@@ -2,7 +2,7 @@
 :func:`moc.lifecycle.policy.place`, glued together the way the daemon does.
 
 What is modelled from the daemon (``moc.scheduler.task``,
-``moc.lifecycle.manager``, ``moc.dispatch.service``):
+``moc.lifecycle.loader``, ``moc.dispatch.service``):
 
 - a request is offered to the room; a step (expire, then ``choose``) runs on
   every arrival and request end, and soon after any model's state changes or
@@ -136,7 +136,7 @@ class MocSim(Simulated):
             and any(s.load is not None for s in self.slots.values() if s is not slot),
         )
 
-    # --- the manager ---------------------------------------------------------------------
+    # --- the loader ---------------------------------------------------------------------
     def _hold(self, ticket: Ticket) -> None:
         slot = self.slots[ticket.model]
         if slot.state is State.READY:

@@ -32,7 +32,6 @@ from collections.abc import Iterator
 import uvicorn
 
 from moc import __version__
-from moc.backends.llamacpp import resolve_server
 from moc.clock import SystemClock
 from moc.config import Config
 from moc.devices import discover
@@ -45,7 +44,7 @@ from moc.gateway.http.app import build_app
 from moc.jobs.runner import JobRunner
 from moc.leases.service import LeaseService
 from moc.ledger import Ledger
-from moc.lifecycle.manager import ModelManager
+from moc.lifecycle.build import Lifecycle, build_lifecycle
 from moc.models.catalog import Catalog
 from moc.models.demo import demo_catalog
 from moc.monitor import DeviceMonitor
@@ -114,15 +113,18 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
     for info in devices:
         ledger.add_device(info.id, info.kind, info.total, config.devices.reserve_fraction)
     leases = LeaseService(ledger, LeaseStore(db), clock, metrics, config.leases)
-    models = build_models(config, ledger, devices, probes, ModelStore(db), clock, metrics, leases)
-    scheduler = Scheduler(Limits.of(config.gateway), models.scheduling_facts, clock)
-    models.on_change(scheduler.poke)
+    lifecycle = build_models(
+        config, ledger, devices, probes, ModelStore(db), clock, metrics, leases
+    )
+    loader = lifecycle.loader
+    scheduler = Scheduler(Limits.of(config.gateway), loader.scheduling_facts, clock)
+    lifecycle.table.on_change(scheduler.poke)
     upstream = Upstream(config.gateway.upstream_timeout_s)
-    dispatcher = Dispatcher(models, scheduler, upstream, config.gateway, clock, metrics)
+    dispatcher = Dispatcher(loader, scheduler, upstream, config.gateway, clock, metrics)
     jobs = JobRunner(
         JobStore(db),
         dispatcher,
-        models,
+        lifecycle.table,
         clock,
         metrics,
         config.jobs,
@@ -140,7 +142,7 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
         ledger=ledger,
         devices=devices,
         leases=leases,
-        models=models,
+        lifecycle=lifecycle,
         scheduler=scheduler,
         dispatcher=dispatcher,
         jobs=jobs,
@@ -152,7 +154,7 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
 async def _run(config: Config, data_dir: DataDir, db: Database, started: float) -> None:
     probes = discover(config.devices)
     services = build_services(config, db, probes)
-    ledger, leases, models = services.ledger, services.leases, services.models
+    ledger, leases, lifecycle = services.ledger, services.leases, services.lifecycle
     scheduler, jobs, metrics = services.scheduler, services.jobs, services.metrics
     devices = services.devices
     restored, expired_while_down = leases.restore()
@@ -161,8 +163,8 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
         ledger,
         metrics,
         config.devices.poll_interval_s,
-        claims=[leases.claims, models.claims],
-        usage_sinks=[leases.note_usage, models.note_usage],
+        claims=[leases.claims, lifecycle.table.claims],
+        usage_sinks=[leases.note_usage, lifecycle.usage.note_usage],
         on_more_free=leases.memory_changed,
     )
     await monitor.observe_once()
@@ -216,9 +218,9 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
 
-    adopted, stopped_orphans = await models.recover()
+    adopted, stopped_orphans = await lifecycle.recover()
     leases.start()
-    models.start()
+    lifecycle.start()
     scheduler.start()
     jobs_requeued, jobs_failed = jobs.start()
     monitor.start()
@@ -239,7 +241,7 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
         ),
         leases_restored=restored,
         expired_while_down=expired_while_down,
-        models=len(models.slots()),
+        models=len(lifecycle.table.slots()),
         runtimes_adopted=adopted,
         runtimes_stopped=stopped_orphans,
         jobs_requeued=jobs_requeued,
@@ -251,7 +253,7 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
     # garbage collector's sweeps, which otherwise walk it on every full
     # collection and show up as latency spikes.
     gc.freeze()
-    preload = asyncio.create_task(models.preload(), name="preload")
+    preload = asyncio.create_task(lifecycle.loader.preload(), name="preload")
     stop_wait = asyncio.create_task(stop.wait())
     await asyncio.wait({http_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
     stop_wait.cancel()
@@ -266,7 +268,7 @@ async def _run(config: Config, data_dir: DataDir, db: Database, started: float) 
         stops.append(asyncio.create_task(grpc_server.stop(server_cfg.shutdown_grace_s)))
     await asyncio.gather(*stops, return_exceptions=True)
     preload.cancel()
-    await models.close()
+    await lifecycle.close()
     await services.dispatcher.close()
     await monitor.close()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -290,7 +292,7 @@ def build_models(
     clock: SystemClock,
     metrics: Metrics,
     leases: LeaseService,
-) -> ModelManager:
+) -> Lifecycle:
     specs = list(config.models)
     if not specs and config.runtimes.demo_models:
         specs = demo_catalog(config.data_dir)
@@ -303,7 +305,7 @@ def build_models(
                 return reading.process_usage.get(pid)
         return None
 
-    return ModelManager(
+    return build_lifecycle(
         config,
         Catalog(specs, store),
         ledger,
@@ -313,7 +315,6 @@ def build_models(
         metrics,
         measure,
         on_more_free=leases.memory_changed,
-        server=resolve_server(config.runtimes.llamacpp.server),
     )
 
 

@@ -20,6 +20,7 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
     ├── InsufficientMemory            insufficient_memory
     │   └── ExceedsCapacity           exceeds_capacity
     ├── QueueFull                     queue_full
+    ├── ModelFileInvalid              model_file_invalid
     ├── Unavailable                   unavailable
     │   ├── ShuttingDown              shutting_down
     │   ├── StoreUnavailable          store_unavailable
@@ -131,6 +132,14 @@ class QueueFull(MocError):
     def __init__(self, message: str, *, retry_after_s: float = 1.0, **details: Any) -> None:
         super().__init__(message, retry_after_s=retry_after_s, **details)
         self.retry_after_s = retry_after_s
+
+
+class ModelFileInvalid(MocError):
+    """The model's file (or folder) is missing or not a model its runtime can
+    read. Not retryable: no load can succeed until someone changes the file
+    or the configuration, so it carries no ``Retry-After``."""
+
+    code = "model_file_invalid"
 
 
 class Unavailable(MocError):

@@ -16,7 +16,9 @@ from moc.jobs.runner import JobRunner
 from moc.leases.service import LeaseService
 from moc.leases.validate import TtlLimits
 from moc.ledger import Ledger
-from moc.lifecycle.manager import ModelManager
+from moc.lifecycle.build import Lifecycle
+from moc.lifecycle.loader import Loader
+from moc.lifecycle.table import ModelTable
 from moc.scheduler.task import Scheduler
 from moc.telemetry.metrics import Metrics
 
@@ -28,7 +30,7 @@ class Services:
     ledger: Ledger
     devices: list[DeviceInfo]
     leases: LeaseService
-    models: ModelManager
+    lifecycle: Lifecycle
     scheduler: Scheduler
     dispatcher: Dispatcher
     jobs: JobRunner
@@ -39,6 +41,16 @@ class Services:
 
     def __post_init__(self) -> None:
         self.limits = TtlLimits.of(self.config.leases)
+
+    @property
+    def models(self) -> ModelTable:
+        """The models as they are."""
+        return self.lifecycle.table
+
+    @property
+    def loader(self) -> Loader:
+        """Loading, holding and unloading them."""
+        return self.lifecycle.loader
 
     def device(self, device_id: str) -> DeviceInfo | None:
         return next((d for d in self.devices if d.id == device_id), None)

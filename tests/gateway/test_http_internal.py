@@ -22,7 +22,7 @@ async def test_unexpected_exception_becomes_a_500_envelope_with_a_log_reference(
     config = Config(data_dir=tmp_path, runtimes={"demo_models": False})  # type: ignore[arg-type]
     db = Database(tmp_path / "moc.db")
     services = build_services(config, db, [HostProbe([("host", 1 << 30)])])
-    leases, models = services.leases, services.models
+    leases, lifecycle = services.leases, services.lifecycle
 
     def broken(lease_id: str) -> None:
         raise RuntimeError("secret internal detail")
@@ -35,7 +35,7 @@ async def test_unexpected_exception_becomes_a_500_envelope_with_a_log_reference(
                 response = await client.get("/v1/leases/abc")
             still_serving = await client.get("/v1/leases")
     finally:
-        await models.close()
+        await lifecycle.close()
         db.close()
 
     assert response.status_code == 500

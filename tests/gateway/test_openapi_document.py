@@ -84,7 +84,7 @@ async def test_openapi_json_is_served(tmp_path: Path) -> None:
             response = await client.get("/openapi.json")
             wrong_method = await client.post("/openapi.json")
     finally:
-        await services.models.close()
+        await services.lifecycle.close()
         db.close()
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"

@@ -340,23 +340,29 @@ def _corrupt(kind: str, good: bytes) -> bytes:
 def test_a_corrupt_model_file(
     moc_factory: Factory, tiny_models: dict[str, Path], tmp_path: Path, kind: str
 ) -> None:
-    """A model whose file is corrupt: its load is refused with load_failed naming
-    the model and the file, nothing is reserved, no runtime is started, every
-    model is still listed, and the other models load and answer."""
+    """A model whose file is corrupt: its load is refused with model_file_invalid
+    naming the model and the file, as 422 without Retry-After (no retry can
+    succeed until the file changes); nothing is reserved, no runtime is started,
+    the failure is shown in the model's view, every model is still listed, a
+    warning is logged at startup, and the other models load and answer."""
     bad_file = tmp_path / "bad.gguf"
     bad_file.write_bytes(_corrupt(kind, tiny_models["a"].read_bytes()))
     bad = {"name": "bad", "path": str(bad_file), "ctx": 512}
     moc = start(moc_factory, [spec(tiny_models, "a", memory="30MiB"), bad])
     with httpx.Client(base_url=moc.url, timeout=30) as http:
         for attempt in (http.post("/v1/models/bad/load"), ask(moc.url, "bad")):
-            assert attempt.status_code == 503, attempt.text
+            assert attempt.status_code == 422, attempt.text
+            assert "retry-after" not in attempt.headers
             err = attempt.json()["error"]
-            assert err["code"] == "load_failed"
+            assert err["code"] == "model_file_invalid"
             assert f"model bad: {bad_file}: not a readable GGUF file" in err["message"]
             assert held(http) == 0
             assert runtimes_using(tmp_path) == []
         assert [m["id"] for m in http.get("/v1/models").json()["data"]] == ["a", "bad"]
-        assert model(http, "bad")["state"] == "stopped"
+        shown = model(http, "bad")
+        assert shown["state"] == "stopped"
+        assert "not a readable GGUF file" in shown["last_error"]
+        assert "model file cannot load" in moc.log()
         assert load(http, "a")["state"] == "ready"
         assert ask(moc.url, "a").status_code == 200
         counted_once(http)

@@ -15,10 +15,14 @@ from __future__ import annotations
 import shutil
 import sys
 
+from moc.backends.context import RuntimeContext
 from moc.backends.launch import Launch
+from moc.backends.process_runtime import ProcessRuntime
 from moc.config import LlamaCppConfig
 from moc.devices.probe import DeviceInfo
-from moc.errors import ConfigError
+from moc.errors import ConfigError, ModelFileInvalid
+from moc.models.catalog import Sizing
+from moc.models.gguf_facts import GgufError
 from moc.models.spec import ModelSpec
 
 
@@ -73,3 +77,35 @@ def launch(
         argv += ["--lora", str(adapter)]
     argv += spec.args
     return Launch(tuple(argv), device_env(device), port)
+
+
+class LlamaCppRuntime(ProcessRuntime):
+    kind = "llamacpp"
+
+    def __init__(self, ctx: RuntimeContext) -> None:
+        super().__init__(ctx)
+        self._server = resolve_server(ctx.config.runtimes.llamacpp.server)
+
+    def command(self) -> tuple[str, ...]:
+        return self._server
+
+    def launch(self, spec: ModelSpec, device: DeviceInfo, port: int) -> Launch:
+        return launch(spec, device, port, self._ctx.config.runtimes.llamacpp, self._server)
+
+    async def check(self, spec: ModelSpec) -> str | None:
+        try:
+            await self._ctx.catalog.facts_async(spec)
+        except GgufError as exc:
+            return str(exc)
+        return None
+
+    def known_sizing(self, spec: ModelSpec, device: DeviceInfo) -> Sizing | None:
+        cached = self._ctx.catalog.cached(spec)
+        return None if cached is None else self._ctx.catalog.sizing(spec, *cached, device.kind)
+
+    async def sizing(self, spec: ModelSpec, device: DeviceInfo) -> Sizing:
+        try:
+            fp, facts = await self._ctx.catalog.facts_async(spec)
+        except GgufError as exc:
+            raise ModelFileInvalid(f"model {spec.name}: {exc}", model=spec.name) from exc
+        return self._ctx.catalog.sizing(spec, fp, facts, device.kind)

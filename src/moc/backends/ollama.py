@@ -22,15 +22,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
+from moc.backends.context import RuntimeContext
+from moc.backends.eligible import eligible_devices
+from moc.backends.record import RuntimeRecord
+from moc.backends.runtime import Handle, Recovered, Survivor
 from moc.backends.state import State
-from moc.backends.supervisor import Change, SupervisionPolicy, Supervisor
+from moc.backends.supervisor import Hooks, SupervisionPolicy, Supervisor
+from moc.devices.probe import DeviceInfo
+from moc.errors import LoadFailed
+from moc.models.catalog import Sizing
+from moc.models.spec import ModelSpec
 from moc.telemetry.logs import event
 
 log = logging.getLogger(__name__)
@@ -111,15 +119,13 @@ class OllamaSupervisor(Supervisor):
         api: OllamaApi,
         device_kind: str,
         policy: SupervisionPolicy,
-        on_change: Callable[[Change], None],
-        on_usage: Callable[[int], None],
+        hooks: Hooks,
     ) -> None:
         # Ollama being down is not the model's failing: keep trying while held.
-        super().__init__(model, replace(policy, restart_limit=1 << 30), on_change)
+        super().__init__(model, replace(policy, restart_limit=1 << 30), hooks)
         self.tag = tag
         self.api = api
         self._kind = device_kind
-        self._on_usage = on_usage
 
     @property
     def url(self) -> str:
@@ -129,7 +135,7 @@ class OllamaSupervisor(Supervisor):
         """Take over the model, found resident after a restart of moc."""
         self._to(State.STARTING, "found resident in Ollama after a restart of moc")
         self._became_ready("adopted")
-        self._on_usage(used_bytes(entry, self._kind))
+        self._hooks.on_usage(used_bytes(entry, self._kind))
 
     async def _bring_up(self) -> None:
         try:
@@ -139,7 +145,7 @@ class OllamaSupervisor(Supervisor):
             raise self._failure(str(exc)) from exc
         if entry is None:
             raise self._failure(f"Ollama did not list {self.tag} in /api/ps after loading it")
-        self._on_usage(used_bytes(entry, self._kind))
+        self._hooks.on_usage(used_bytes(entry, self._kind))
 
     async def _until_down(self) -> str:
         while True:
@@ -152,10 +158,94 @@ class OllamaSupervisor(Supervisor):
                 return str(exc)
             if entry is None:
                 return f"Ollama no longer has {self.tag} loaded"
-            self._on_usage(used_bytes(entry, self._kind))
+            self._hooks.on_usage(used_bytes(entry, self._kind))
 
     async def _bring_down(self) -> None:
         try:
             await self.api.keep(self.tag, 0, self._policy.stop_grace_s + 5.0)
         except OllamaError as exc:  # a stopped Ollama holds nothing either
             event(log, logging.INFO, "unload not confirmed", model=self.model, error=str(exc))
+
+
+class OllamaRuntime:
+    """Models held resident in an Ollama server that runs already."""
+
+    kind = "ollama"
+    managed = True
+    held_by_others = True
+
+    def __init__(self, ctx: RuntimeContext) -> None:
+        self._ctx = ctx
+
+    def _api(self, spec: ModelSpec) -> OllamaApi:
+        assert spec.url is not None
+        return OllamaApi(spec.url, self._ctx.http)
+
+    async def check(self, spec: ModelSpec) -> str | None:
+        return None  # Ollama may be started after moc: asked at load, not here
+
+    async def sizing(self, spec: ModelSpec, device: DeviceInfo) -> Sizing:
+        try:
+            digest, size = await self._api(spec).file(tag(spec))
+        except OllamaError as exc:
+            raise LoadFailed(f"model {spec.name}: {exc}", model=spec.name) from exc
+        return self._ctx.catalog.sizing_by_file_size(spec, digest, size, device.kind)
+
+    def known_sizing(self, spec: ModelSpec, device: DeviceInfo) -> Sizing | None:
+        return None
+
+    def supervise(self, spec: ModelSpec, device: DeviceInfo, hooks: Hooks) -> Supervisor:
+        return OllamaSupervisor(
+            spec.name, tag(spec), self._api(spec), device.kind, self._ctx.policy, hooks
+        )
+
+    def handle(self, spec: ModelSpec, supervisor: Supervisor | None, device: str | None) -> Handle:
+        assert supervisor is not None
+        return Handle(spec.name, supervisor.url + "/v1", device, tag(spec))
+
+    def fingerprint(self, spec: ModelSpec) -> str:
+        return tag(spec)
+
+    async def survivors(
+        self,
+        specs: Sequence[ModelSpec],
+        records: Sequence[RuntimeRecord],
+        devices: Sequence[DeviceInfo],
+    ) -> Recovered:
+        """Models Ollama still holds from before (moc pinned them with
+        keep-alive forever): taken back with their memory instead of lost."""
+        found = Recovered()
+        by_server: dict[str, list[ModelSpec]] = {}
+        for spec in specs:
+            assert spec.url is not None
+            by_server.setdefault(spec.url, []).append(spec)
+        for url, served in by_server.items():  # one /api/ps per Ollama server
+            try:
+                resident = await OllamaApi(url, self._ctx.http).ps()
+            except OllamaError:
+                continue
+            entries = {m.get("model"): m for m in resident} | {m.get("name"): m for m in resident}
+            for spec in served:
+                entry = entries.get(tag(spec))
+                if entry is None:
+                    continue
+                try:
+                    device = eligible_devices(spec, devices)[0]
+                    sizing = await self.sizing(spec, device)
+                except LoadFailed:
+                    continue
+
+                def take_over(sup: Supervisor, entry: dict[str, Any] = entry) -> None:
+                    assert isinstance(sup, OllamaSupervisor)
+                    sup.adopt(entry)
+
+                found.survivors.append(Survivor(spec.name, device.id, sizing, take_over))
+        return found
+
+    async def close(self) -> None:
+        return None
+
+
+def tag(spec: ModelSpec) -> str:
+    """The model's name in Ollama."""
+    return spec.served_name or spec.name

@@ -4,8 +4,9 @@ The supervisor owns the process and its :class:`~moc.backends.state.State`;
 every change goes through :meth:`Supervisor._to`, which checks the move
 against the transition table, logs it, tells the owner (metrics, memory) and
 wakes whoever waits for a change. Ownership: one supervisor per loaded model,
-driven from the event loop only; the lifecycle manager calls ``start`` and
-``stop`` and never touches the process itself.
+driven from the event loop only; the lifecycle calls ``start`` and ``stop``
+and never touches the process itself. What the supervisor has to tell its
+owner goes through :class:`Hooks`.
 
 A process that dies while ready is restarted after an exponential backoff;
 after ``restart_limit`` consecutive failures the model is ``degraded`` and
@@ -56,17 +57,25 @@ class Change:
     reason: str
 
 
+@dataclass(frozen=True)
+class Hooks:
+    """What a supervisor tells the lifecycle, which owns the model's memory."""
+
+    on_change: Callable[[Change], None]  # every state change, after it happened
+    on_started: Callable[[int, int], None]  # (pid, port) of a runtime process just spawned
+    on_oom: Callable[[list[str]], None]  # out-of-memory lines from its log
+    on_usage: Callable[[int], None]  # bytes the runtime reports it uses
+
+
 class Supervisor:
     """The state machine every runtime shares; subclasses say how a runtime
     is brought up, noticed gone and brought down (:meth:`_bring_up`,
     :meth:`_until_down`, :meth:`_bring_down`)."""
 
-    def __init__(
-        self, model: str, policy: SupervisionPolicy, on_change: Callable[[Change], None]
-    ) -> None:
+    def __init__(self, model: str, policy: SupervisionPolicy, hooks: Hooks) -> None:
         self.model = model
         self._policy = policy
-        self._on_change = on_change
+        self._hooks = hooks
         self.state = State.STOPPED
         self.process: RuntimeProcess | None = None  # for runtimes that are moc's processes
         self.failures = 0
@@ -86,7 +95,7 @@ class Supervisor:
             else logging.INFO
         )
         event(log, level, "model state", model=self.model, old=old, new=new, reason=reason)
-        self._on_change(Change(self.model, old, new, reason))
+        self._hooks.on_change(Change(self.model, old, new, reason))
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -194,7 +203,7 @@ class Supervisor:
 
 
 class ProcessSupervisor(Supervisor):
-    """A runtime that is a process moc starts: llama.cpp's server."""
+    """A runtime that is a process moc starts: llama.cpp's server, vLLM."""
 
     def __init__(
         self,
@@ -203,16 +212,12 @@ class ProcessSupervisor(Supervisor):
         log_path: Path,
         http: httpx.AsyncClient,
         policy: SupervisionPolicy,
-        on_change: Callable[[Change], None],
-        on_started: Callable[[ProcessSupervisor], None],
-        on_oom: Callable[[str, list[str]], None],
+        hooks: Hooks,
     ) -> None:
-        super().__init__(model, policy, on_change)
+        super().__init__(model, policy, hooks)
         self._make_launch = make_launch
         self.log_path = log_path
         self._http = http
-        self._on_started = on_started
-        self._on_oom = on_oom
         self.port: int | None = None
 
     @property
@@ -247,7 +252,7 @@ class ProcessSupervisor(Supervisor):
         except OSError as exc:
             raise LoadFailed(f"model {self.model}: {exc.strerror}", model=self.model) from exc
         spawned = time.monotonic()
-        self._on_started(self)
+        self._hooks.on_started(self.process.pid, launch.port)
         try:
             await asyncio.wait_for(self._until_healthy(self.process), self._policy.ready_timeout_s)
             self.runtime_start_s = time.monotonic() - spawned
@@ -285,7 +290,7 @@ class ProcessSupervisor(Supervisor):
         tail = log_tail(self.log_path)
         ooms = oom_lines(tail)
         if ooms:
-            self._on_oom(self.model, ooms)
+            self._hooks.on_oom(ooms)
         shown = "\n".join(tail[-5:])
         return LoadFailed(
             f"model {self.model}: {what}; last log lines:\n{shown}",

@@ -14,10 +14,15 @@ same paths, colon-joined. A request names an adapter as its model.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from moc.backends.context import RuntimeContext
 from moc.backends.launch import Launch
 from moc.backends.llamacpp import device_env
+from moc.backends.process_runtime import ProcessRuntime
 from moc.config import VllmConfig
 from moc.devices.probe import DeviceInfo
+from moc.models.catalog import Sizing
 from moc.models.spec import ModelSpec
 
 
@@ -53,3 +58,27 @@ def launch(spec: ModelSpec, device: DeviceInfo, port: int, config: VllmConfig) -
         env["VLLM_ADAPTER_PATHS"] = ":".join(str(p) for p in spec.adapters)
     argv += spec.args
     return Launch(tuple(argv), env, port)
+
+
+class VllmRuntime(ProcessRuntime):
+    kind = "vllm"
+
+    def __init__(self, ctx: RuntimeContext) -> None:
+        super().__init__(ctx)
+        rt = ctx.config.runtimes.vllm
+        # vLLM starts slowly and stops its workers slowly: its own timeouts.
+        self.policy = replace(
+            ctx.policy, ready_timeout_s=rt.ready_timeout_s, stop_grace_s=rt.stop_grace_s
+        )
+
+    def command(self) -> tuple[str, ...]:
+        return (self._ctx.config.runtimes.vllm.python,)
+
+    def launch(self, spec: ModelSpec, device: DeviceInfo, port: int) -> Launch:
+        return launch(spec, device, port, self._ctx.config.runtimes.vllm)
+
+    def known_sizing(self, spec: ModelSpec, device: DeviceInfo) -> Sizing | None:
+        return self._ctx.catalog.sizing_preallocated(spec, device.total, device.kind)
+
+    async def sizing(self, spec: ModelSpec, device: DeviceInfo) -> Sizing:
+        return self._ctx.catalog.sizing_preallocated(spec, device.total, device.kind)

@@ -18,13 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from moc.backends.runtime import Handle
 from moc.clock import Clock
 from moc.config import GatewayConfig
 from moc.dispatch.breaker import Breaker, BreakerState
 from moc.dispatch.request import InferenceRequest
 from moc.dispatch.upstream import Reply, Upstream, UpstreamFailed
 from moc.errors import BackendUnavailable, CircuitOpen, LoadFailed, UpstreamTimeout
-from moc.lifecycle.manager import Handle, ModelManager
+from moc.lifecycle.loader import Loader
 from moc.scheduler.task import Scheduler
 from moc.telemetry.logs import event
 from moc.telemetry.metrics import Metrics
@@ -72,7 +73,7 @@ class Opened:
 class Dispatcher:
     def __init__(
         self,
-        models: ModelManager,
+        models: Loader,
         scheduler: Scheduler,
         upstream: Upstream,
         config: GatewayConfig,

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import orjson
 
-from moc.lifecycle.manager import Handle
+from moc.backends.runtime import Handle
 
 _JSON = {"content-type": "application/json"}
 

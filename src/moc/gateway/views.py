@@ -9,7 +9,7 @@ from moc.devices.probe import DeviceInfo
 from moc.jobs.model import Job
 from moc.leases.model import Lease
 from moc.ledger import DeviceView
-from moc.lifecycle.manager import Slot
+from moc.lifecycle.slot import ModelView
 from moc.models.catalog import Sizing
 from moc.models.spec import ModelSpec
 
@@ -57,32 +57,31 @@ def device_view(info: DeviceInfo, view: DeviceView) -> dict[str, Any]:
     }
 
 
-def model_view(slot: Slot, unload_in_s: float | None, started_at: float) -> dict[str, Any]:
+def model_view(model: ModelView, started_at: float) -> dict[str, Any]:
     """One model as ``GET /v1/models`` lists it: OpenAI's fields, then moc's."""
-    spec = slot.spec
-    sup = slot.supervisor
+    spec = model.spec
     return {
         "id": spec.name,
         "object": "model",
         "created": int(started_at),
         "owned_by": "moc",
         "backend": spec.backend,
-        "state": "remote" if spec.remote else slot.state.value,
-        "device": slot.device,
-        "pid": sup.process.pid if sup and sup.process else None,
-        "estimated_bytes": slot.sizing.estimate.total if slot.sizing else None,
-        "reserved_bytes": slot.reserved or None,
-        "measured_bytes": slot.measured,
-        "in_flight": slot.in_flight,
+        "state": "remote" if spec.remote else model.state.value,
+        "device": model.device,
+        "pid": model.pid,
+        "estimated_bytes": model.sizing.estimate.total if model.sizing else None,
+        "reserved_bytes": model.reserved or None,
+        "measured_bytes": model.measured,
+        "in_flight": model.in_flight,
         "pinned": spec.pinned,
         "keep_alive_s": spec.keep_alive,
-        "unload_in_s": None if unload_in_s is None else round(unload_in_s, 1),
-        "load_s": None if slot.load_s is None else round(slot.load_s, 4),
+        "unload_in_s": None if model.unload_in_s is None else round(model.unload_in_s, 1),
+        "load_s": None if model.load_s is None else round(model.load_s, 4),
         "runtime_start_s": None
-        if sup is None or sup.runtime_start_s is None
-        else round(sup.runtime_start_s, 4),
-        "failures": sup.failures if sup else 0,
-        "last_error": sup.last_error if sup else None,
+        if model.runtime_start_s is None
+        else round(model.runtime_start_s, 4),
+        "failures": model.failures,
+        "last_error": model.last_error,
     }
 
 

@@ -39,7 +39,7 @@ from moc.errors import (
     Unavailable,
 )
 from moc.jobs.model import TERMINAL_STATUSES, Job, JobStatus, JobSubmission, new_job_id
-from moc.lifecycle.manager import ModelManager
+from moc.lifecycle.table import ModelTable
 from moc.scheduler.waiting import Priority
 from moc.store.jobs import JobStore
 from moc.telemetry.logs import event
@@ -56,7 +56,7 @@ class JobRunner:
         self,
         store: JobStore,
         dispatcher: Dispatcher,
-        models: ModelManager,
+        models: ModelTable,
         clock: Clock,
         metrics: Metrics,
         config: JobsConfig,
@@ -76,7 +76,7 @@ class JobRunner:
 
     # --- the API's operations ------------------------------------------------------
     def submit(self, submission: JobSubmission) -> Job:
-        self._models.slot(submission.model)  # ModelNotFound now, not when it runs
+        self._models.view(submission.model)  # ModelNotFound now, not when it runs
         if self._closing:
             raise ShuttingDown("moc is shutting down; submit the job again after it restarts")
         active = self._store.active_count()

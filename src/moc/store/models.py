@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from moc.backends.record import RuntimeRecord
 from moc.errors import StoreUnavailable
 from moc.store.sqlite import Database
 
@@ -23,16 +24,6 @@ class SizeKey:
     ctx: int
     parallel: int
     device_kind: str
-
-
-@dataclass(frozen=True)
-class RuntimeRecord:
-    model: str
-    pid: int
-    port: int
-    device: str
-    spec_hash: str
-    started_at: float
 
 
 class ModelStore:

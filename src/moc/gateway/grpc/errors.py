@@ -13,6 +13,7 @@ _CODES: dict[type[e.MocError], grpc.StatusCode] = {
     e.LeaseRevoked: grpc.StatusCode.FAILED_PRECONDITION,
     e.FencingTokenMismatch: grpc.StatusCode.FAILED_PRECONDITION,
     e.InsufficientMemory: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    e.ModelFileInvalid: grpc.StatusCode.FAILED_PRECONDITION,
     e.QueueFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
     e.UpstreamTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
     e.Unavailable: grpc.StatusCode.UNAVAILABLE,

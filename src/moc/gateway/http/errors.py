@@ -29,6 +29,7 @@ _STATUS: dict[type[e.MocError], int] = {
     e.LeaseRevoked: 410,
     e.FencingTokenMismatch: 409,
     e.ExceedsCapacity: 422,
+    e.ModelFileInvalid: 422,
     e.InsufficientMemory: 409,
     e.QueueFull: 429,
     e.UpstreamTimeout: 504,

@@ -77,14 +77,14 @@ async def stats(request: Request) -> Response:
     room = s.scheduler.room
     loaded: list[dict[str, Any]] = [
         {
-            "model": slot.spec.name,
-            "device": slot.device,
-            "reserved_bytes": slot.reserved,
-            "in_flight": slot.in_flight,
-            "waiting": room.waiting_for(slot.spec.name),
+            "model": model.spec.name,
+            "device": model.device,
+            "reserved_bytes": model.reserved,
+            "in_flight": model.in_flight,
+            "waiting": room.waiting_for(model.spec.name),
         }
-        for slot in s.models.slots()
-        if slot.state is State.READY
+        for model in s.models.views()
+        if model.state is State.READY
     ]
     return json(
         {
@@ -97,7 +97,7 @@ async def stats(request: Request) -> Response:
                 "waiting": {p.label: room.depth(p) for p in Priority},
                 "in_flight": room.in_flight,
             },
-            "models": {"loaded": loaded, "catalog": len(s.models.slots())},
+            "models": {"loaded": loaded, "catalog": len(s.models.views())},
             "devices": [device_view(d, s.ledger.view(d.id)) for d in s.devices],
         }
     )

@@ -13,36 +13,30 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from moc.backends.ollama import OllamaError
+from moc.errors import LoadFailed, ModelFileInvalid
 from moc.gateway.http.respond import json, services
 from moc.gateway.views import model_view, sizing_view, spec_view
-from moc.lifecycle.manager import ModelManager, Slot
-from moc.models.gguf_facts import GgufError
-
-
-def _row(m: ModelManager, slot: Slot, started_at: float) -> dict[str, Any]:
-    return model_view(slot, m.unload_in(slot), started_at)
 
 
 async def _detail(request: Request, name: str) -> dict[str, Any]:
     s = services(request)
-    slot = s.models.slot(name)
-    view = _row(s.models, slot, s.started_at)
-    view["spec"] = spec_view(slot.spec)
-    if slot.spec.remote:  # moc neither places nor sizes a server it did not start
+    model = s.models.view(name)
+    view = model_view(model, s.started_at)
+    view["spec"] = spec_view(model.spec)
+    if model.spec.remote:  # moc neither places nor sizes a server it did not start
         view["size"], view["size_error"] = None, None
         return view
     try:
         view["size"] = sizing_view(await s.models.sizing(name))
         view["size_error"] = None
-    except (GgufError, OllamaError) as exc:
-        view["size"], view["size_error"] = None, str(exc)
+    except (LoadFailed, ModelFileInvalid) as exc:
+        view["size"], view["size_error"] = None, exc.message
     return view
 
 
 async def list_models(request: Request) -> Response:
     s = services(request)
-    rows = [_row(s.models, slot, s.started_at) for slot in s.models.slots()]
+    rows = [model_view(model, s.started_at) for model in s.models.views()]
     return json({"object": "list", "data": rows})
 
 
@@ -53,17 +47,17 @@ async def get_model(request: Request) -> Response:
 async def load(request: Request) -> Response:
     s = services(request)
     name = request.path_params["name"]
-    s.models.slot(name)  # 404 before anything starts
+    s.models.view(name)  # 404 before anything starts
     # The load is shared and outlives this request: a client that goes away
     # does not cancel a load that others may be waiting for.
-    await asyncio.shield(s.models.ensure_loaded(name, explicit=True))
+    await asyncio.shield(s.loader.ensure_loaded(name, explicit=True))
     return json(await _detail(request, name))
 
 
 async def unload(request: Request) -> Response:
     s = services(request)
     name = request.path_params["name"]
-    was_loaded = await asyncio.shield(s.models.unload(name))
+    was_loaded = await asyncio.shield(s.loader.unload(name))
     view = await _detail(request, name)
     view["unloaded"] = was_loaded
     return json(view)

@@ -32,7 +32,7 @@ from moc.gateway.http.errors import error_json, error_response, http_status, oll
 from moc.gateway.http.exchange import Exchange, RawEndpoint
 from moc.gateway.http.respond import json, services
 from moc.gateway.views import iso
-from moc.lifecycle.manager import Slot
+from moc.lifecycle.slot import ModelView
 from moc.services import Services
 
 NDJSON = b"application/x-ndjson"
@@ -105,13 +105,13 @@ async def _infer(request: Request, chat: bool) -> ASGIApp:
 async def _load_or_unload(s: Services, doc: dict[str, Any], chat: bool) -> Response:
     """Ollama's empty request: load the model, or with keep_alive 0 unload it."""
     name = doc["model"]
-    s.models.slot(name)
+    s.models.view(name)
     keep_alive = doc.get("keep_alive")
     unload = keep_alive in (0, "0", "0s", "0m")
     if unload:
-        await asyncio.shield(s.models.unload(name, "keep_alive 0"))
+        await asyncio.shield(s.loader.unload(name, "keep_alive 0"))
     else:
-        await asyncio.shield(s.models.ensure_loaded(name, explicit=True))
+        await asyncio.shield(s.loader.ensure_loaded(name, explicit=True))
     out = wire.closing(name, chat, wire.Tally())
     out["done_reason"] = "unload" if unload else "load"
     return json(out)
@@ -188,28 +188,28 @@ async def chat(request: Request) -> ASGIApp:
 
 
 # --- listing ---------------------------------------------------------------------
-def _file_facts(slot: Slot) -> tuple[int, str, str]:
+def _file_facts(model: ModelView) -> tuple[int, str, str]:
     """(size, modified_at, digest) of the model's file; zeros for remote models."""
-    path = slot.spec.path
+    path = model.spec.path
     if path is None:
-        return 0, wire.now_iso(), hashlib.sha256(slot.spec.name.encode()).hexdigest()
+        return 0, wire.now_iso(), hashlib.sha256(model.spec.name.encode()).hexdigest()
     try:
         st = path.stat()
     except OSError:
-        return 0, wire.now_iso(), hashlib.sha256(slot.spec.name.encode()).hexdigest()
+        return 0, wire.now_iso(), hashlib.sha256(model.spec.name.encode()).hexdigest()
     when = iso(st.st_mtime)
     # Not the file's content hash (reading gigabytes per listing is too dear):
     # a stable id that changes when the file does, which is what clients use it for.
-    ident = f"{slot.spec.name}\0{path}\0{st.st_size}\0{st.st_mtime_ns}"
+    ident = f"{model.spec.name}\0{path}\0{st.st_size}\0{st.st_mtime_ns}"
     return st.st_size, when, hashlib.sha256(ident.encode()).hexdigest()
 
 
-async def _details(s: Services, slot: Slot) -> dict[str, Any]:
-    facts = await s.models.file_facts(slot.spec.name)
+async def _details(s: Services, model: ModelView) -> dict[str, Any]:
+    facts = await s.models.file_facts(model.spec.name)
     family = facts.architecture if facts else ""
     return {
         "parent_model": "",
-        "format": "gguf" if slot.spec.backend == "llamacpp" else slot.spec.backend,
+        "format": "gguf" if model.spec.backend == "llamacpp" else model.spec.backend,
         "family": family,
         "families": [family] if family else None,
         "parameter_size": "",
@@ -220,16 +220,16 @@ async def _details(s: Services, slot: Slot) -> dict[str, Any]:
 async def tags(request: Request) -> Response:
     s = services(request)
     rows = []
-    for slot in s.models.slots():
-        size, when, digest = _file_facts(slot)
+    for model in s.models.views():
+        size, when, digest = _file_facts(model)
         rows.append(
             {
-                "name": slot.spec.name,
-                "model": slot.spec.name,
+                "name": model.spec.name,
+                "model": model.spec.name,
                 "modified_at": when,
                 "size": size,
                 "digest": digest,
-                "details": await _details(s, slot),
+                "details": await _details(s, model),
             }
         )
     return json({"models": rows})
@@ -239,24 +239,24 @@ async def ps(request: Request) -> Response:
     s = services(request)
     rows = []
     now = s.clock.now()
-    for slot in s.models.slots():
-        if slot.state is not State.READY:
+    for model in s.models.views():
+        if model.state is not State.READY:
             continue
-        unload_in = s.models.unload_in(slot)
+        unload_in = model.unload_in_s
         expires = now + unload_in if unload_in is not None else now + 10 * 365 * 86400
-        _, _, digest = _file_facts(slot)
-        device = s.device(slot.device) if slot.device else None
-        held = slot.reserved or slot.measured or 0
+        _, _, digest = _file_facts(model)
+        device = s.device(model.device) if model.device else None
+        held = model.reserved or model.measured or 0
         rows.append(
             {
-                "name": slot.spec.name,
-                "model": slot.spec.name,
+                "name": model.spec.name,
+                "model": model.spec.name,
                 "size": held,
                 "digest": digest,
-                "details": await _details(s, slot),
+                "details": await _details(s, model),
                 "expires_at": iso(expires),
                 "size_vram": held if device is not None and device.kind == "nvidia" else 0,
-                "context_length": slot.spec.ctx,
+                "context_length": model.spec.ctx,
             }
         )
     return json({"models": rows})
@@ -273,8 +273,8 @@ async def show(request: Request) -> ASGIApp:
     name = doc.get("model") or doc.get("name") if isinstance(doc, dict) else None
     if not isinstance(name, str) or not name:
         raise InvalidRequest("model", "is required", value=name)
-    slot = s.models.slot(name)
-    _, when, _ = _file_facts(slot)
+    model = s.models.view(name)
+    _, when, _ = _file_facts(model)
     info: dict[str, Any] = {}
     cached = await s.models.file_facts(name)
     if cached is not None:
@@ -291,9 +291,9 @@ async def show(request: Request) -> ASGIApp:
     return json(
         {
             "modelfile": "",
-            "parameters": f"num_ctx {slot.spec.ctx}",
+            "parameters": f"num_ctx {model.spec.ctx}",
             "template": "",
-            "details": await _details(s, slot),
+            "details": await _details(s, model),
             "model_info": info,
             "capabilities": ["completion"],
             "modified_at": when,

@@ -1,9 +1,10 @@
-"""The model manager in-process, with real runtimes: what only a request in
-flight can show (the gateway will hold models through ``use``)."""
+"""The lifecycle in-process, with real runtimes: what only a request in
+flight can show (the gateway holds models through ``hold``/``release``)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from moc.devices.probe import DeviceInfo, DeviceProbe
 from moc.errors import ModelNotFound
 from moc.leases.service import LeaseService
 from moc.ledger import Ledger, attribute
-from moc.lifecycle.manager import ModelManager
+from moc.lifecycle.build import Lifecycle
 from moc.store.leases import LeaseStore
 from moc.store.models import ModelStore
 from moc.store.sqlite import Database
@@ -31,11 +32,21 @@ MIB = 1024 * 1024
 pytestmark = pytest.mark.usefixtures("no_stray_runtimes")
 
 
-@pytest.fixture
-async def manager_for(tmp_path: Path, tiny_models: dict[str, Path]) -> AsyncIterator[Any]:
-    made: list[tuple[ModelManager, Database]] = []
+@contextlib.asynccontextmanager
+async def held(lifecycle: Lifecycle, name: str) -> AsyncIterator[None]:
+    """The model held for the length of a block, as a request in flight holds it."""
+    await lifecycle.loader.hold(name)
+    try:
+        yield
+    finally:
+        lifecycle.loader.release(name)
 
-    def make(models: list[dict[str, Any]], budget_mib: int = 100) -> tuple[ModelManager, Ledger]:
+
+@pytest.fixture
+async def lifecycle_for(tmp_path: Path, tiny_models: dict[str, Path]) -> AsyncIterator[Any]:
+    made: list[tuple[Lifecycle, Database]] = []
+
+    def make(models: list[dict[str, Any]], budget_mib: int = 100) -> tuple[Lifecycle, Ledger]:
         specs = [
             m
             if m.get("backend") == "ollama"
@@ -52,102 +63,104 @@ async def manager_for(tmp_path: Path, tiny_models: dict[str, Path]) -> AsyncIter
         metrics = Metrics()
         leases = LeaseService(ledger, LeaseStore(db), SystemClock(), metrics, config.leases)
         probes: list[DeviceProbe] = [HostProbe([("host", total)])]
-        manager = build_models(
+        lifecycle = build_models(
             config, ledger, [info], probes, ModelStore(db), SystemClock(), metrics, leases
         )
-        manager.start()
-        made.append((manager, db))
-        return manager, ledger
+        lifecycle.start()
+        made.append((lifecycle, db))
+        return lifecycle, ledger
 
     yield make
-    for manager, db in made:
-        await manager.close()
+    for lifecycle, db in made:
+        await lifecycle.close()
         db.close()
 
 
-async def test_a_model_in_use_is_not_evicted_an_idle_one_is(manager_for: Any) -> None:
-    manager, _ = manager_for(
+async def test_a_model_in_use_is_not_evicted_an_idle_one_is(lifecycle_for: Any) -> None:
+    lifecycle, _ = lifecycle_for(
         [{"name": n, "memory": f"{m}MiB"} for n, m in (("a", 30), ("b", 35), ("c", 40))]
     )
-    async with manager.use("a"):  # a is older, but busy
-        await manager.ensure_loaded("b")
+    async with held(lifecycle, "a"):  # a is older, but busy
+        await lifecycle.loader.ensure_loaded("b")
         await asyncio.sleep(0.5)
-        await manager.ensure_loaded("c")
-        states = {s.spec.name: s.state for s in manager.slots()}
+        await lifecycle.loader.ensure_loaded("c")
+        states = {s.spec.name: s.state for s in lifecycle.table.views()}
         assert states == {"a": State.READY, "b": State.STOPPED, "c": State.READY}
 
 
 async def test_waits_for_requests_to_drain_only_when_nothing_else_frees_room(
-    manager_for: Any,
+    lifecycle_for: Any,
 ) -> None:
-    manager, ledger = manager_for(
+    lifecycle, ledger = lifecycle_for(
         [{"name": "a", "memory": "50MiB"}, {"name": "b", "memory": "50MiB"}]
     )
-    async with manager.use("a"):
-        loading = asyncio.create_task(manager.ensure_loaded("b"))
+    async with held(lifecycle, "a"):
+        loading = asyncio.create_task(lifecycle.loader.ensure_loaded("b"))
         await asyncio.sleep(0.5)
         assert not loading.done()  # a is busy; b waits instead of failing
-        assert manager.slot("a").state is State.READY
+        assert lifecycle.table.view("a").state is State.READY
     handle = await asyncio.wait_for(loading, 30)
     assert handle.name == "b"
-    assert manager.slot("a").state is State.STOPPED
+    assert lifecycle.table.view("a").state is State.STOPPED
     assert ledger.view("host").held == 50 * MIB
 
 
 async def test_two_loads_waiting_for_one_drain_do_not_wake_each_other(
-    manager_for: Any,
+    lifecycle_for: Any,
 ) -> None:
     # Each time a waiting load marks its victims draining it wakes every
     # waiting load; two loads waiting on the same busy model used to re-mark
     # and so wake each other without end, a busy loop on the event loop.
-    manager, _ = manager_for([{"name": n, "memory": "50MiB"} for n in ("a", "b", "c")])
+    lifecycle, _ = lifecycle_for([{"name": n, "memory": "50MiB"} for n in ("a", "b", "c")])
     changes = 0
 
     def count() -> None:
         nonlocal changes
         changes += 1
 
-    manager.on_change(count)
-    async with manager.use("a"):
-        loads = [asyncio.create_task(manager.ensure_loaded(n)) for n in ("b", "c")]
+    lifecycle.table.on_change(count)
+    async with held(lifecycle, "a"):
+        loads = [asyncio.create_task(lifecycle.loader.ensure_loaded(n)) for n in ("b", "c")]
         await asyncio.sleep(0.2)
         changes = 0
         await asyncio.sleep(0.5)
         assert not any(t.done() for t in loads)  # both wait for a to drain
-        assert manager.slot("a").draining
+        assert lifecycle.table.slot("a").draining
         assert changes < 5, f"{changes} wake-ups in 0.5 s while nothing changed"
     handles = await asyncio.wait_for(asyncio.gather(*loads), 30)
     assert [h.name for h in handles] == ["b", "c"]
 
 
-async def test_a_ready_model_is_handed_out_while_another_loads(manager_for: Any) -> None:
-    manager, _ = manager_for([{"name": "a", "memory": "30MiB"}, {"name": "b", "memory": "30MiB"}])
-    await manager.ensure_loaded("a")
-    other = asyncio.create_task(manager.ensure_loaded("b"))
+async def test_a_ready_model_is_handed_out_while_another_loads(lifecycle_for: Any) -> None:
+    lifecycle, _ = lifecycle_for(
+        [{"name": "a", "memory": "30MiB"}, {"name": "b", "memory": "30MiB"}]
+    )
+    await lifecycle.loader.ensure_loaded("a")
+    other = asyncio.create_task(lifecycle.loader.ensure_loaded("b"))
     await asyncio.sleep(0)  # b's load has begun
-    handle = await manager.ensure_loaded("a")
+    handle = await lifecycle.loader.ensure_loaded("a")
     assert handle.name == "a"
     assert not other.done()  # a was answered while b was still loading
-    assert manager.slot("b").state in (State.STOPPED, State.STARTING)
+    assert lifecycle.table.view("b").state in (State.STOPPED, State.STARTING)
     await other
 
 
-async def test_unknown_model_is_refused(manager_for: Any) -> None:
-    manager, _ = manager_for([{"name": "a"}])
+async def test_unknown_model_is_refused(lifecycle_for: Any) -> None:
+    lifecycle, _ = lifecycle_for([{"name": "a"}])
     with pytest.raises(ModelNotFound, match="known: a"):
-        await manager.ensure_loaded("zzz")
+        await lifecycle.loader.ensure_loaded("zzz")
 
 
-async def test_a_model_in_ollama_is_claimed_without_a_process(manager_for: Any) -> None:
+async def test_a_model_in_ollama_is_claimed_without_a_process(lifecycle_for: Any) -> None:
     """Its reservation is then counted among the memory the device shows in
     use, not held and observed both (see ``ledger.attribute``)."""
     ollama = FakeOllama(free_port()).start()
     try:
         spec = {"name": "q", "backend": "ollama", "url": ollama.url, "served_name": SMALL}
-        manager, _ = manager_for([spec, {"name": "a", "memory": "20MiB"}], budget_mib=2048)
-        await manager.ensure_loaded("q")
-        await manager.ensure_loaded("a")
-        claims = {c.entry_id: c for c in manager.claims()}
+        lifecycle, _ = lifecycle_for([spec, {"name": "a", "memory": "20MiB"}], budget_mib=2048)
+        await lifecycle.loader.ensure_loaded("q")
+        await lifecycle.loader.ensure_loaded("a")
+        claims = {c.entry_id: c for c in lifecycle.table.claims()}
         assert claims["model:q"].pid is None
         assert claims["model:q"].bytes == SIZES[SMALL]
         assert claims["model:a"].pid is not None

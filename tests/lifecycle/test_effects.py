@@ -1,0 +1,162 @@
+"""The loader driven against a runtime that records every effect: which
+runtimes start and stop, and in what order, for each sequence of requests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from moc.backends.context import RuntimeContext
+from moc.backends.registry import Runtimes
+from moc.backends.state import State
+from moc.clock import SystemClock
+from moc.config import Config
+from moc.devices.probe import DeviceInfo
+from moc.errors import ExceedsCapacity, InsufficientMemory, LoadFailed
+from moc.ledger import Ledger
+from moc.lifecycle.loader import Loader
+from moc.lifecycle.table import ModelTable
+from moc.lifecycle.usage import Usage
+from moc.models.catalog import Catalog
+from moc.store.models import ModelStore
+from moc.store.sqlite import Database
+from moc.telemetry.metrics import Metrics
+from tests.doubles.runtime import RecordingRuntime
+
+MIB = 1 << 20
+
+
+class World:
+    """A loader over one 100 MiB host device (90 MiB to hand out)."""
+
+    def __init__(self, tmp_path: Path, models: list[dict[str, Any]]) -> None:
+        specs = [{"path": str(tmp_path / f"{m['name']}.gguf"), **m} for m in models]
+        config = Config(data_dir=tmp_path, models=specs)  # type: ignore[arg-type]
+        self.db = Database(tmp_path / "moc.db")
+        store = ModelStore(self.db)
+        catalog = Catalog(list(config.models), store)
+        self.runtime = RecordingRuntime(RuntimeContext.of(config, catalog))
+        self.ledger = Ledger()
+        self.ledger.add_device("host", "host", 100 * MIB, 0.9)
+        device = DeviceInfo(id="host", kind="host", name="host memory", total=100 * MIB)
+        clock, metrics = SystemClock(), Metrics()
+        runtimes = Runtimes(self.runtime.ctx, [self.runtime])
+        self.table = ModelTable(catalog, runtimes, self.ledger, [device], clock, metrics, _nothing)
+        usage = Usage(self.table, store, clock, metrics, _unmeasured)
+        self.loader = Loader(self.table, usage, store, clock, metrics, drain_timeout_s=5.0)
+
+    @property
+    def effects(self) -> list[str]:
+        return self.runtime.effects
+
+    async def close(self) -> None:
+        await self.loader.close()
+        await self.table.runtimes.close()
+        self.db.close()
+
+
+def _nothing() -> None:
+    return None
+
+
+async def _unmeasured(pid: int, device: str) -> int | None:
+    return None
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[Any]:
+    made: list[World] = []
+
+    def make(*models: tuple[str, int], **extra: dict[str, Any]) -> World:
+        specs = [{"name": n, "memory": f"{mib}MiB", **extra.get(n, {})} for n, mib in models]
+        made.append(World(tmp_path, specs))
+        return made[-1]
+
+    yield make
+    for w in made:
+        await w.close()
+
+
+async def test_a_load_that_needs_room_stops_the_victim_before_it_starts(world: Any) -> None:
+    w = world(("a", 50), ("b", 50))
+    await w.loader.ensure_loaded("a")
+    await w.loader.ensure_loaded("b")
+    assert w.effects == ["start a", "ready a", "stop a", "stopped a", "start b", "ready b"]
+    assert w.ledger.view("host").held == 50 * MIB
+
+
+async def test_two_callers_share_one_load(world: Any) -> None:
+    w = world(("a", 30))
+    handles = await asyncio.gather(*(w.loader.ensure_loaded("a") for _ in range(5)))
+    assert {h.name for h in handles} == {"a"}
+    assert w.effects == ["start a", "ready a"]
+
+
+async def test_a_model_that_can_never_fit_evicts_nothing(world: Any) -> None:
+    w = world(("a", 30), ("huge", 95))
+    await w.loader.ensure_loaded("a")
+    with pytest.raises(ExceedsCapacity, match="configured memory"):
+        await w.loader.ensure_loaded("huge")
+    assert w.effects == ["start a", "ready a"]
+    assert w.table.view("a").state is State.READY
+    assert w.table.view("huge").last_error is not None
+
+
+async def test_the_idle_model_goes_not_the_busy_one(world: Any) -> None:
+    w = world(("a", 30), ("b", 30), ("c", 40))
+    await w.loader.hold("a")  # a request in flight on a
+    await w.loader.ensure_loaded("b")
+    await w.loader.ensure_loaded("c")
+    assert w.effects[-4:] == ["stop b", "stopped b", "start c", "ready c"]
+    assert "stop a" not in w.effects
+    w.loader.release("a")
+
+
+async def test_a_pinned_model_is_never_evicted(world: Any) -> None:
+    w = world(("p", 60), ("b", 40), p={"pinned": True})
+    await w.loader.ensure_loaded("p")
+    with pytest.raises(InsufficientMemory, match="pinned"):
+        await w.loader.ensure_loaded("b")
+    assert w.effects == ["start p", "ready p"]
+
+
+async def test_a_failed_start_is_shown_and_the_next_load_retries(world: Any) -> None:
+    w = world(("a", 30))
+    w.runtime.failing.add("a")
+    with pytest.raises(LoadFailed, match="would not start"):
+        await w.loader.ensure_loaded("a")
+    view = w.table.view("a")
+    assert view.state is State.FAILED
+    assert view.last_error is not None
+    assert "would not start" in view.last_error
+    assert w.ledger.view("host").held == 0  # the memory came back
+    w.runtime.failing.clear()
+    await w.loader.ensure_loaded("a")
+    assert w.effects == ["start a", "start a", "ready a"]
+    assert w.table.view("a").last_error is None
+
+
+async def test_a_crash_while_ready_restarts_the_runtime(world: Any) -> None:
+    w = world(("a", 30))
+    await w.loader.ensure_loaded("a")
+    w.runtime.supervisors["a"].crash()
+    sup = w.runtime.supervisors["a"]
+    while sup.state is not State.READY or w.effects.count("ready a") < 2:
+        await sup.changed()
+    assert w.effects == ["start a", "ready a", "start a", "ready a"]
+
+
+async def test_unload_stops_and_frees(world: Any) -> None:
+    w = world(("a", 30))
+    await w.loader.ensure_loaded("a")
+    assert await w.loader.unload("a")
+    assert not await w.loader.unload("a")  # not loaded any more
+    assert w.effects == ["start a", "ready a", "stop a", "stopped a"]
+    assert w.ledger.view("host").held == 0
+    view = w.table.view("a")
+    assert view.state is State.STOPPED
+    assert view.device is None
