@@ -43,19 +43,19 @@ from moc.errors import ConfigError
 from moc.gateway.grpc.server import GrpcServer
 from moc.gateway.http.app import build_app
 from moc.jobs.runner import JobRunner
+from moc.jobs.store import JobStore
 from moc.leases.service import LeaseService
+from moc.leases.store import LeaseStore
 from moc.ledger import Ledger
 from moc.lifecycle.manager import ModelManager
 from moc.models.catalog import Catalog
 from moc.models.demo import demo_catalog
+from moc.models.store import ModelStore
 from moc.monitor import DeviceMonitor
 from moc.scheduler.task import Scheduler
 from moc.scheduler.waiting import Limits, Priority
 from moc.services import Services
 from moc.store.datadir import DataDir
-from moc.store.jobs import JobStore
-from moc.store.leases import LeaseStore
-from moc.store.models import ModelStore
 from moc.store.sqlite import Database
 from moc.telemetry import logs
 from moc.telemetry.logs import event

@@ -18,10 +18,10 @@ from moc.devices.host import HostProbe
 from moc.devices.probe import DeviceInfo, DeviceProbe
 from moc.errors import ModelNotFound
 from moc.leases.service import LeaseService
+from moc.leases.store import LeaseStore
 from moc.ledger import Ledger, attribute
 from moc.lifecycle.manager import ModelManager
-from moc.store.leases import LeaseStore
-from moc.store.models import ModelStore
+from moc.models.store import ModelStore
 from moc.store.sqlite import Database
 from moc.telemetry.metrics import Metrics
 from tests.conftest import free_port

@@ -9,7 +9,7 @@ import pytest
 from moc.errors import ModelNotFound
 from moc.models.catalog import Catalog
 from moc.models.spec import ModelSpec
-from moc.store.models import ModelStore
+from moc.models.store import ModelStore
 from moc.store.sqlite import Database
 
 

@@ -39,9 +39,9 @@ from moc.errors import (
     Unavailable,
 )
 from moc.jobs.model import TERMINAL_STATUSES, Job, JobStatus, JobSubmission, new_job_id
+from moc.jobs.store import JobStore
 from moc.lifecycle.manager import ModelManager
 from moc.scheduler.waiting import Priority
-from moc.store.jobs import JobStore
 from moc.telemetry.logs import event
 from moc.telemetry.metrics import Metrics
 

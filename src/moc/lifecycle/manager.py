@@ -58,8 +58,8 @@ from moc.lifecycle import policy
 from moc.models.catalog import Catalog, Sizing
 from moc.models.gguf_facts import GgufError, GgufFacts
 from moc.models.spec import ModelSpec
+from moc.models.store import ModelStore, RuntimeRecord
 from moc.scheduler.waiting import ModelFacts
-from moc.store.models import ModelStore, RuntimeRecord
 from moc.telemetry.logs import event
 from moc.telemetry.metrics import Metrics
 from moc.units import format_size

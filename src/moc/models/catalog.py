@@ -15,7 +15,7 @@ from moc.errors import ModelNotFound
 from moc.models.estimate import RUNTIME_BYTES, Estimate, estimate, estimate_from_file
 from moc.models.gguf_facts import GgufError, GgufFacts, read_gguf_facts
 from moc.models.spec import ModelSpec
-from moc.store.models import ModelStore, SizeKey
+from moc.models.store import ModelStore, SizeKey
 
 
 def fingerprint(path: Path) -> str:
