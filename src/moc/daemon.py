@@ -48,9 +48,9 @@ from moc.leases.service import LeaseService
 from moc.leases.store import LeaseStore
 from moc.ledger import Ledger
 from moc.lifecycle.manager import ModelManager
+from moc.lifecycle.records import ModelStore
 from moc.models.catalog import Catalog
 from moc.models.demo import demo_catalog
-from moc.models.store import ModelStore
 from moc.monitor import DeviceMonitor
 from moc.scheduler.task import Scheduler
 from moc.scheduler.waiting import Limits, Priority

@@ -21,7 +21,7 @@ from moc.leases.service import LeaseService
 from moc.leases.store import LeaseStore
 from moc.ledger import Ledger, attribute
 from moc.lifecycle.manager import ModelManager
-from moc.models.store import ModelStore
+from moc.lifecycle.records import ModelStore
 from moc.store.sqlite import Database
 from moc.telemetry.metrics import Metrics
 from tests.conftest import free_port

@@ -55,10 +55,10 @@ from moc.errors import (
 )
 from moc.ledger import Claim, Entry, EntryKind, Ledger
 from moc.lifecycle import policy
+from moc.lifecycle.records import ModelStore, RuntimeRecord
 from moc.models.catalog import Catalog, Sizing
 from moc.models.gguf_facts import GgufError, GgufFacts
 from moc.models.spec import ModelSpec
-from moc.models.store import ModelStore, RuntimeRecord
 from moc.scheduler.waiting import ModelFacts
 from moc.telemetry.logs import event
 from moc.telemetry.metrics import Metrics

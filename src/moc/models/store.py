@@ -1,10 +1,10 @@
-"""Model facts in SQLite: measured sizes, and the runtime processes moc started.
+"""Measured model sizes in SQLite (the ``learned_sizes`` table).
 
-Measured sizes are keyed by the model, the file's fingerprint (size and
-modification time, so a replaced file is measured afresh), ctx, parallel and
-the kind of device (a GPU process and a CPU process of the same model differ).
-Runtime rows let a restarted moc find the processes an earlier moc left
-behind (after ``kill -9``) and adopt or stop them.
+A size is keyed by the model, the file's fingerprint (size and modification
+time, so a replaced file is measured afresh), ctx, parallel and the kind of
+device (a GPU process and a CPU process of the same model differ). The
+catalog reads them to size a load; the lifecycle writes them once a loaded
+model's usage has been measured.
 """
 
 from __future__ import annotations
@@ -25,17 +25,7 @@ class SizeKey:
     device_kind: str
 
 
-@dataclass(frozen=True)
-class RuntimeRecord:
-    model: str
-    pid: int
-    port: int
-    device: str
-    spec_hash: str
-    started_at: float
-
-
-class ModelStore:
+class SizeStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
@@ -65,33 +55,3 @@ class ModelStore:
                     now,
                 ),
             )
-
-    def runtimes(self) -> list[RuntimeRecord]:
-        try:
-            rows = self._db.conn.execute(
-                "SELECT model, pid, port, device, spec_hash, started_at FROM runtimes"
-            ).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot read {self._db.path}: {exc}") from exc
-        return [
-            RuntimeRecord(str(m), int(p), int(o), str(d), str(h), float(t))
-            for m, p, o, d, h, t in rows
-        ]
-
-    def save_runtime(self, record: RuntimeRecord) -> None:
-        with self._db.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO runtimes VALUES (?,?,?,?,?,?)",
-                (
-                    record.model,
-                    record.pid,
-                    record.port,
-                    record.device,
-                    record.spec_hash,
-                    record.started_at,
-                ),
-            )
-
-    def forget_runtime(self, model: str) -> None:
-        with self._db.transaction() as conn:
-            conn.execute("DELETE FROM runtimes WHERE model = ?", (model,))
