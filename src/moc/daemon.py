@@ -31,7 +31,6 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from moc import __version__
 from moc.backends.llamacpp import resolve_server
 from moc.clock import SystemClock
 from moc.config import Config
@@ -61,6 +60,7 @@ from moc.telemetry import logs
 from moc.telemetry.logs import event
 from moc.telemetry.metrics import Metrics
 from moc.units import format_size
+from moc.version import __version__
 
 log = logging.getLogger("moc")
 
