@@ -1,7 +1,5 @@
 """moc, the ModelOps Coordinator."""
 
-__version__ = "0.1.0"
-
 from moc.errors import (
     BackendUnavailable,
     CircuitOpen,
@@ -19,6 +17,7 @@ from moc.errors import (
     Unavailable,
 )
 from moc.sdk import AsyncClient, Client, LeaseInfo
+from moc.version import __version__
 
 __all__ = [
     "AsyncClient",

@@ -31,7 +31,6 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from moc import __version__
 from moc.clock import SystemClock
 from moc.config import Config
 from moc.devices import discover
@@ -42,24 +41,23 @@ from moc.errors import ConfigError
 from moc.gateway.grpc.server import GrpcServer
 from moc.gateway.http.app import build_app
 from moc.jobs.runner import JobRunner
+from moc.jobs.store import JobStore
 from moc.leases.service import LeaseService
+from moc.leases.store import LeaseStore
 from moc.ledger import Ledger
 from moc.lifecycle.build import Lifecycle, build_lifecycle
-from moc.models.catalog import Catalog
 from moc.models.demo import demo_catalog
 from moc.monitor import DeviceMonitor
 from moc.scheduler.task import Scheduler
 from moc.scheduler.waiting import Limits, Priority
 from moc.services import Services
 from moc.store.datadir import DataDir
-from moc.store.jobs import JobStore
-from moc.store.leases import LeaseStore
-from moc.store.models import ModelStore
 from moc.store.sqlite import Database
 from moc.telemetry import logs
 from moc.telemetry.logs import event
 from moc.telemetry.metrics import Metrics
 from moc.units import format_size
+from moc.version import __version__
 
 log = logging.getLogger("moc")
 
@@ -113,9 +111,7 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
     for info in devices:
         ledger.add_device(info.id, info.kind, info.total, config.devices.reserve_fraction)
     leases = LeaseService(ledger, LeaseStore(db), clock, metrics, config.leases)
-    lifecycle = build_models(
-        config, ledger, devices, probes, ModelStore(db), clock, metrics, leases
-    )
+    lifecycle = build_models(config, ledger, devices, probes, db, clock, metrics, leases)
     loader = lifecycle.loader
     scheduler = Scheduler(Limits.of(config.gateway), loader.scheduling_facts, clock)
     lifecycle.table.on_change(scheduler.poke)
@@ -288,7 +284,7 @@ def build_models(
     ledger: Ledger,
     devices: list[DeviceInfo],
     probes: list[DeviceProbe],
-    store: ModelStore,
+    db: Database,
     clock: SystemClock,
     metrics: Metrics,
     leases: LeaseService,
@@ -307,10 +303,10 @@ def build_models(
 
     return build_lifecycle(
         config,
-        Catalog(specs, store),
+        specs,
         ledger,
         devices,
-        store,
+        db,
         clock,
         metrics,
         measure,

@@ -16,8 +16,8 @@ from moc.config import LeasesConfig
 from moc.errors import InsufficientMemory, LeaseExpired, QueueFull, ShuttingDown, StoreUnavailable
 from moc.leases.model import LeaseRequest
 from moc.leases.service import LeaseService
+from moc.leases.store import LeaseStore
 from moc.ledger import Ledger
-from moc.store.leases import LeaseStore
 from moc.store.sqlite import Database
 from moc.telemetry.metrics import Metrics
 

@@ -19,10 +19,11 @@ from moc.devices.probe import DeviceInfo
 from moc.errors import ExceedsCapacity, InsufficientMemory, LoadFailed
 from moc.ledger import Ledger
 from moc.lifecycle.loader import Loader
+from moc.lifecycle.records import RuntimeStore
 from moc.lifecycle.table import ModelTable
 from moc.lifecycle.usage import Usage
 from moc.models.catalog import Catalog
-from moc.store.models import ModelStore
+from moc.models.store import SizeStore
 from moc.store.sqlite import Database
 from moc.telemetry.metrics import Metrics
 from tests.doubles.runtime import RecordingRuntime
@@ -37,8 +38,8 @@ class World:
         specs = [{"path": str(tmp_path / f"{m['name']}.gguf"), **m} for m in models]
         config = Config(data_dir=tmp_path, models=specs)  # type: ignore[arg-type]
         self.db = Database(tmp_path / "moc.db")
-        store = ModelStore(self.db)
-        catalog = Catalog(list(config.models), store)
+        sizes = SizeStore(self.db)
+        catalog = Catalog(list(config.models), sizes)
         self.runtime = RecordingRuntime(RuntimeContext.of(config, catalog))
         self.ledger = Ledger()
         self.ledger.add_device("host", "host", 100 * MIB, 0.9)
@@ -46,8 +47,10 @@ class World:
         clock, metrics = SystemClock(), Metrics()
         runtimes = Runtimes(self.runtime.ctx, [self.runtime])
         self.table = ModelTable(catalog, runtimes, self.ledger, [device], clock, metrics, _nothing)
-        usage = Usage(self.table, store, clock, metrics, _unmeasured)
-        self.loader = Loader(self.table, usage, store, clock, metrics, drain_timeout_s=5.0)
+        usage = Usage(self.table, sizes, clock, metrics, _unmeasured)
+        self.loader = Loader(
+            self.table, usage, RuntimeStore(self.db), clock, metrics, drain_timeout_s=5.0
+        )
 
     @property
     def effects(self) -> list[str]:

@@ -19,10 +19,9 @@ from moc.devices.host import HostProbe
 from moc.devices.probe import DeviceInfo, DeviceProbe
 from moc.errors import ModelNotFound
 from moc.leases.service import LeaseService
+from moc.leases.store import LeaseStore
 from moc.ledger import Ledger, attribute
 from moc.lifecycle.build import Lifecycle
-from moc.store.leases import LeaseStore
-from moc.store.models import ModelStore
 from moc.store.sqlite import Database
 from moc.telemetry.metrics import Metrics
 from tests.conftest import free_port
@@ -63,9 +62,7 @@ async def lifecycle_for(tmp_path: Path, tiny_models: dict[str, Path]) -> AsyncIt
         metrics = Metrics()
         leases = LeaseService(ledger, LeaseStore(db), SystemClock(), metrics, config.leases)
         probes: list[DeviceProbe] = [HostProbe([("host", total)])]
-        lifecycle = build_models(
-            config, ledger, [info], probes, ModelStore(db), SystemClock(), metrics, leases
-        )
+        lifecycle = build_models(config, ledger, [info], probes, db, SystemClock(), metrics, leases)
         lifecycle.start()
         made.append((lifecycle, db))
         return lifecycle, ledger

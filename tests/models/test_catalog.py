@@ -9,7 +9,7 @@ import pytest
 from moc.errors import ModelNotFound
 from moc.models.catalog import Catalog
 from moc.models.spec import ModelSpec
-from moc.store.models import ModelStore
+from moc.models.store import SizeStore
 from moc.store.sqlite import Database
 
 
@@ -28,7 +28,7 @@ def test_an_adapter_resolves_to_its_base_model(tmp_path: Path) -> None:
     ]
     db = Database(tmp_path / "moc.db")
     try:
-        catalog = Catalog(specs, ModelStore(db))
+        catalog = Catalog(specs, SizeStore(db))
         assert catalog.resolve("tiny") == ("tiny", "tiny")
         assert catalog.resolve("sql-agent") == ("qwen", "sql-agent")
         assert catalog.resolve("support") == ("qwen", "support")

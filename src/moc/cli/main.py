@@ -9,7 +9,6 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.text import Text
 
-from moc import __version__
 from moc.cli.render import (
     devices_table,
     emit_json,
@@ -24,6 +23,7 @@ from moc.cli.submit import follow, plans, show_failures, submit_all, summary
 from moc.errors import ConfigError, InvalidRequest, MocError
 from moc.sdk.client import Client
 from moc.units import format_size, parse_size
+from moc.version import __version__
 
 app = typer.Typer(
     help="moc, the ModelOps Coordinator: owns the memory of this host's devices.",

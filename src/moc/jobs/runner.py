@@ -13,7 +13,8 @@ model like them; they have no queue deadline (their bound is
 
 A job whose backend is unavailable is tried again, up to ``MAX_ATTEMPTS``
 times with a growing pause. On shutdown live jobs are left as they are in the
-store (queued or running) and run again after the next start.
+store (queued or running) and run again after the next start; an attempt cut
+short by a restart counts too (:mod:`moc.jobs.recovery`).
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ from moc.errors import (
     Unavailable,
 )
 from moc.jobs.model import TERMINAL_STATUSES, Job, JobStatus, JobSubmission, new_job_id
+from moc.jobs.recovery import recover
+from moc.jobs.store import JobStore
 from moc.lifecycle.table import ModelTable
 from moc.scheduler.waiting import Priority
-from moc.store.jobs import JobStore
 from moc.telemetry.logs import event
 from moc.telemetry.metrics import Metrics
 
@@ -130,13 +132,16 @@ class JobRunner:
     # --- running -------------------------------------------------------------------
     def start(self) -> tuple[int, int]:
         """Recover jobs an earlier moc left unfinished, then start feeding; (requeued, failed)."""
-        recovered = self._store.recover(MAX_ATTEMPTS, self._clock.now())
+        # Read, decide and write with no await between: this runner is the only writer
+        # of job rows, so the rows cannot change under the decision.
+        recovery = recover(self._store.interrupted(), MAX_ATTEMPTS)
+        self._store.settle(recovery, self._clock.now())
         self._tasks = [
             asyncio.create_task(self._feed(), name="jobs feeder"),
             asyncio.create_task(self._forget_old(), name="jobs cleanup"),
         ]
         self._wake.set()  # jobs accepted before the restart are pending already
-        return recovered
+        return len(recovery.requeue), len(recovery.fail)
 
     async def close(self) -> None:
         """Stop; live jobs stay queued or running in the store and resume next start."""

@@ -20,9 +20,9 @@ from moc.clock import Clock
 from moc.config import LeasesConfig
 from moc.errors import InsufficientMemory, QueueFull, ShuttingDown, StoreUnavailable
 from moc.leases.model import EndState, Lease, LeaseRequest
+from moc.leases.store import LeaseStore
 from moc.leases.table import Blocked, Grant, LeaseTable
 from moc.ledger import Claim, Ledger
-from moc.store.leases import LeaseStore
 from moc.telemetry.logs import event
 from moc.telemetry.metrics import Metrics
 from moc.units import format_size

@@ -11,12 +11,15 @@ from moc.config import Config
 from moc.devices.probe import DeviceInfo
 from moc.ledger import Ledger
 from moc.lifecycle.loader import Loader
+from moc.lifecycle.records import RuntimeStore
 from moc.lifecycle.recovery import check_files, recover
 from moc.lifecycle.sweeper import IdleSweeper
 from moc.lifecycle.table import ModelTable
 from moc.lifecycle.usage import Measure, Usage
 from moc.models.catalog import Catalog
-from moc.store.models import ModelStore
+from moc.models.spec import ModelSpec
+from moc.models.store import SizeStore
+from moc.store.sqlite import Database
 from moc.telemetry.metrics import Metrics
 
 
@@ -26,13 +29,13 @@ class Lifecycle:
     loader: Loader  # what they call to load, hold and unload
     usage: Usage  # what the device monitor reports to
     sweeper: IdleSweeper
-    store: ModelStore
+    records: RuntimeStore
 
     async def recover(self) -> tuple[int, int]:
         """Before serving: warn about unloadable files; adopt or stop the runtimes
         an earlier moc left running, (adopted, stopped)."""
         await check_files(self.table)
-        return await recover(self.table, self.loader, self.usage, self.store)
+        return await recover(self.table, self.loader, self.usage, self.records)
 
     def start(self) -> None:
         self.sweeper.start()
@@ -46,19 +49,21 @@ class Lifecycle:
 
 def build_lifecycle(
     config: Config,
-    catalog: Catalog,
+    specs: list[ModelSpec],
     ledger: Ledger,
     devices: list[DeviceInfo],
-    store: ModelStore,
+    db: Database,
     clock: Clock,
     metrics: Metrics,
     measure: Measure,
     on_more_free: Callable[[], None],
 ) -> Lifecycle:
     """Raises ConfigError for a runtime setting that cannot work."""
+    sizes, records = SizeStore(db), RuntimeStore(db)
+    catalog = Catalog(specs, sizes)
     runtimes = build_runtimes(config, catalog)
     table = ModelTable(catalog, runtimes, ledger, devices, clock, metrics, on_more_free)
-    usage = Usage(table, store, clock, metrics, measure)
+    usage = Usage(table, sizes, clock, metrics, measure)
     drain_timeout_s = config.runtimes.llamacpp.ready_timeout_s
-    loader = Loader(table, usage, store, clock, metrics, drain_timeout_s)
-    return Lifecycle(table, loader, usage, IdleSweeper(table, loader, clock, metrics), store)
+    loader = Loader(table, usage, records, clock, metrics, drain_timeout_s)
+    return Lifecycle(table, loader, usage, IdleSweeper(table, loader, clock, metrics), records)

@@ -39,6 +39,7 @@ from moc.errors import (
     StoreUnavailable,
 )
 from moc.lifecycle import policy
+from moc.lifecycle.records import RuntimeStore
 from moc.lifecycle.slot import Slot
 from moc.lifecycle.steps import Step, next_step
 from moc.lifecycle.table import ModelTable
@@ -46,7 +47,6 @@ from moc.lifecycle.usage import Usage
 from moc.models.advice import too_large_advice
 from moc.models.catalog import Sizing
 from moc.scheduler.waiting import ModelFacts
-from moc.store.models import ModelStore
 from moc.telemetry.logs import event
 from moc.telemetry.metrics import Metrics
 from moc.units import format_size
@@ -59,14 +59,14 @@ class Loader:
         self,
         table: ModelTable,
         usage: Usage,
-        store: ModelStore,
+        records: RuntimeStore,
         clock: Clock,
         metrics: Metrics,
         drain_timeout_s: float,
     ) -> None:
         self._table = table
         self._usage = usage
-        self._store = store
+        self._records = records
         self._clock = clock
         self._metrics = metrics
         self._drain_timeout_s = drain_timeout_s
@@ -344,7 +344,7 @@ class Loader:
         if change.new not in HOLDS_MEMORY:
             self._table.release(slot)
             with contextlib.suppress(StoreUnavailable):
-                self._store.forget_runtime(change.model)
+                self._records.forget_runtime(change.model)
         if change.old is State.BACKOFF and change.new is State.STARTING:
             self._metrics.model_restarts.labels(change.model).inc()
         self._table.notify()
@@ -360,7 +360,7 @@ class Loader:
             self._clock.now(),
         )
         try:
-            self._store.save_runtime(record)
+            self._records.save_runtime(record)
         except StoreUnavailable as exc:
             event(
                 log, logging.WARNING, "runtime not recorded", model=slot.spec.name, error=str(exc)

@@ -16,16 +16,16 @@ import logging
 from moc.backends.process_runtime import stop_leftover
 from moc.backends.record import RuntimeRecord
 from moc.lifecycle.loader import Loader
+from moc.lifecycle.records import RuntimeStore
 from moc.lifecycle.table import ModelTable
 from moc.lifecycle.usage import Usage
-from moc.store.models import ModelStore
 from moc.telemetry.logs import event
 
 log = logging.getLogger(__name__)
 
 
 async def recover(
-    table: ModelTable, loader: Loader, usage: Usage, store: ModelStore
+    table: ModelTable, loader: Loader, usage: Usage, store: RuntimeStore
 ) -> tuple[int, int]:
     """Adopt or stop the runtimes an earlier moc left running; (adopted, stopped)."""
     records = store.runtimes()

@@ -20,7 +20,7 @@ from moc.clock import Clock
 from moc.errors import StoreUnavailable
 from moc.lifecycle.slot import Slot
 from moc.lifecycle.table import ModelTable
-from moc.store.models import ModelStore
+from moc.models.store import SizeStore
 from moc.telemetry.logs import event
 from moc.telemetry.metrics import Metrics
 from moc.units import format_size
@@ -36,13 +36,13 @@ class Usage:
     def __init__(
         self,
         table: ModelTable,
-        store: ModelStore,
+        sizes: SizeStore,
         clock: Clock,
         metrics: Metrics,
         measure: Measure,
     ) -> None:
         self._table = table
-        self._store = store
+        self._sizes = sizes
         self._clock = clock
         self._metrics = metrics
         self._measure = measure
@@ -72,7 +72,7 @@ class Usage:
             self._table.resize(slot, used)
         if slot.sizing is not None:
             try:
-                self._store.save_measured(slot.sizing.key, used, self._clock.now())
+                self._sizes.save_measured(slot.sizing.key, used, self._clock.now())
             except StoreUnavailable as exc:
                 event(
                     log,
@@ -97,4 +97,4 @@ class Usage:
             plan_next=format_size(grown),
         )
         with contextlib.suppress(StoreUnavailable):
-            self._store.save_measured(slot.sizing.key, grown, self._clock.now())
+            self._sizes.save_measured(slot.sizing.key, grown, self._clock.now())

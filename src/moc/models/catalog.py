@@ -15,7 +15,7 @@ from moc.errors import ModelNotFound
 from moc.models.estimate import RUNTIME_BYTES, Estimate, estimate, estimate_from_file
 from moc.models.gguf_facts import GgufError, GgufFacts, read_gguf_facts
 from moc.models.spec import ModelSpec
-from moc.store.models import ModelStore, SizeKey
+from moc.models.store import SizeKey, SizeStore
 
 
 def fingerprint(path: Path) -> str:
@@ -39,7 +39,7 @@ class Sizing:
 
 
 class Catalog:
-    def __init__(self, specs: list[ModelSpec], store: ModelStore) -> None:
+    def __init__(self, specs: list[ModelSpec], store: SizeStore) -> None:
         self._specs = {s.name: s for s in specs}
         self._adapters = {  # adapter name → its base model (vllm)
             adapter: s.name for s in specs if s.backend == "vllm" for adapter in s.adapter_names()

@@ -20,8 +20,11 @@ from pathlib import Path
 
 from moc.errors import StoreUnavailable
 
+# One ordered list for every part's tables: ``PRAGMA user_version`` counts the
+# scripts applied, so a script is appended and never edited or moved. The
+# comment on each names the repository that reads and writes its tables.
 MIGRATIONS: list[str] = [
-    # 1: leases and fencing tokens
+    # 1: leases and fencing tokens (moc.leases.store)
     """
     CREATE TABLE leases (
         id TEXT PRIMARY KEY,
@@ -41,7 +44,8 @@ MIGRATIONS: list[str] = [
     CREATE INDEX leases_state ON leases(state, ended_at);
     CREATE TABLE fencing (device TEXT PRIMARY KEY, last INTEGER NOT NULL);
     """,
-    # 2: measured model sizes, and the runtime processes moc has started
+    # 2: measured model sizes (moc.models.store), and the runtime processes moc has
+    # started (moc.lifecycle.records)
     """
     CREATE TABLE learned_sizes (
         model TEXT NOT NULL,
@@ -62,7 +66,7 @@ MIGRATIONS: list[str] = [
         started_at REAL NOT NULL
     );
     """,
-    # 3: async jobs
+    # 3: async jobs (moc.jobs.store)
     """
     CREATE TABLE jobs (
         id TEXT PRIMARY KEY,

@@ -13,7 +13,6 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from moc import __version__
 from moc import errors as e
 from moc.gateway.grpc import modelops_pb2 as pb
 from moc.gateway.grpc import modelops_pb2_grpc as pb_grpc
@@ -22,6 +21,7 @@ from moc.leases import validate
 from moc.leases.model import Lease
 from moc.services import Services
 from moc.telemetry.logs import event
+from moc.version import __version__
 
 log = logging.getLogger(__name__)
 

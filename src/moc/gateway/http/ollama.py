@@ -20,7 +20,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Send
 
-from moc import __version__
 from moc.backends.state import State
 from moc.dispatch.request import Endpoint, InferenceRequest, priority_of
 from moc.dispatch.service import Opened, Timing
@@ -34,6 +33,7 @@ from moc.gateway.http.respond import json, services
 from moc.gateway.views import iso
 from moc.lifecycle.slot import ModelView
 from moc.services import Services
+from moc.version import __version__
 
 NDJSON = b"application/x-ndjson"
 

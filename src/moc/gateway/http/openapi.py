@@ -12,10 +12,10 @@ from typing import Any
 
 import orjson
 
-from moc import __version__
 from moc.config import Config
 from moc.gateway.http.openapi_schemas import PRIORITY_LABELS, Schema, ref, schemas
 from moc.jobs.model import JobStatus
+from moc.version import __version__
 
 JSON = "application/json"
 STRING = {"type": "string"}

@@ -7,10 +7,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from moc import __version__
 from moc.errors import DeviceNotFound
 from moc.gateway.http.respond import json, services
 from moc.gateway.views import device_view
+from moc.version import __version__
 
 
 async def health(request: Request) -> Response:

@@ -2,9 +2,9 @@
 
 A job is written when it is accepted and at every change of status, before
 the change is acted on, so a ``kill -9`` of moc loses none: at the next start
-:meth:`JobStore.recover` puts jobs that were queued or running back to
-pending (they run again), and jobs interrupted too often are failed with the
-reason.
+the runner reads the jobs caught queued or running (:meth:`JobStore.interrupted`),
+decides which run again (:func:`moc.jobs.recovery.recover`), and
+:meth:`JobStore.settle` writes that decision in one transaction.
 """
 
 from __future__ import annotations
@@ -15,9 +15,21 @@ from typing import Any
 import orjson
 
 from moc.errors import StoreUnavailable
-from moc.jobs.model import Job, JobStatus
+from moc.jobs.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Job, JobStatus
+from moc.jobs.recovery import Interrupted, Recovery
 from moc.scheduler.waiting import Priority
 from moc.store.sqlite import Database
+
+
+def _one_of(statuses: frozenset[JobStatus]) -> tuple[str, tuple[str, ...]]:
+    """``IN (?,...)`` and its arguments, so the SQL reads the named sets of statuses."""
+    values = tuple(sorted(s.value for s in statuses))
+    return f"IN ({','.join('?' * len(values))})", values
+
+
+_ACTIVE, _ACTIVE_ARGS = _one_of(ACTIVE_STATUSES)
+_TERMINAL, _TERMINAL_ARGS = _one_of(TERMINAL_STATUSES)
+_INTERRUPTED, _INTERRUPTED_ARGS = _one_of(frozenset({JobStatus.QUEUED, JobStatus.RUNNING}))
 
 _COLUMNS = (
     "id, model, priority, status, body, metadata, result, error, attempts, "
@@ -127,9 +139,8 @@ class JobStore:
     def next_pending(self, limit: int) -> list[Job]:
         """Pending jobs in the order they should enter the queue: priority, then age."""
         rows = self._read(
-            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'pending' "
-            "ORDER BY priority, created_at LIMIT ?",
-            (limit,),
+            f"SELECT {_COLUMNS} FROM jobs WHERE status = ? ORDER BY priority, created_at LIMIT ?",
+            (JobStatus.PENDING.value, limit),
         )
         return [_job(r) for r in rows]
 
@@ -139,39 +150,39 @@ class JobStore:
         return {(r[0], int(r[1])): int(r[2]) for r in rows}
 
     def active_count(self) -> int:
-        rows = self._read(
-            "SELECT COUNT(*) FROM jobs WHERE status IN ('pending', 'queued', 'running')"
-        )
+        rows = self._read(f"SELECT COUNT(*) FROM jobs WHERE status {_ACTIVE}", _ACTIVE_ARGS)
         return int(rows[0][0])
 
-    def recover(self, max_attempts: int, now: float) -> tuple[int, int]:
-        """After a restart: jobs caught queued or running go back to pending, or
-        fail if they have been interrupted ``max_attempts`` times; (requeued, failed)."""
-        error = _dump(
-            {
-                "code": "interrupted",
-                "message": f"moc stopped while the job ran, {max_attempts} times; not retried",
-            }
+    def interrupted(self) -> list[Interrupted]:
+        """Jobs caught queued or running: at startup, those an earlier moc left unfinished."""
+        rows = self._read(
+            f"SELECT id, status, attempts FROM jobs WHERE status {_INTERRUPTED}",
+            _INTERRUPTED_ARGS,
         )
+        return [Interrupted(str(i), JobStatus(s), int(a)) for i, s, a in rows]
+
+    def settle(self, recovery: Recovery, now: float) -> None:
+        """Write a recovery in one transaction.
+
+        A kill -9 leaves either all of it or the rows it was decided from, and
+        attempts are written as values rather than incremented, so deciding again
+        at the next start counts each interruption once.
+        """
         with self._db.transaction() as conn:
-            conn.execute(
-                "UPDATE jobs SET attempts = attempts + 1 WHERE status = 'running'",
+            conn.executemany(
+                "UPDATE jobs SET status = ?, attempts = ?, queued_at = NULL, started_at = NULL "
+                "WHERE id = ?",
+                [(JobStatus.PENDING.value, j.attempts, j.id) for j in recovery.requeue],
             )
-            failed = conn.execute(
-                "UPDATE jobs SET status = 'failed', error = ?, finished_at = ? "
-                "WHERE status IN ('queued', 'running') AND attempts >= ?",
-                (error, now, max_attempts),
-            ).rowcount
-            requeued = conn.execute(
-                "UPDATE jobs SET status = 'pending', queued_at = NULL, started_at = NULL "
-                "WHERE status IN ('queued', 'running')"
-            ).rowcount
-        return requeued, failed
+            error = _dump(recovery.error)
+            conn.executemany(
+                "UPDATE jobs SET status = ?, attempts = ?, error = ?, finished_at = ? WHERE id = ?",
+                [(JobStatus.FAILED.value, j.attempts, error, now, j.id) for j in recovery.fail],
+            )
 
     def forget_finished(self, before: float) -> int:
         with self._db.transaction() as conn:
             return conn.execute(
-                "DELETE FROM jobs WHERE status IN ('complete', 'failed', 'cancelled') "
-                "AND finished_at < ?",
-                (before,),
+                f"DELETE FROM jobs WHERE status {_TERMINAL} AND finished_at < ?",
+                (*_TERMINAL_ARGS, before),
             ).rowcount

@@ -1,0 +1,1 @@
+"""Leases: bytes on a device for a time-to-live, granted, renewed, expired, revoked."""
