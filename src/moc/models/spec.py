@@ -62,6 +62,7 @@ class ModelSpec(BaseModel):
     memory: Size | None = Field(None, description="override the estimate")
     adapters: tuple[Path, ...] = ()
     args: tuple[str, ...] = Field((), description="extra runtime flags, one per item")
+    embeddings: bool = Field(False, description="serve /v1/embeddings too (llamacpp: --embeddings)")
     dtype: str | None = None
     gpu_memory_util: float | None = Field(None, gt=0, le=1)
     memory_max: Size | None = None
@@ -92,6 +93,11 @@ class ModelSpec(BaseModel):
         if self.backend in ("openai", "ollama") and self.url is None:
             example = "http://host:8000/v1" if self.backend == "openai" else "http://host:11434"
             raise ValueError(f"url is required for backend {self.backend} (e.g. {example})")
+        if self.embeddings and self.backend != "llamacpp":
+            raise ValueError(
+                f"embeddings does not apply to backend {self.backend}: it starts llama.cpp "
+                "with --embeddings; other backends serve embeddings as their server does"
+            )
         wrong = [f for f in _NOT_FOR[self.backend] if f in self.model_fields_set]
         if wrong:
             raise ValueError(
