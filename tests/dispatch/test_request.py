@@ -116,3 +116,15 @@ def test_n_of_one_or_null_is_forwarded_unchanged() -> None:
         parsed = parse_openai(Endpoint.COMPLETION, body, None)
         assert parsed.n == 1
         assert parsed.body_for("m") is body
+
+
+def test_seeds_of_choices_stay_in_range_and_random_stays_random() -> None:
+    top = b'{"model": "m", "prompt": "x", "n": 3, "seed": 18446744073709551615}'
+    parts = parse_openai(Endpoint.COMPLETION, top, None).one_choice_each()
+    seeds = [orjson.loads(p.body_for("m"))["seed"] for p in parts]
+    assert seeds[0] == 18446744073709551615
+    assert all(0 <= s < 2**31 for s in seeds[1:])
+    assert len(set(seeds)) == 3
+    rand = b'{"model": "m", "prompt": "x", "n": 2, "seed": -1}'
+    parts = parse_openai(Endpoint.COMPLETION, rand, None).one_choice_each()
+    assert [orjson.loads(p.body_for("m"))["seed"] for p in parts] == [-1, -1]

@@ -31,6 +31,7 @@ class Endpoint(Enum):
 # own to the backend (moc.dispatch.choices), so n asks for n of the model's
 # slots in turn; OpenAI's own limit is 128, which would fill a queue at once.
 MAX_CHOICES = 16
+SEED_MASK = (1 << 31) - 1
 
 _REQUIRED = {
     Endpoint.CHAT: "messages",
@@ -50,13 +51,16 @@ class InferenceRequest:
     n: int = 1  # choices asked for; above 1, moc asks the backend for each
 
     def one_choice_each(self) -> list[InferenceRequest]:
-        """The request as ``n`` requests for one choice each. With a ``seed``,
-        choice i uses seed + i: the choices differ, and repeat when asked again."""
+        """The request as ``n`` requests for one choice each. With a seed of 0
+        or more, choice i > 0 uses seed + i (kept within 31 bits, which every
+        backend takes): the choices differ, and repeat when asked again. A
+        negative seed (llama.cpp's -1: random) is left as it is."""
         doc = {k: v for k, v in self.doc.items() if k != "n"}
         seed = doc.get("seed")
-        if not isinstance(seed, int) or isinstance(seed, bool):
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             return [replace(self, doc=doc, raw=None, n=1) for _ in range(self.n)]
-        return [replace(self, doc={**doc, "seed": seed + i}, raw=None, n=1) for i in range(self.n)]
+        seeds = [seed] + [(seed + i) & SEED_MASK for i in range(1, self.n)]
+        return [replace(self, doc={**doc, "seed": s}, raw=None, n=1) for s in seeds]
 
     def body_for(self, served_name: str) -> bytes:
         """The bytes to send to a backend that knows the model as ``served_name``."""

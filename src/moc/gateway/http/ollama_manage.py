@@ -136,6 +136,4 @@ routes = [
 ]
 
 # Last in the route table: it takes every /api/… request no other route served.
-fallback = Route(
-    "/api/{rest:path}", unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-)
+fallback = Route("/api/{rest:path}", unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
