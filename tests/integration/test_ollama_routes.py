@@ -125,6 +125,8 @@ def test_json_mode_answers_json_through_both_apis(client: ollama.Client, demo: M
     assert chat.done_reason == "stop"  # the grammar ended it, not the token limit
     generated = client.generate(model="tiny-chat", prompt="hi", format="json", options=options)
     assert isinstance(json.loads(generated.response), dict)
+    raw = client.generate(model="tiny-chat", prompt="hi", raw=True, format="json", options=options)
+    assert isinstance(json.loads(raw.response), dict)
 
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
     shaped = client.chat(

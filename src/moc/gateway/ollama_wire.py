@@ -114,6 +114,12 @@ def generate_body(doc: dict[str, Any], stream: bool) -> tuple[str, dict[str, Any
         body = {"model": doc["model"], "prompt": prompt, "stream": stream, **options}
         if doc.get("suffix"):
             body["suffix"] = doc["suffix"]
+        fmt = options.get("response_format")
+        if fmt is not None:
+            # llama.cpp's /completions reads its own json_schema field and
+            # ignores response_format; servers that read response_format ignore it.
+            inner = fmt.get("json_schema")
+            body["json_schema"] = inner["schema"] if inner else {"type": "object"}
         path = "/completions"
     else:
         messages = []
