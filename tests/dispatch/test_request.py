@@ -68,3 +68,63 @@ def test_a_priority_of_the_wrong_type_is_named(field: object) -> None:
     with pytest.raises(InvalidRequest) as err:
         priority_of(None, field)
     assert err.value.field == "priority"
+
+
+def test_n_splits_into_one_choice_each_with_seeds_apart() -> None:
+    body = b'{"model": "m", "prompt": "x", "n": 3, "seed": 7, "priority": "low"}'
+    parsed = parse_openai(Endpoint.COMPLETION, body, None)
+    assert parsed.n == 3
+    parts = parsed.one_choice_each()
+    sent = [orjson.loads(p.body_for("m")) for p in parts]
+    assert [s.get("n") for s in sent] == [None, None, None]
+    assert [s["seed"] for s in sent] == [7, 8, 9]
+    assert {p.priority for p in parts} == {Priority.LOW}
+    assert all(p.n == 1 and "priority" not in s for p, s in zip(parts, sent, strict=True))
+    unseeded = parse_openai(Endpoint.CHAT, b'{"model": "m", "messages": [1], "n": 2.0}', None)
+    assert [orjson.loads(p.body_for("m")) for p in unseeded.one_choice_each()] == [
+        {"model": "m", "messages": [1]}
+    ] * 2
+
+
+@pytest.mark.parametrize(
+    ("n", "stream", "limit"),
+    [
+        (0, False, 16),
+        (17, False, 16),
+        ("2", False, 16),
+        (True, False, 16),
+        (2.5, False, 16),
+        (2, True, 1),
+    ],
+)
+def test_a_wrong_n_names_the_field_the_limit_and_the_value(
+    n: object, stream: bool, limit: int
+) -> None:
+    body = orjson.dumps({"model": "m", "messages": [1], "n": n, "stream": stream})
+    with pytest.raises(InvalidRequest) as err:
+        parse_openai(Endpoint.CHAT, body, None)
+    assert err.value.field == "n"
+    assert err.value.details["limit"] == limit
+    assert f"(got {n!r})" in err.value.message
+
+
+def test_n_of_one_or_null_is_forwarded_unchanged() -> None:
+    for body in (
+        b'{"model": "m", "prompt": "x", "n": 1}',
+        b'{"model": "m", "prompt": "x", "n": null}',
+    ):
+        parsed = parse_openai(Endpoint.COMPLETION, body, None)
+        assert parsed.n == 1
+        assert parsed.body_for("m") is body
+
+
+def test_seeds_of_choices_stay_in_range_and_random_stays_random() -> None:
+    top = b'{"model": "m", "prompt": "x", "n": 3, "seed": 18446744073709551615}'
+    parts = parse_openai(Endpoint.COMPLETION, top, None).one_choice_each()
+    seeds = [orjson.loads(p.body_for("m"))["seed"] for p in parts]
+    assert seeds[0] == 18446744073709551615
+    assert all(0 <= s < 2**31 for s in seeds[1:])
+    assert len(set(seeds)) == 3
+    rand = b'{"model": "m", "prompt": "x", "n": 2, "seed": -1}'
+    parts = parse_openai(Endpoint.COMPLETION, rand, None).one_choice_each()
+    assert [orjson.loads(p.body_for("m"))["seed"] for p in parts] == [-1, -1]

@@ -171,6 +171,18 @@ def test_raw_generate_goes_to_completions_with_the_prompt() -> None:
     }
 
 
+def test_raw_generate_with_a_format_carries_llama_cpps_json_schema_too() -> None:
+    doc = {"model": "m", "prompt": "p", "raw": True, "format": "json"}
+    _, body = wire.generate_body(doc, stream=False)
+    assert body["response_format"] == {"type": "json_object"}
+    assert body["json_schema"] == {"type": "object"}
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    _, body = wire.generate_body({**doc, "format": schema}, stream=False)
+    assert body["json_schema"] == schema
+    _, templated = wire.generate_body({**doc, "raw": False}, stream=False)
+    assert "json_schema" not in templated  # chat completions read response_format
+
+
 def test_generate_with_system_becomes_chat_messages() -> None:
     doc = {"model": "m", "prompt": "hi", "system": "be brief", "options": {"temperature": 0}}
     path, body = wire.generate_body(doc, stream=False)
@@ -394,3 +406,36 @@ def test_images_are_refused_rather_than_dropped() -> None:
     with pytest.raises(InvalidRequest) as err:
         wire.chat_body({"model": "m", "messages": [message]}, stream=False)
     assert err.value.field == "messages.0.images"
+
+
+def test_embeddings_come_back_in_the_order_of_the_inputs() -> None:
+    answer = {
+        "data": [
+            {"index": 1, "embedding": [0.0, 1.0]},
+            {"index": 0, "embedding": [1.0, 0.0]},
+        ],
+        "usage": {"prompt_tokens": 5, "total_tokens": 5},
+    }
+    out = wire.embed_answer(answer, "m", None, wire.Tally(load_s=0.5))
+    assert out["embeddings"] == [[1.0, 0.0], [0.0, 1.0]]
+    assert (out["model"], out["prompt_eval_count"], out["load_duration"]) == ("m", 5, 500_000_000)
+    assert set(out) == {
+        "model",
+        "embeddings",
+        "total_duration",
+        "load_duration",
+        "prompt_eval_count",
+    }
+
+
+def test_dimensions_cut_and_rescale_and_a_longer_ask_changes_nothing() -> None:
+    answer = {"data": [{"index": 0, "embedding": [3.0, 4.0, 12.0]}]}
+    assert wire.vectors(answer, 2) == [[0.6, 0.8]]
+    assert wire.vectors(answer, 3) == wire.vectors(answer, 9) == [[3.0, 4.0, 12.0]]
+
+
+def test_embed_input_is_a_text_or_a_list_of_texts() -> None:
+    assert wire.embed_inputs({"input": "a"}) == ["a"]
+    assert wire.embed_inputs({"input": ["a", "b"]}) == ["a", "b"]
+    assert wire.embed_inputs({}) == wire.embed_inputs({"input": ""}) == []
+    assert wire.embed_dimensions({"dimensions": 8.0, "truncate": False}) == 8

@@ -21,10 +21,29 @@ ROUTES = [
     "/api/generate",
     "/api/chat",
     "/api/show",
+    "/api/embed",
+    "/api/embeddings",
+    "/api/pull",
+    "/api/copy",
+    "/api/create",
+    "/api/push",
     "/v1/jobs",
     "/v1/leases",
 ]
-KEYS = ["model", "messages", "prompt", "input", "stream", "priority", "options", "keep_alive"]
+KEYS = [
+    "model",
+    "messages",
+    "prompt",
+    "input",
+    "stream",
+    "priority",
+    "options",
+    "keep_alive",
+    "n",
+    "seed",
+    "dimensions",
+    "source",
+]
 MODELS = st.sampled_from(["tiny-chat", "nope", "", "tiny-chat\x00", "a" * 300])
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)

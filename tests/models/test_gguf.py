@@ -16,10 +16,10 @@ def test_a_tiny_model_reads_back_with_its_shape(tmp_path: Path) -> None:
     facts = read_gguf_facts(path)
     assert facts.architecture == "llama"
     assert (facts.layers, facts.embedding, facts.heads, facts.kv_heads) == (3, 64, 4, 4)
-    assert (facts.key_dim, facts.value_dim, facts.vocab) == (16, 16, 259)
-    # f32 tensors: embeddings and output (259×64 each), norms, 3 blocks
+    assert (facts.key_dim, facts.value_dim, facts.vocab) == (16, 16, 260)
+    # f32 tensors: embeddings and output (260×64 each), norms, 3 blocks
     block = 4 * 64 * 64 + 3 * 64 * 96 + 2 * 64
-    assert facts.weight_bytes == 4 * (2 * 259 * 64 + 64 + 3 * block)
+    assert facts.weight_bytes == 4 * (2 * 260 * 64 + 64 + 3 * block)
     assert 100_000 < path.stat().st_size < 1_000_000
 
 

@@ -71,6 +71,8 @@ def launch(
         "--n-gpu-layers",
         "999" if device.kind == "nvidia" else "0",
     ]
+    if spec.embeddings:
+        argv.append("--embeddings")
     if config.threads:
         argv += ["--threads", str(config.threads)]
     for adapter in spec.adapters:

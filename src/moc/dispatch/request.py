@@ -9,7 +9,7 @@ back unchanged. The body is forwarded byte for byte unless moc must change it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -27,6 +27,12 @@ class Endpoint(Enum):
     EMBEDDING = "/embeddings"
 
 
+# The most choices (``n``) one request may ask for. Each is a request of its
+# own to the backend (moc.dispatch.choices), so n asks for n of the model's
+# slots in turn; OpenAI's own limit is 128, which would fill a queue at once.
+MAX_CHOICES = 16
+SEED_MASK = (1 << 31) - 1
+
 _REQUIRED = {
     Endpoint.CHAT: "messages",
     Endpoint.COMPLETION: "prompt",
@@ -42,6 +48,19 @@ class InferenceRequest:
     stream: bool
     doc: dict[str, Any]  # the body as parsed, without moc's own fields
     raw: bytes | None  # the body as received, when it may be forwarded unchanged
+    n: int = 1  # choices asked for; above 1, moc asks the backend for each
+
+    def one_choice_each(self) -> list[InferenceRequest]:
+        """The request as ``n`` requests for one choice each. With a seed of 0
+        or more, choice i > 0 uses seed + i (kept within 31 bits, which every
+        backend takes): the choices differ, and repeat when asked again. A
+        negative seed (llama.cpp's -1: random) is left as it is."""
+        doc = {k: v for k, v in self.doc.items() if k != "n"}
+        seed = doc.get("seed")
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            return [replace(self, doc=doc, raw=None, n=1) for _ in range(self.n)]
+        seeds = [seed] + [(seed + i) & SEED_MASK for i in range(1, self.n)]
+        return [replace(self, doc={**doc, "seed": s}, raw=None, n=1) for s in seeds]
 
     def body_for(self, served_name: str) -> bytes:
         """The bytes to send to a backend that knows the model as ``served_name``."""
@@ -70,13 +89,35 @@ def parse_openai(endpoint: Endpoint, raw: bytes, priority_header: str | None) ->
         raise InvalidRequest(needed, f"is required for {endpoint.value}")
     if endpoint is Endpoint.CHAT and (not isinstance(doc["messages"], list) or not doc["messages"]):
         raise InvalidRequest("messages", "must be a non-empty list of messages")
+    n = _choices(doc, stream) if endpoint is not Endpoint.EMBEDDING else 1
     raw_ok: bytes | None = raw
     field = doc.pop("priority", None)
     if field is not None:
         raw_ok = None  # the backend must not see moc's field (some reject unknown fields)
     priority = priority_of(priority_header, field)
 
-    return InferenceRequest(endpoint, model, priority, stream, doc, raw_ok)
+    return InferenceRequest(endpoint, model, priority, stream, doc, raw_ok, n)
+
+
+def _choices(doc: dict[str, Any], stream: bool) -> int:
+    n = doc.get("n")
+    if n is None:
+        return 1
+    if isinstance(n, float) and n.is_integer():
+        n = int(n)  # JSON's 2.0 is the integer 2
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_CHOICES:
+        raise InvalidRequest(
+            "n", f"must be a whole number from 1 to {MAX_CHOICES}", value=n, limit=MAX_CHOICES
+        )
+    if n > 1 and stream:
+        raise InvalidRequest(
+            "n",
+            "must be 1 when stream is true: moc does not stream several choices "
+            "(ask without stream, or send n streaming requests)",
+            value=n,
+            limit=1,
+        )
+    return n
 
 
 def priority_of(header: str | None, field: Any) -> Priority:

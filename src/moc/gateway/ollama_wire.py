@@ -10,6 +10,7 @@ OpenAI body and each answer (or each server-sent event) back into Ollama's.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -113,6 +114,12 @@ def generate_body(doc: dict[str, Any], stream: bool) -> tuple[str, dict[str, Any
         body = {"model": doc["model"], "prompt": prompt, "stream": stream, **options}
         if doc.get("suffix"):
             body["suffix"] = doc["suffix"]
+        fmt = options.get("response_format")
+        if fmt is not None:
+            # llama.cpp's /completions reads its own json_schema field and
+            # ignores response_format; servers that read response_format ignore it.
+            inner = fmt.get("json_schema")
+            body["json_schema"] = inner["schema"] if inner else {"type": "object"}
         path = "/completions"
     else:
         messages = []
@@ -216,6 +223,76 @@ def closing(model: str, chat: bool, tally: Tally) -> dict[str, Any]:
         out["response"] = ""
     out.update(tally.final())
     return out
+
+
+def embed_inputs(doc: dict[str, Any]) -> list[str]:
+    """The texts of an /api/embed request (``input``: a string or a list of them)."""
+    given = doc.get("input")
+    if given is None or given == "":
+        return []
+    if isinstance(given, str):
+        return [given]
+    if not isinstance(given, list):
+        raise InvalidRequest(
+            "input", "must be a string or a list of strings", value=type(given).__name__
+        )
+    for i, text in enumerate(given):
+        if not isinstance(text, str):
+            raise InvalidRequest(f"input.{i}", "must be a string", value=type(text).__name__)
+    return given
+
+
+def embed_dimensions(doc: dict[str, Any]) -> int | None:
+    """``dimensions``: cut each embedding to this many values (Ollama 0.12), or None.
+
+    ``truncate`` is checked for its type only: moc does not tokenize, so an
+    input longer than the backend takes is refused by the backend, as with
+    Ollama's ``truncate: false``.
+    """
+    truncate = doc.get("truncate")
+    if truncate is not None and not isinstance(truncate, bool):
+        raise InvalidRequest("truncate", "must be true or false", value=truncate)
+    dims = doc.get("dimensions")
+    if dims is None:
+        return None
+    if isinstance(dims, float) and dims.is_integer():
+        dims = int(dims)
+    if not isinstance(dims, int) or isinstance(dims, bool) or dims < 1:
+        raise InvalidRequest("dimensions", "must be a whole number of at least 1", value=dims)
+    return dims
+
+
+def embeddings_body(model: str, texts: list[str]) -> dict[str, Any]:
+    """The OpenAI /embeddings body for ``texts``."""
+    return {"model": model, "input": texts, "encoding_format": "float"}
+
+
+def _cut(vector: list[float], dims: int | None) -> list[float]:
+    """The first ``dims`` values, scaled back to unit length, as Ollama does."""
+    if dims is None or dims >= len(vector):
+        return vector
+    kept = vector[:dims]
+    norm = math.sqrt(sum(x * x for x in kept))
+    return [x / norm for x in kept] if norm else kept
+
+
+def vectors(doc: dict[str, Any], dims: int | None = None) -> list[list[float]]:
+    """The embeddings of an OpenAI /embeddings answer, in the order of the inputs."""
+    data = sorted(doc.get("data") or (), key=lambda item: int(item.get("index", 0)))
+    return [_cut(list(item.get("embedding") or ()), dims) for item in data]
+
+
+def embed_answer(doc: dict[str, Any], model: str, dims: int | None, tally: Tally) -> dict[str, Any]:
+    """An OpenAI /embeddings answer as Ollama's /api/embed answer."""
+    tally.absorb(doc)
+    final = tally.final()
+    return {
+        "model": model,
+        "embeddings": vectors(doc, dims),
+        "total_duration": final["total_duration"],
+        "load_duration": final["load_duration"],
+        "prompt_eval_count": final["prompt_eval_count"],
+    }
 
 
 def sse_events(buffer: bytearray, chunk: bytes) -> list[bytes]:

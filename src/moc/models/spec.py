@@ -8,7 +8,7 @@ use are rejected rather than ignored, so a setting never silently does nothing.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -17,6 +17,11 @@ from moc.fields import Duration, Size
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
 SUPPORTED_BACKENDS = ("llamacpp", "openai", "ollama", "vllm")
 URL_PATTERN = r"^https?://[^\s/]+(/[^\s]*)?$"
+# parallel for a remote server (backend openai) unless given: such a server
+# batches many requests at once, and one at a time from moc would leave it
+# idle. vLLM's default batch (--max-num-seqs) is 256; llama.cpp's server has
+# as many slots as it was started with, and queues the rest itself.
+REMOTE_PARALLEL = 256
 
 
 # Fields a backend does not use are refused, so a setting never silently does nothing.
@@ -54,7 +59,9 @@ class ModelSpec(BaseModel):
         None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="env var with the key (openai)"
     )
     ctx: int = Field(4096, ge=64, le=1 << 22, description="context length per slot")
-    parallel: int = Field(1, ge=1, le=4096, description="concurrent requests (slots)")
+    parallel: int = Field(
+        1, ge=1, le=4096, description="concurrent requests (slots); openai: 256 unless given"
+    )
     device: str | None = Field(None, description="pin to this device id")
     pinned: bool = Field(False, description="never evicted to make room")
     preload: bool = Field(False, description="loaded when moc starts")
@@ -62,6 +69,7 @@ class ModelSpec(BaseModel):
     memory: Size | None = Field(None, description="override the estimate")
     adapters: tuple[Path, ...] = ()
     args: tuple[str, ...] = Field((), description="extra runtime flags, one per item")
+    embeddings: bool = Field(False, description="serve /v1/embeddings too (llamacpp: --embeddings)")
     dtype: str | None = None
     gpu_memory_util: float | None = Field(None, gt=0, le=1)
     memory_max: Size | None = None
@@ -71,6 +79,13 @@ class ModelSpec(BaseModel):
         description="run the runtime as this transient systemd user service",
     )
     cpu_quota: str | None = Field(None, pattern=r"^\d+%$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _remote_parallel(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("backend") == "openai" and "parallel" not in data:
+            return {**data, "parallel": REMOTE_PARALLEL}
+        return data
 
     @model_validator(mode="after")
     def _backend_fields(self) -> ModelSpec:
@@ -92,6 +107,11 @@ class ModelSpec(BaseModel):
         if self.backend in ("openai", "ollama") and self.url is None:
             example = "http://host:8000/v1" if self.backend == "openai" else "http://host:11434"
             raise ValueError(f"url is required for backend {self.backend} (e.g. {example})")
+        if self.embeddings and self.backend != "llamacpp":
+            raise ValueError(
+                f"embeddings does not apply to backend {self.backend}: it starts llama.cpp "
+                "with --embeddings; other backends serve embeddings as their server does"
+            )
         wrong = [f for f in _NOT_FOR[self.backend] if f in self.model_fields_set]
         if wrong:
             raise ValueError(

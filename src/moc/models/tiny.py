@@ -2,11 +2,26 @@
 
 moc writes these into its data directory for the demo catalog (so a fresh
 machine with no GPU and no download has models to load), and the test suite
-writes them for its own use. Each model has a 259-token byte vocabulary
-(``<unk>``, ``<s>``, ``</s>``, then ``<0x00>`` … ``<0xFF>``), ``layers`` blocks
-of width 64 with 4 heads, and weights rigged so that only printable-ASCII
-byte tokens can win the argmax and end-of-sequence never does: every reply is
-valid text of exactly ``max_tokens`` tokens.
+writes them for its own use. Each model has a 260-token byte vocabulary
+(``<unk>``, ``<s>``, ``</s>``, ``<0x00>`` … ``<0xFF>``, then ``▁``), ``layers``
+blocks of width 64 with 4 heads, and weights rigged so that only
+printable-ASCII byte tokens can win the argmax and end-of-sequence never does:
+every reply is valid text of exactly ``max_tokens`` tokens. Under a grammar
+(JSON mode) the grammar decides which tokens may win, and end-of-sequence
+wins once it is the only one allowed, so a JSON answer can end before the limit.
+
+Why the ``▁`` token and no space prefix: llama.cpp's SentencePiece tokenizer
+writes every space as ``▁`` (U+2581) and, by default, puts one before the
+text. Without a ``▁`` token it falls back to that character's three UTF-8
+bytes, which read back as ``▁``, not as a space, so text did not survive a
+round trip through the tokenizer. llama.cpp's grammar sampler (JSON mode,
+``response_format``) starts by matching the tokens of the chat template's
+generation prompt against the grammar; with the stray prefix they did not
+match, and every JSON-mode request failed with "Failed to initialize samplers".
+
+The file also declares mean pooling, so a runtime started with
+``--embeddings`` serves ``/v1/embeddings`` (llama.cpp refuses OpenAI-style
+embeddings from a model whose pooling is ``none``).
 
 How the rigging works: embedding dimension 0 is a large constant for every
 token, and no attention or feed-forward output writes to it, so it survives
@@ -24,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-VOCAB = 3 + 256
+VOCAB = 3 + 256 + 1
+SPACE = "\u2581"  # SentencePiece's space
 WIDTH = 64
 HEADS = 4
 PRINTABLE = range(0x20, 0x7F)
@@ -40,9 +56,10 @@ class TinySpec:
 
 
 def _tokens() -> tuple[list[str], list[float], list[int]]:
-    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + [SPACE]
     scores = [0.0] * VOCAB
-    types = [2, 3, 3] + [6] * 256  # unknown, control ×2, byte ×256 (llama.cpp's token types)
+    # unknown, control ×2, byte ×256, normal (llama.cpp's token types)
+    types = [2, 3, 3] + [6] * 256 + [1]
     return tokens, scores, types
 
 
@@ -108,6 +125,8 @@ def write_tiny_gguf(path: Path, spec: TinySpec) -> Path:
     writer.add_unk_token_id(0)
     writer.add_add_bos_token(True)
     writer.add_add_eos_token(False)
+    writer.add_add_space_prefix(False)
+    writer.add_pooling_type(gguf.PoolingType.MEAN)
     for name, array in _weights(spec).items():
         writer.add_tensor(name, array)
     writer.write_header_to_file()

@@ -20,7 +20,16 @@ from starlette.routing import Router
 from starlette.types import Receive, Scope, Send
 
 from moc import errors as e
-from moc.gateway.http import jobs, leases, models, ollama, openai, openapi, system
+from moc.gateway.http import (
+    jobs,
+    leases,
+    models,
+    ollama,
+    ollama_manage,
+    openai,
+    openapi,
+    system,
+)
 from moc.gateway.http.errors import error_response, internal_error_response
 from moc.services import Services
 
@@ -38,6 +47,8 @@ ROUTES = [
     *leases.routes,
     *models.routes,
     *jobs.routes,
+    *ollama_manage.routes,
+    ollama_manage.fallback,  # last: any /api/… path no route above serves
 ]
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from moc.dispatch.choices import ask_each
 from moc.dispatch.request import InferenceRequest
 from moc.dispatch.service import Opened, Timing
 from moc.dispatch.upstream import UpstreamFailed
@@ -113,22 +114,25 @@ class Exchange:
         self.shape = shape
         self.watch: _DisconnectWatch | None = None
         self.started = False  # the response's status line has been sent
+        self.stage = "queued"  # then "running", once the scheduler admitted it
         self._asgi: tuple[Scope, Receive] | None = None  # set while it runs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._asgi = (scope, receive)
         s = self.services
         status = CLIENT_GONE
-        stage = "queued"
         self.watch = watch = _DisconnectWatch(receive)
         try:
             async with watch:
+                if self.request.n > 1:
+                    status = await self._answer_choices(send)
+                    return
                 try:
                     opened = await s.dispatcher.open(self.request, self.timing)
                 except MocError as exc:
                     status = await self.send_error(send, exc)
                     return
-                stage = "running"
+                self.stage = "running"
                 try:
                     status = await self.relay(opened, send, self.timing, self)
                 finally:
@@ -136,8 +140,30 @@ class Exchange:
         finally:
             model = self.request.model if s.models.knows(self.request.model) else "-"
             if watch.gone:
-                s.metrics.requests_abandoned.labels(model, stage).inc()
+                s.metrics.requests_abandoned.labels(model, self.stage).inc()
             s.metrics.request_done(model, self.api, status, time.monotonic() - self.timing.arrived)
+
+    async def _answer_choices(self, send: Send) -> int:
+        """``n`` > 1: each choice asked for on its own, answered as one whole body."""
+
+        def admitted() -> None:
+            self.stage = "running"
+
+        try:
+            status, body = await ask_each(
+                self.services.dispatcher, self.request, self.timing, admitted
+            )
+        except MocError as exc:
+            return await self.send_error(send, exc)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *self.timing.headers(),
+        ]
+        await self.start(send, status, headers)
+        self.finishing()
+        await send({"type": "http.response.body", "body": body})
+        return status
 
     async def send_error(self, send: Send, exc: MocError) -> int:
         response = error_response(exc, self.shape, self.timing.headers())

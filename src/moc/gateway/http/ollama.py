@@ -1,4 +1,4 @@
-"""Ollama-compatible routes: generate, chat, tags, ps, show, version.
+"""Ollama-compatible routes: generate, chat, embed, embeddings, tags, ps, show, version.
 
 Inference goes through the same dispatcher as the OpenAI routes; the answer is
 translated (:mod:`moc.gateway.ollama_wire`) into Ollama's objects, one JSON
@@ -45,7 +45,7 @@ def _error(exc: MocError, timing: Timing | None = None) -> Response:
 Handler = Callable[[Request], Awaitable[ASGIApp]]
 
 
-def _ollama_errors(handler: Handler) -> Handler:
+def ollama_errors(handler: Handler) -> Handler:
     async def wrapped(request: Request) -> ASGIApp:
         try:
             return await handler(request)
@@ -55,7 +55,11 @@ def _ollama_errors(handler: Handler) -> Handler:
     return wrapped
 
 
-async def _doc(request: Request, s: Services) -> dict[str, Any]:
+async def read_doc(
+    request: Request, s: Services, streams: bool = True, names: tuple[str, ...] = ("model", "name")
+) -> dict[str, Any]:
+    """The body as an object whose model (the first of ``names`` given) is in
+    ``model``; ``stream`` is checked where the route streams."""
     raw = await read_body(request, s.config.gateway.max_body)
     try:
         doc = orjson.loads(raw or b"{}")
@@ -63,10 +67,12 @@ async def _doc(request: Request, s: Services) -> dict[str, Any]:
         raise InvalidRequest("body", f"is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise InvalidRequest("body", "must be a JSON object", value=type(doc).__name__)
-    model = doc.get("model") or doc.get("name")
+    model = next((doc[n] for n in names if doc.get(n)), None)
     if not isinstance(model, str) or not model:
-        raise InvalidRequest("model", "is required: the name of a model moc serves", value=model)
+        raise InvalidRequest(names[0], "is required: the name of a model moc serves", value=model)
     doc["model"] = model
+    if not streams:
+        return doc
     stream = doc.get("stream", True)  # Ollama streams unless told not to
     if not isinstance(stream, bool):
         raise InvalidRequest("stream", "must be true or false", value=stream)
@@ -79,7 +85,7 @@ async def _infer(request: Request, chat: bool) -> ASGIApp:
     timing = Timing()
     s = services(request)
     try:
-        doc = await _doc(request, s)
+        doc = await read_doc(request, s)
         field = doc.pop("priority", None)
         priority = priority_of(request.headers.get("x-moc-priority"), field)
         empty = not doc.get("messages") if chat else not doc.get("prompt")
@@ -104,17 +110,30 @@ async def _infer(request: Request, chat: bool) -> ASGIApp:
 
 async def _load_or_unload(s: Services, doc: dict[str, Any], chat: bool) -> Response:
     """Ollama's empty request: load the model, or with keep_alive 0 unload it."""
+    out = wire.closing(doc["model"], chat, wire.Tally())
+    out["done_reason"] = await _keep_alive(s, doc)
+    return json(out)
+
+
+async def _keep_alive(s: Services, doc: dict[str, Any]) -> str:
+    """Load the model, or with keep_alive 0 unload it; says which ("load", "unload")."""
     name = doc["model"]
     s.models.view(name)
-    keep_alive = doc.get("keep_alive")
-    unload = keep_alive in (0, "0", "0s", "0m")
-    if unload:
+    if doc.get("keep_alive") in (0, "0", "0s", "0m"):
         await asyncio.shield(s.loader.unload(name, "keep_alive 0"))
-    else:
-        await asyncio.shield(s.loader.ensure_loaded(name, explicit=True))
-    out = wire.closing(name, chat, wire.Tally())
-    out["done_reason"] = "unload" if unload else "load"
-    return json(out)
+        return "unload"
+    await asyncio.shield(s.loader.ensure_loaded(name, explicit=True))
+    return "load"
+
+
+async def _send_whole(
+    exchange: Exchange, send: Send, status: int, data: bytes, headers: list[tuple[bytes, bytes]]
+) -> int:
+    headers.append((b"content-length", str(len(data)).encode()))
+    await exchange.start(send, status, headers)
+    exchange.finishing()
+    await send({"type": "http.response.body", "body": data})
+    return status
 
 
 async def _relay(opened: Opened, send: Send, timing: Timing, exchange: Exchange, chat: bool) -> int:
@@ -140,11 +159,7 @@ async def _relay(opened: Opened, send: Send, timing: Timing, exchange: Exchange,
             data += b"\n"
         else:
             headers[0] = (b"content-type", b"application/json")
-        headers.append((b"content-length", str(len(data)).encode()))
-        await exchange.start(send, status, headers)
-        exchange.finishing()
-        await send({"type": "http.response.body", "body": data})
-        return status
+        return await _send_whole(exchange, send, status, data, headers)
     await exchange.start(send, reply.status, headers)
     buffer = bytearray()
     try:
@@ -177,14 +192,81 @@ async def _relay(opened: Opened, send: Send, timing: Timing, exchange: Exchange,
     return reply.status
 
 
-@_ollama_errors
+@ollama_errors
 async def generate(request: Request) -> ASGIApp:
     return await _infer(request, chat=False)
 
 
-@_ollama_errors
+@ollama_errors
 async def chat(request: Request) -> ASGIApp:
     return await _infer(request, chat=True)
+
+
+# --- embeddings ------------------------------------------------------------------
+async def _embed(request: Request, legacy: bool) -> ASGIApp:
+    """/api/embed (``input``: a text or a list), or the older /api/embeddings
+    (``prompt``: one text). No text loads the model and answers no embeddings,
+    as Ollama does."""
+    timing = Timing()
+    s = services(request)
+    try:
+        doc = await read_doc(request, s, streams=False)
+        priority = priority_of(request.headers.get("x-moc-priority"), doc.pop("priority", None))
+        dims = None
+        if legacy:
+            prompt = doc.get("prompt")
+            if prompt is not None and not isinstance(prompt, str):
+                raise InvalidRequest("prompt", "must be a string", value=type(prompt).__name__)
+            texts = [prompt] if prompt else []
+        else:
+            texts = wire.embed_inputs(doc)
+            dims = wire.embed_dimensions(doc)
+        if not texts:
+            await _keep_alive(s, doc)
+            return json({"embedding": []} if legacy else {"model": doc["model"], "embeddings": []})
+    except MocError as exc:
+        response = _error(exc, timing)
+        s.metrics.request_done("-", "ollama", response.status_code, 0.0)
+        return response
+    body = wire.embeddings_body(doc["model"], texts)
+    parsed = InferenceRequest(Endpoint.EMBEDDING, doc["model"], priority, False, body, None)
+
+    async def relay(opened: Opened, send: Send, timing: Timing, exchange: Exchange) -> int:
+        return await _relay_embed(opened, send, timing, exchange, legacy, dims)
+
+    return Exchange(s, parsed, "ollama", relay, timing, ollama_error_body)
+
+
+async def _relay_embed(
+    opened: Opened, send: Send, timing: Timing, exchange: Exchange, legacy: bool, dims: int | None
+) -> int:
+    reply = opened.reply
+    try:
+        body = await reply.read()
+    except UpstreamFailed as exc:
+        failed = exchange.services.dispatcher.stream_failed(opened, exc)
+        return await exchange.send_error(send, failed)
+    out: dict[str, Any]
+    if reply.status >= 400:
+        out = {"error": error_message(body)}
+    elif legacy:
+        found = wire.vectors(orjson.loads(body))
+        out = {"embedding": found[0] if found else []}
+    else:
+        tally = wire.Tally(started=timing.arrived, load_s=timing.load_s)
+        out = wire.embed_answer(orjson.loads(body), exchange.request.model, dims, tally)
+    headers = [(b"content-type", b"application/json"), *timing.headers()]
+    return await _send_whole(exchange, send, reply.status, orjson.dumps(out), headers)
+
+
+@ollama_errors
+async def embed(request: Request) -> ASGIApp:
+    return await _embed(request, legacy=False)
+
+
+@ollama_errors
+async def embeddings(request: Request) -> ASGIApp:
+    return await _embed(request, legacy=True)
 
 
 # --- listing ---------------------------------------------------------------------
@@ -262,7 +344,7 @@ async def ps(request: Request) -> Response:
     return json({"models": rows})
 
 
-@_ollama_errors
+@ollama_errors
 async def show(request: Request) -> ASGIApp:
     s = services(request)
     raw = await read_body(request, s.config.gateway.max_body)
@@ -295,7 +377,9 @@ async def show(request: Request) -> ASGIApp:
             "template": "",
             "details": await _details(s, model),
             "model_info": info,
-            "capabilities": ["completion"],
+            "capabilities": ["completion", "embedding"]
+            if model.spec.embeddings
+            else ["completion"],
             "modified_at": when,
         }
     )
@@ -308,6 +392,8 @@ async def version(request: Request) -> Response:
 routes = [
     Route("/api/generate", RawEndpoint(generate), methods=["POST"]),
     Route("/api/chat", RawEndpoint(chat), methods=["POST"]),
+    Route("/api/embed", RawEndpoint(embed), methods=["POST"]),
+    Route("/api/embeddings", RawEndpoint(embeddings), methods=["POST"]),
     Route("/api/tags", tags, methods=["GET"]),
     Route("/api/ps", ps, methods=["GET"]),
     Route("/api/show", show, methods=["POST"]),
