@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -18,9 +18,14 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from moc import errors as e
+from moc import wire
 from moc.telemetry.logs import event
+from moc.wire.errors import ErrorType
 
 log = logging.getLogger(__name__)
+
+# Writes an error as one of the envelopes (error_body, ollama_error_body).
+Shape = Callable[[e.MocError], Mapping[str, Any]]
 
 # Most specific first: the first class in an error's MRO found here wins.
 _STATUS: dict[type[e.MocError], int] = {
@@ -44,13 +49,13 @@ def http_status(err: e.MocError) -> int:
     return 500
 
 
-def _type_for(status: int) -> str:
+def _type_for(status: int) -> ErrorType:
     if status == 429:
         return "rate_limit_error"
     return "invalid_request_error" if status < 500 else "server_error"
 
 
-def error_body(err: e.MocError) -> dict[str, Any]:
+def error_body(err: e.MocError) -> wire.Error:
     status = http_status(err)
     return {
         "error": {
@@ -64,7 +69,7 @@ def error_body(err: e.MocError) -> dict[str, Any]:
     }
 
 
-def ollama_error_body(err: e.MocError) -> dict[str, Any]:
+def ollama_error_body(err: e.MocError) -> wire.OllamaError:
     """Ollama's error shape (``{"error": "message"}``), with moc's code beside it."""
     return {"error": err.message, "code": err.code, "src": "moc", "details": err.details}
 
@@ -80,7 +85,7 @@ def error_headers(err: e.MocError) -> dict[str, str]:
 
 def error_response(
     err: e.MocError,
-    shape: Callable[[e.MocError], dict[str, Any]] = error_body,
+    shape: Shape = error_body,
     extra_headers: Iterable[tuple[bytes, bytes]] = (),
 ) -> Response:
     """The error in ``shape`` (OpenAI's envelope, or Ollama's), with its status
@@ -95,15 +100,13 @@ def error_response(
     return response
 
 
-def error_json(
-    err: e.MocError, shape: Callable[[e.MocError], dict[str, Any]] = error_body
-) -> bytes:
+def error_json(err: e.MocError, shape: Shape = error_body) -> bytes:
     """The error in ``shape`` as JSON: the one writer of every error body,
     whole answers and stream events alike."""
     return _dumps(shape(err))
 
 
-def _dumps(body: dict[str, Any]) -> bytes:
+def _dumps(body: Mapping[str, Any]) -> bytes:
     """The value a client sent may be an integer JSON allows and orjson cannot
     write (past 64 bits); such integers are written as strings rather than
     turning the answer into a 500."""

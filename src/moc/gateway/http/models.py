@@ -7,7 +7,6 @@ OpenAI clients can read it, and adds moc's fields to each entry.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,26 +17,25 @@ from moc.gateway.http.respond import json, services
 from moc.gateway.views import model_view, sizing_view, spec_view
 from moc.lifecycle.manager import ModelManager, Slot
 from moc.models.gguf_facts import GgufError
+from moc.wire import Model, ModelDetail, ModelUnloaded
 
 
-def _row(m: ModelManager, slot: Slot, started_at: float) -> dict[str, Any]:
+def _row(m: ModelManager, slot: Slot, started_at: float) -> Model:
     return model_view(slot, m.unload_in(slot), started_at)
 
 
-async def _detail(request: Request, name: str) -> dict[str, Any]:
+async def _detail(request: Request, name: str) -> ModelDetail:
     s = services(request)
     slot = s.models.slot(name)
-    view = _row(s.models, slot, s.started_at)
-    view["spec"] = spec_view(slot.spec)
+    row = _row(s.models, slot, s.started_at)
+    spec = spec_view(slot.spec)
     if slot.spec.remote:  # moc neither places nor sizes a server it did not start
-        view["size"], view["size_error"] = None, None
-        return view
+        return {**row, "spec": spec, "size": None, "size_error": None}
     try:
-        view["size"] = sizing_view(await s.models.sizing(name))
-        view["size_error"] = None
+        size = sizing_view(await s.models.sizing(name))
     except (GgufError, OllamaError) as exc:
-        view["size"], view["size_error"] = None, str(exc)
-    return view
+        return {**row, "spec": spec, "size": None, "size_error": str(exc)}
+    return {**row, "spec": spec, "size": size, "size_error": None}
 
 
 async def list_models(request: Request) -> Response:
@@ -64,9 +62,8 @@ async def unload(request: Request) -> Response:
     s = services(request)
     name = request.path_params["name"]
     was_loaded = await asyncio.shield(s.models.unload(name))
-    view = await _detail(request, name)
-    view["unloaded"] = was_loaded
-    return json(view)
+    unloaded: ModelUnloaded = {**await _detail(request, name), "unloaded": was_loaded}
+    return json(unloaded)
 
 
 routes = [
