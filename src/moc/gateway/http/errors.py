@@ -7,10 +7,12 @@ plus ``"src": "moc"`` so clients can tell moc's errors from a backend's, and
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -43,10 +45,57 @@ _STATUS: dict[type[e.MocError], int] = {
 
 
 def http_status(err: e.MocError) -> int:
-    for cls in type(err).__mro__:
+    return status_of(type(err))
+
+
+def status_of(kind: type[e.MocError]) -> int:
+    for cls in kind.__mro__:
         if cls in _STATUS:
             return _STATUS[cls]
     return 500
+
+
+@dataclass(frozen=True)
+class ErrorKind:
+    """One error code as HTTP answers it: a row of the error tables in the
+    OpenAPI document and docs/api.md, both built from this mapping."""
+
+    cls: type[e.MocError]
+    code: str
+    status: int
+    retry_after: bool  # the answer carries Retry-After
+    meaning: str  # the class docstring's first paragraph
+
+
+# Raised at startup, never answered to a client.
+_NEVER_ANSWERED = (e.ConfigError,)
+
+
+def error_kinds() -> list[ErrorKind]:
+    """Every code a client can get, in the order of the tree in :mod:`moc.errors`."""
+    kinds: list[ErrorKind] = []
+
+    def visit(cls: type[e.MocError]) -> None:
+        if cls in _NEVER_ANSWERED:
+            return
+        doc = inspect.cleandoc(cls.__doc__ or "").split("\n\n")[0]
+        meaning = " ".join(doc.split())
+        kinds.append(ErrorKind(cls, cls.code, status_of(cls), _retries(cls), meaning))
+        for sub in cls.__subclasses__():
+            visit(sub)
+
+    visit(e.MocError)
+    return kinds
+
+
+def _retries(cls: type[e.MocError]) -> bool:
+    """What :func:`error_headers` does for errors of ``cls``: Retry-After on
+    every Unavailable, and where ``retry_after_s`` is positive, which it is by
+    default for the classes that take one (ExceedsCapacity sets 0: never)."""
+    if issubclass(cls, e.Unavailable):
+        return True
+    param = inspect.signature(cls.__init__).parameters.get("retry_after_s")
+    return param is not None and isinstance(param.default, float) and param.default > 0
 
 
 def _type_for(status: int) -> ErrorType:
