@@ -39,7 +39,11 @@ from typing import Any, ClassVar
 
 
 class MocError(Exception):
-    """Base of every error moc raises on purpose."""
+    """Answered as itself (code ``internal``): a bug; the message carries a
+    reference to moc's log.
+
+    The base of every error moc raises on purpose.
+    """
 
     code: ClassVar[str] = "internal"
 
@@ -53,7 +57,8 @@ class MocError(Exception):
 
 
 class InvalidRequest(MocError):
-    """A request field is missing, of the wrong type or out of range.
+    """A request field is missing, of the wrong type or out of range; the message
+    names the field, the limit and the value.
 
     ``field`` names it (dotted for nested fields), ``limit`` the bound it broke
     and ``value`` what was sent, so the message can say all three.
@@ -68,22 +73,32 @@ class InvalidRequest(MocError):
 
 
 class NotFound(MocError):
+    """No such route."""
+
     code = "not_found"
 
 
 class DeviceNotFound(NotFound):
+    """No such device."""
+
     code = "device_not_found"
 
 
 class ModelNotFound(NotFound):
+    """No such model in the catalog; the message lists the known ones."""
+
     code = "model_not_found"
 
 
 class JobNotFound(NotFound):
+    """No such job (or it finished more than ``jobs.keep_s`` ago)."""
+
     code = "job_not_found"
 
 
 class LeaseNotFound(NotFound):
+    """No such lease."""
+
     code = "lease_not_found"
 
 
@@ -94,6 +109,8 @@ class LeaseExpired(LeaseNotFound):
 
 
 class LeaseReleased(LeaseNotFound):
+    """The lease was released."""
+
     code = "lease_released"
 
 
@@ -104,11 +121,14 @@ class LeaseRevoked(MocError):
 
 
 class FencingTokenMismatch(MocError):
+    """The caller's fencing token is not the lease's."""
+
     code = "fencing_token_mismatch"
 
 
 class InsufficientMemory(MocError):
-    """Not enough free memory now; ``retry_after_s`` says when to try again."""
+    """Not enough free memory now (for a model: even after evicting every idle,
+    unpinned model); ``retry_after_s`` says when to try again."""
 
     code = "insufficient_memory"
 
@@ -118,7 +138,8 @@ class InsufficientMemory(MocError):
 
 
 class ExceedsCapacity(InsufficientMemory):
-    """The request is larger than any eligible device's capacity: it can never fit."""
+    """The request is larger than any eligible device's capacity: it can never
+    fit. For a model the message names the bytes needed and the largest capacity."""
 
     code = "exceeds_capacity"
 
@@ -127,6 +148,8 @@ class ExceedsCapacity(InsufficientMemory):
 
 
 class QueueFull(MocError):
+    """Too many requests waiting: a priority's queue, lease waiters, or unfinished jobs."""
+
     code = "queue_full"
 
     def __init__(self, message: str, *, retry_after_s: float = 1.0, **details: Any) -> None:
@@ -143,10 +166,14 @@ class ModelFileInvalid(MocError):
 
 
 class Unavailable(MocError):
+    """moc, or a part it needs, cannot serve now."""
+
     code = "unavailable"
 
 
 class ShuttingDown(Unavailable):
+    """moc is stopping."""
+
     code = "shutting_down"
 
 
@@ -157,25 +184,27 @@ class StoreUnavailable(Unavailable):
 
 
 class QueueTimeout(Unavailable):
-    """The request waited in the queue past its deadline and was not sent."""
+    """The request waited its priority's ``timeout_s`` in the queue and was not sent."""
 
     code = "queue_timeout"
 
 
 class BackendUnavailable(Unavailable):
-    """A model's runtime is not serving (stopping, restarting, or gone)."""
+    """A model's runtime is not serving (stopping, restarting, or gone), or failed
+    mid-answer (then as the stream's last event)."""
 
     code = "backend_unavailable"
 
 
 class LoadFailed(BackendUnavailable):
-    """The runtime did not become ready; ``details`` has the log's last lines."""
+    """The runtime did not become ready; the message has its log's last lines,
+    ``details.out_of_memory`` says whether it ran out of memory."""
 
     code = "load_failed"
 
 
 class ModelDegraded(BackendUnavailable):
-    """The model failed too many times in a row; an operator must load it again."""
+    """The model failed too many times in a row; load it explicitly after fixing the cause."""
 
     code = "model_degraded"
 
@@ -192,7 +221,8 @@ class CircuitOpen(BackendUnavailable):
 
 class UpstreamTimeout(BackendUnavailable):
     """The backend sent nothing for ``gateway.upstream_timeout_s``; the request
-    is not sent again, since the backend may still be working on it."""
+    is not sent again, since the backend may still be working on it (also as a
+    stream's last event)."""
 
     code = "upstream_timeout"
 

@@ -1,24 +1,31 @@
-"""How leases, devices and models are shown to clients, the same on every transport."""
+"""How leases, devices and models are shown to clients, the same on every transport.
+
+Each view builds a plain dict whose shape is written once in :mod:`moc.wire`;
+the annotation is all it costs (lease views sit on the acquire and list paths).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from moc.devices.probe import DeviceInfo
-from moc.jobs.model import Job
-from moc.leases.model import Lease
+from moc.jobs import model as jobs
+from moc.leases import model as leases
 from moc.ledger import DeviceView
 from moc.lifecycle.slot import ModelView
 from moc.models.catalog import Sizing
 from moc.models.spec import ModelSpec
+from moc.wire import Device, Job, Lease, Model, ModelSize
+from moc.wire.jobs import PriorityLabel
+from moc.wire.models import SizeSource
 
 
 def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def lease_view(lease: Lease, now: float, used: int | None, over_limit: bool) -> dict[str, Any]:
+def lease_view(lease: leases.Lease, now: float, used: int | None, over_limit: bool) -> Lease:
     return {
         "id": lease.id,
         "device": lease.device,
@@ -37,7 +44,7 @@ def lease_view(lease: Lease, now: float, used: int | None, over_limit: bool) -> 
     }
 
 
-def device_view(info: DeviceInfo, view: DeviceView) -> dict[str, Any]:
+def device_view(info: DeviceInfo, view: DeviceView) -> Device:
     return {
         "id": info.id,
         "kind": info.kind,
@@ -57,7 +64,7 @@ def device_view(info: DeviceInfo, view: DeviceView) -> dict[str, Any]:
     }
 
 
-def model_view(model: ModelView, started_at: float) -> dict[str, Any]:
+def model_view(model: ModelView, started_at: float) -> Model:
     """One model as ``GET /v1/models`` lists it: OpenAI's fields, then moc's."""
     spec = model.spec
     return {
@@ -85,11 +92,13 @@ def model_view(model: ModelView, started_at: float) -> dict[str, Any]:
     }
 
 
-def sizing_view(sizing: Sizing) -> dict[str, Any]:
+def sizing_view(sizing: Sizing) -> ModelSize:
     est = sizing.estimate
     return {
         "bytes": sizing.bytes,
-        "source": sizing.source,
+        # Sizing.source and Priority.label are typed str; tests/wire keeps the
+        # wire's Literal sets equal to the values they take.
+        "source": cast(SizeSource, sizing.source),
         "estimate": {
             "weights_bytes": est.weights,
             "kv_cache_bytes": est.kv_cache,
@@ -120,12 +129,12 @@ def _output(result: dict[str, Any] | None) -> str | None:
     return content if isinstance(content, str) else None
 
 
-def job_view(job: Job) -> dict[str, Any]:
+def job_view(job: jobs.Job) -> Job:
     return {
         "job_id": job.id,
         "object": "job",
         "model": job.model,
-        "priority": job.priority.label,
+        "priority": cast(PriorityLabel, job.priority.label),
         "status": job.status.value,
         "metadata": job.metadata,
         "attempts": job.attempts,

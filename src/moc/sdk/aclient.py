@@ -1,9 +1,13 @@
-"""The asyncio client; the same surface as :class:`moc.Client`, awaited."""
+"""The asyncio client, ``moc.AsyncClient``.
+
+``client.py`` is generated from this file by ``scripts/unasync.py``: edit
+here, then run it. The one part written twice, renewing a held lease in the
+background, is :mod:`moc.sdk.background`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from types import TracebackType
@@ -11,7 +15,8 @@ from typing import Any
 
 import httpx
 
-from moc import errors
+from moc import errors, wire
+from moc.sdk.background import AsyncTicker
 from moc.sdk.wire import (
     LOST,
     LeaseInfo,
@@ -28,6 +33,13 @@ log = logging.getLogger(__name__)
 
 
 class AsyncClient:
+    """A connection to a moc daemon (``MOC_URL``, default http://127.0.0.1:8008).
+
+    Every method raises the error moc reported, from :mod:`moc.errors`
+    (``InsufficientMemory``, ``LeaseExpired``, …), or ``Unavailable`` when moc
+    cannot be reached.
+    """
+
     def __init__(self, url: str | None = None, *, timeout: float = 30.0) -> None:
         self.url = base_url(url)
         self._timeout = timeout
@@ -40,30 +52,39 @@ class AsyncClient:
             raise unreachable(self.url, exc) from exc
         return check(response)
 
+    # The answers are moc.wire's shapes (Health, Device, Model, ModelDetail,
+    # Job, Stats), typed as plain dicts for callers that index them freely.
+
     async def health(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("GET", "/health")
         return result
 
     async def devices(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = (await self._call("GET", "/v1/devices"))["devices"]
+        answer = await self._call("GET", "/v1/devices")
+        result: list[dict[str, Any]] = answer["devices"]
         return result
 
     async def models(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = (await self._call("GET", "/v1/models"))["data"]
+        """Every model in the catalog with its state (``GET /v1/models``)."""
+        answer = await self._call("GET", "/v1/models")
+        result: list[dict[str, Any]] = answer["data"]
         return result
 
     async def model(self, name: str) -> dict[str, Any]:
+        """One model: spec, state, and its estimated and measured size."""
         result: dict[str, Any] = await self._call("GET", f"/v1/models/{name}")
         return result
 
     async def load(self, name: str, *, timeout_s: float | None = 600.0) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(
-            "POST", f"/v1/models/{name}/load", timeout=timeout_s
-        )
+        """Load ``name`` and wait until it serves (evicting idle models if needed)."""
+        path = f"/v1/models/{name}/load"
+        result: dict[str, Any] = await self._call("POST", path, timeout=timeout_s)
         return result
 
     async def unload(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call("POST", f"/v1/models/{name}/unload", timeout=None)
+        """Stop ``name``'s runtime; ``unloaded`` is false when it was not loaded."""
+        path = f"/v1/models/{name}/unload"
+        result: dict[str, Any] = await self._call("POST", path, timeout=None)
         return result
 
     async def submit_job(
@@ -77,15 +98,21 @@ class AsyncClient:
         options: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Queue an async job (``POST /v1/jobs``); returns it with its ``job_id``."""
-        result: dict[str, Any] = await self._call(
-            "POST",
-            "/v1/jobs",
-            json=job_body(model, prompt, messages, priority, metadata, options),
-        )
+        body = job_body(model, prompt, messages, priority, metadata, options)
+        result: dict[str, Any] = await self._call("POST", "/v1/jobs", json=body)
         return result
 
     async def job(self, job_id: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("GET", f"/v1/jobs/{job_id}")
+        return result
+
+    async def jobs(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Jobs, newest first (``GET /v1/jobs``)."""
+        params: dict[str, Any] = {"limit": limit}
+        if status is not None:
+            params["status"] = status
+        answer = await self._call("GET", "/v1/jobs", params=params)
+        result: list[dict[str, Any]] = answer["data"]
         return result
 
     async def cancel_job(self, job_id: str) -> dict[str, Any]:
@@ -93,6 +120,7 @@ class AsyncClient:
         return result
 
     async def stats(self) -> dict[str, Any]:
+        """Queues by status and priority, loaded models and devices (``GET /v1/stats``)."""
         result: dict[str, Any] = await self._call("GET", "/v1/stats")
         return result
 
@@ -121,26 +149,27 @@ class AsyncClient:
             preemptible=preemptible,
         )
         timeout = self._timeout + (wait_s or 0.0)
-        data = await self._call("POST", "/v1/leases", json=body, timeout=timeout)
+        data: wire.Lease = await self._call("POST", "/v1/leases", json=body, timeout=timeout)
         return LeaseInfo.from_json(data)
 
     async def renew(
         self, lease_id: str, *, ttl_s: float | None = None, fencing_token: int | None = None
     ) -> LeaseInfo:
         body = {k: v for k, v in (("ttl_s", ttl_s), ("fencing_token", fencing_token)) if v}
-        data = await self._call("POST", f"/v1/leases/{lease_id}/renew", json=body)
+        data: wire.Lease = await self._call("POST", f"/v1/leases/{lease_id}/renew", json=body)
         return LeaseInfo.from_json(data)
 
     async def release(self, lease_id: str, *, fencing_token: int | None = None) -> LeaseInfo:
         params = {"fencing_token": fencing_token} if fencing_token is not None else None
-        data = await self._call("DELETE", f"/v1/leases/{lease_id}", params=params)
+        path = f"/v1/leases/{lease_id}"
+        data: wire.LeaseReleased = await self._call("DELETE", path, params=params)
         return LeaseInfo.from_json(data["lease"])
 
     async def leases(
         self, *, device: str | None = None, holder: str | None = None
     ) -> list[LeaseInfo]:
         params = {k: v for k, v in (("device", device), ("holder", holder)) if v}
-        data = await self._call("GET", "/v1/leases", params=params)
+        data: wire.LeaseList = await self._call("GET", "/v1/leases", params=params)
         return [LeaseInfo.from_json(lease) for lease in data["leases"]]
 
     def lease(
@@ -158,8 +187,8 @@ class AsyncClient:
         renew_every_s: float | None = None,
         on_lost: Callable[[errors.MocError], None] | None = None,
     ) -> AsyncHeldLease:
-        """``async with client.lease(mb=…) as lease:`` — acquired on entry,
-        renewed by a background task, released on exit."""
+        """A lease held for an ``async with`` block: acquired on entry, renewed in
+        the background, released on exit (also when the block raises)."""
         return AsyncHeldLease(
             self,
             {
@@ -188,8 +217,13 @@ class AsyncClient:
 
 
 class AsyncHeldLease:
-    """The asyncio twin of :class:`moc.sdk.client.HeldLease`; ``lost`` is an
-    ``asyncio.Event`` a task can wait on."""
+    """A lease kept alive by a background task while an ``async with`` block runs.
+
+    If moc says the lease is gone (expired, revoked by a higher priority),
+    renewing stops, ``lost`` (an ``asyncio.Event``) is set, ``lost_reason``
+    holds the error and ``on_lost`` is called from the renew task. Code that
+    must not run without its memory should call :meth:`check` at safe points.
+    """
 
     def __init__(
         self,
@@ -202,7 +236,7 @@ class AsyncHeldLease:
         self._request = request
         self._every = renew_every_s
         self._on_lost = on_lost
-        self._task: asyncio.Task[None] | None = None
+        self._ticker: AsyncTicker | None = None
         self.lost = asyncio.Event()
         self.lost_reason: errors.MocError | None = None
         self.info: LeaseInfo | None = None
@@ -213,30 +247,34 @@ class AsyncHeldLease:
         return self.info.id
 
     def check(self) -> None:
+        """Raise the reason if the lease was lost."""
         if self.lost_reason is not None:
             raise self.lost_reason
 
-    async def _renew_loop(self, every: float) -> None:
-        while True:
-            await asyncio.sleep(every)
-            assert self.info is not None
-            try:
-                self.info = await self._client.renew(
-                    self.info.id, fencing_token=self.info.fencing_token
-                )
-            except LOST as err:
-                self.lost_reason = err
-                self.lost.set()
-                if self._on_lost is not None:
-                    self._on_lost(err)
-                return
-            except errors.MocError as err:
-                log.warning("lease %s: renew failed, will retry: %s", self.info.id, err)
+    async def _renew(self) -> bool:
+        """One renewal; False once the lease is gone for good."""
+        assert self.info is not None
+        try:
+            self.info = await self._client.renew(
+                self.info.id, fencing_token=self.info.fencing_token
+            )
+        except LOST as err:
+            self.lost_reason = err
+            self.lost.set()
+            if self._on_lost is not None:
+                self._on_lost(err)
+            return False
+        except errors.MocError as err:
+            # moc unreachable or busy: try again next tick; the TTL is there
+            # for exactly this.
+            log.warning("lease %s: renew failed, will retry: %s", self.info.id, err)
+        return True
 
     async def __aenter__(self) -> AsyncHeldLease:
         self.info = await self._client.acquire(**self._request)
         every = renew_interval(self.info.ttl_s, self._every)
-        self._task = asyncio.create_task(self._renew_loop(every))
+        self._ticker = AsyncTicker(self._renew, every, f"moc-lease-{self.info.id[:8]}")
+        self._ticker.start()
         return self
 
     async def __aexit__(
@@ -245,15 +283,14 @@ class AsyncHeldLease:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._ticker is not None:
+            await self._ticker.stop()
         if self.info is None or self.lost.is_set():
             return
         try:
             await self._client.release(self.info.id, fencing_token=self.info.fencing_token)
         except LOST:
-            pass
+            pass  # already gone: nothing to give back
         except errors.MocError as err:
+            # Never mask the block's own exception; the TTL reclaims the lease.
             log.warning("lease %s: release failed, it will expire by TTL: %s", self.info.id, err)

@@ -1,4 +1,9 @@
-"""The synchronous client."""
+"""The synchronous client, ``moc.Client``.
+
+Generated from ``aclient.py`` by ``scripts/unasync.py``: edit that
+file, then run it. The one part written twice, renewing a held lease in the
+background, is :mod:`moc.sdk.background`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from typing import Any
 
 import httpx
 
-from moc import errors
+from moc import errors, wire
+from moc.sdk.background import ThreadTicker
 from moc.sdk.wire import (
     LOST,
     LeaseInfo,
@@ -46,17 +52,22 @@ class Client:
             raise unreachable(self.url, exc) from exc
         return check(response)
 
+    # The answers are moc.wire's shapes (Health, Device, Model, ModelDetail,
+    # Job, Stats), typed as plain dicts for callers that index them freely.
+
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "/health")
         return result
 
     def devices(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call("GET", "/v1/devices")["devices"]
+        answer = self._call("GET", "/v1/devices")
+        result: list[dict[str, Any]] = answer["devices"]
         return result
 
     def models(self) -> list[dict[str, Any]]:
         """Every model in the catalog with its state (``GET /v1/models``)."""
-        result: list[dict[str, Any]] = self._call("GET", "/v1/models")["data"]
+        answer = self._call("GET", "/v1/models")
+        result: list[dict[str, Any]] = answer["data"]
         return result
 
     def model(self, name: str) -> dict[str, Any]:
@@ -66,11 +77,14 @@ class Client:
 
     def load(self, name: str, *, timeout_s: float | None = 600.0) -> dict[str, Any]:
         """Load ``name`` and wait until it serves (evicting idle models if needed)."""
-        result: dict[str, Any] = self._call("POST", f"/v1/models/{name}/load", timeout=timeout_s)
+        path = f"/v1/models/{name}/load"
+        result: dict[str, Any] = self._call("POST", path, timeout=timeout_s)
         return result
 
     def unload(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", f"/v1/models/{name}/unload", timeout=None)
+        """Stop ``name``'s runtime; ``unloaded`` is false when it was not loaded."""
+        path = f"/v1/models/{name}/unload"
+        result: dict[str, Any] = self._call("POST", path, timeout=None)
         return result
 
     def submit_job(
@@ -93,10 +107,12 @@ class Client:
         return result
 
     def jobs(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Jobs, newest first (``GET /v1/jobs``)."""
         params: dict[str, Any] = {"limit": limit}
         if status is not None:
             params["status"] = status
-        result: list[dict[str, Any]] = self._call("GET", "/v1/jobs", params=params)["data"]
+        answer = self._call("GET", "/v1/jobs", params=params)
+        result: list[dict[str, Any]] = answer["data"]
         return result
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
@@ -133,23 +149,25 @@ class Client:
             preemptible=preemptible,
         )
         timeout = self._timeout + (wait_s or 0.0)
-        return LeaseInfo.from_json(self._call("POST", "/v1/leases", json=body, timeout=timeout))
+        data: wire.Lease = self._call("POST", "/v1/leases", json=body, timeout=timeout)
+        return LeaseInfo.from_json(data)
 
     def renew(
         self, lease_id: str, *, ttl_s: float | None = None, fencing_token: int | None = None
     ) -> LeaseInfo:
         body = {k: v for k, v in (("ttl_s", ttl_s), ("fencing_token", fencing_token)) if v}
-        return LeaseInfo.from_json(self._call("POST", f"/v1/leases/{lease_id}/renew", json=body))
+        data: wire.Lease = self._call("POST", f"/v1/leases/{lease_id}/renew", json=body)
+        return LeaseInfo.from_json(data)
 
     def release(self, lease_id: str, *, fencing_token: int | None = None) -> LeaseInfo:
         params = {"fencing_token": fencing_token} if fencing_token is not None else None
-        return LeaseInfo.from_json(
-            self._call("DELETE", f"/v1/leases/{lease_id}", params=params)["lease"]
-        )
+        path = f"/v1/leases/{lease_id}"
+        data: wire.LeaseReleased = self._call("DELETE", path, params=params)
+        return LeaseInfo.from_json(data["lease"])
 
     def leases(self, *, device: str | None = None, holder: str | None = None) -> list[LeaseInfo]:
         params = {k: v for k, v in (("device", device), ("holder", holder)) if v}
-        data = self._call("GET", "/v1/leases", params=params)
+        data: wire.LeaseList = self._call("GET", "/v1/leases", params=params)
         return [LeaseInfo.from_json(lease) for lease in data["leases"]]
 
     def lease(
@@ -167,8 +185,8 @@ class Client:
         renew_every_s: float | None = None,
         on_lost: Callable[[errors.MocError], None] | None = None,
     ) -> HeldLease:
-        """A lease held for a ``with`` block: acquired on entry, renewed in the
-        background, released on exit (also when the block raises)."""
+        """A lease held for a ``with`` block: acquired on entry, renewed in
+        the background, released on exit (also when the block raises)."""
         return HeldLease(
             self,
             {
@@ -200,9 +218,9 @@ class HeldLease:
     """A lease kept alive by a background thread while a ``with`` block runs.
 
     If moc says the lease is gone (expired, revoked by a higher priority),
-    renewing stops, ``lost`` is set, ``lost_reason`` holds the error and
-    ``on_lost`` is called from the renew thread. Code that must not run
-    without its memory should call :meth:`check` at safe points.
+    renewing stops, ``lost`` (a ``threading.Event``) is set, ``lost_reason``
+    holds the error and ``on_lost`` is called from the renew thread. Code that
+    must not run without its memory should call :meth:`check` at safe points.
     """
 
     def __init__(
@@ -216,8 +234,7 @@ class HeldLease:
         self._request = request
         self._every = renew_every_s
         self._on_lost = on_lost
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker: ThreadTicker | None = None
         self.lost = threading.Event()
         self.lost_reason: errors.MocError | None = None
         self.info: LeaseInfo | None = None
@@ -232,32 +249,28 @@ class HeldLease:
         if self.lost_reason is not None:
             raise self.lost_reason
 
-    def _renew_loop(self, every: float) -> None:
-        while not self._stop.wait(every):
-            assert self.info is not None
-            try:
-                self.info = self._client.renew(self.info.id, fencing_token=self.info.fencing_token)
-            except LOST as err:
-                self.lost_reason = err
-                self.lost.set()
-                if self._on_lost is not None:
-                    self._on_lost(err)
-                return
-            except errors.MocError as err:
-                # moc unreachable or busy: try again next tick; the TTL is
-                # there for exactly this.
-                log.warning("lease %s: renew failed, will retry: %s", self.info.id, err)
+    def _renew(self) -> bool:
+        """One renewal; False once the lease is gone for good."""
+        assert self.info is not None
+        try:
+            self.info = self._client.renew(self.info.id, fencing_token=self.info.fencing_token)
+        except LOST as err:
+            self.lost_reason = err
+            self.lost.set()
+            if self._on_lost is not None:
+                self._on_lost(err)
+            return False
+        except errors.MocError as err:
+            # moc unreachable or busy: try again next tick; the TTL is there
+            # for exactly this.
+            log.warning("lease %s: renew failed, will retry: %s", self.info.id, err)
+        return True
 
     def __enter__(self) -> HeldLease:
         self.info = self._client.acquire(**self._request)
         every = renew_interval(self.info.ttl_s, self._every)
-        self._thread = threading.Thread(
-            target=self._renew_loop,
-            args=(every,),
-            name=f"moc-lease-{self.info.id[:8]}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._ticker = ThreadTicker(self._renew, every, f"moc-lease-{self.info.id[:8]}")
+        self._ticker.start()
         return self
 
     def __exit__(
@@ -266,9 +279,8 @@ class HeldLease:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        if self._ticker is not None:
+            self._ticker.stop()
         if self.info is None or self.lost.is_set():
             return
         try:

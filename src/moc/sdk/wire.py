@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +28,13 @@ def default_holder() -> str:
 
 @dataclass(frozen=True)
 class LeaseInfo:
+    """A lease as the SDK hands it out: :class:`moc.wire.Lease` with attributes.
+
+    Its fields are the wire shape's, in order and with the same types
+    (tests/sdk/test_lease_info.py keeps them so); a field moc adds later is
+    dropped here rather than failing an older SDK.
+    """
+
     id: str
     device: str
     bytes: int
@@ -43,7 +51,7 @@ class LeaseInfo:
     over_limit: bool = False
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> LeaseInfo:
+    def from_json(cls, data: Mapping[str, Any]) -> LeaseInfo:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 

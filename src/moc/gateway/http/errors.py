@@ -7,10 +7,12 @@ plus ``"src": "moc"`` so clients can tell moc's errors from a backend's, and
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -18,9 +20,14 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from moc import errors as e
+from moc import wire
 from moc.telemetry.logs import event
+from moc.wire.errors import ErrorType
 
 log = logging.getLogger(__name__)
+
+# Writes an error as one of the envelopes (error_body, ollama_error_body).
+Shape = Callable[[e.MocError], Mapping[str, Any]]
 
 # Most specific first: the first class in an error's MRO found here wins.
 _STATUS: dict[type[e.MocError], int] = {
@@ -39,19 +46,66 @@ _STATUS: dict[type[e.MocError], int] = {
 
 
 def http_status(err: e.MocError) -> int:
-    for cls in type(err).__mro__:
+    return status_of(type(err))
+
+
+def status_of(kind: type[e.MocError]) -> int:
+    for cls in kind.__mro__:
         if cls in _STATUS:
             return _STATUS[cls]
     return 500
 
 
-def _type_for(status: int) -> str:
+@dataclass(frozen=True)
+class ErrorKind:
+    """One error code as HTTP answers it: a row of the error tables in the
+    OpenAPI document and docs/api.md, both built from this mapping."""
+
+    cls: type[e.MocError]
+    code: str
+    status: int
+    retry_after: bool  # the answer carries Retry-After
+    meaning: str  # the class docstring's first paragraph
+
+
+# Raised at startup, never answered to a client.
+_NEVER_ANSWERED = (e.ConfigError,)
+
+
+def error_kinds() -> list[ErrorKind]:
+    """Every code a client can get, in the order of the tree in :mod:`moc.errors`."""
+    kinds: list[ErrorKind] = []
+
+    def visit(cls: type[e.MocError]) -> None:
+        if cls in _NEVER_ANSWERED:
+            return
+        doc = inspect.cleandoc(cls.__doc__ or "").split("\n\n")[0]
+        meaning = " ".join(doc.split())
+        kinds.append(ErrorKind(cls, cls.code, status_of(cls), _retries(cls), meaning))
+        for sub in cls.__subclasses__():
+            visit(sub)
+
+    visit(e.MocError)
+    return kinds
+
+
+def _retries(cls: type[e.MocError]) -> bool:
+    """What :func:`error_headers` does for errors of ``cls``: Retry-After on
+    every Unavailable, and where ``retry_after_s`` is positive, which it is by
+    default for the classes that take one (ExceedsCapacity sets 0: never)."""
+    if issubclass(cls, e.Unavailable):
+        return True
+    param = inspect.signature(cls.__init__).parameters.get("retry_after_s")
+    return param is not None and isinstance(param.default, float) and param.default > 0
+
+
+def _type_for(status: int) -> ErrorType:
     if status == 429:
         return "rate_limit_error"
     return "invalid_request_error" if status < 500 else "server_error"
 
 
-def error_body(err: e.MocError) -> dict[str, Any]:
+def error_body(err: e.MocError) -> wire.Error:
     status = http_status(err)
     return {
         "error": {
@@ -65,7 +119,7 @@ def error_body(err: e.MocError) -> dict[str, Any]:
     }
 
 
-def ollama_error_body(err: e.MocError) -> dict[str, Any]:
+def ollama_error_body(err: e.MocError) -> wire.OllamaError:
     """Ollama's error shape (``{"error": "message"}``), with moc's code beside it."""
     return {"error": err.message, "code": err.code, "src": "moc", "details": err.details}
 
@@ -81,7 +135,7 @@ def error_headers(err: e.MocError) -> dict[str, str]:
 
 def error_response(
     err: e.MocError,
-    shape: Callable[[e.MocError], dict[str, Any]] = error_body,
+    shape: Shape = error_body,
     extra_headers: Iterable[tuple[bytes, bytes]] = (),
 ) -> Response:
     """The error in ``shape`` (OpenAI's envelope, or Ollama's), with its status
@@ -96,15 +150,13 @@ def error_response(
     return response
 
 
-def error_json(
-    err: e.MocError, shape: Callable[[e.MocError], dict[str, Any]] = error_body
-) -> bytes:
+def error_json(err: e.MocError, shape: Shape = error_body) -> bytes:
     """The error in ``shape`` as JSON: the one writer of every error body,
     whole answers and stream events alike."""
     return _dumps(shape(err))
 
 
-def _dumps(body: dict[str, Any]) -> bytes:
+def _dumps(body: Mapping[str, Any]) -> bytes:
     """The value a client sent may be an integer JSON allows and orjson cannot
     write (past 64 bits); such integers are written as strings rather than
     turning the answer into a 500."""

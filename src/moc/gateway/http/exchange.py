@@ -28,6 +28,7 @@ from moc.dispatch.service import Opened, Timing
 from moc.dispatch.upstream import UpstreamFailed
 from moc.errors import MocError
 from moc.gateway.http.errors import (
+    Shape,
     error_body,
     error_json,
     error_response,
@@ -38,8 +39,6 @@ from moc.services import Services
 
 # Writes the backend's answer to the client; returns the HTTP status sent.
 Relay = Callable[[Opened, Send, Timing, "Exchange"], Awaitable[int]]
-# An error as the API's clients expect it (OpenAI's envelope, Ollama's).
-Shape = Callable[[MocError], dict[str, Any]]
 
 CLIENT_GONE = 499  # the status nginx logs for a client that closed the request
 WATCH_AFTER_S = 0.005  # a request answered sooner is not watched for a disconnect

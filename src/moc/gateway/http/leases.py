@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from moc import wire
 from moc.errors import InvalidRequest
 from moc.gateway.http.body import parse
 from moc.gateway.http.respond import json, services
@@ -21,7 +22,7 @@ from moc.services import Services
 T = Any
 
 
-def _view(s: Services, lease: Lease) -> dict[str, Any]:
+def _view(s: Services, lease: Lease) -> wire.Lease:
     return lease_view(
         lease, s.clock.now(), s.leases.used_bytes(lease.id), s.leases.over_limit(lease.id)
     )

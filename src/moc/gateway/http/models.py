@@ -7,7 +7,6 @@ OpenAI clients can read it, and adds moc's fields to each entry.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,22 +15,21 @@ from starlette.routing import Route
 from moc.errors import LoadFailed, ModelFileInvalid
 from moc.gateway.http.respond import json, services
 from moc.gateway.views import model_view, sizing_view, spec_view
+from moc.wire import ModelDetail, ModelUnloaded
 
 
-async def _detail(request: Request, name: str) -> dict[str, Any]:
+async def _detail(request: Request, name: str) -> ModelDetail:
     s = services(request)
     model = s.models.view(name)
-    view = model_view(model, s.started_at)
-    view["spec"] = spec_view(model.spec)
+    row = model_view(model, s.started_at)
+    spec = spec_view(model.spec)
     if model.spec.remote:  # moc neither places nor sizes a server it did not start
-        view["size"], view["size_error"] = None, None
-        return view
+        return {**row, "spec": spec, "size": None, "size_error": None}
     try:
-        view["size"] = sizing_view(await s.models.sizing(name))
-        view["size_error"] = None
+        size = sizing_view(await s.models.sizing(name))
     except (LoadFailed, ModelFileInvalid) as exc:
-        view["size"], view["size_error"] = None, exc.message
-    return view
+        return {**row, "spec": spec, "size": None, "size_error": exc.message}
+    return {**row, "spec": spec, "size": size, "size_error": None}
 
 
 async def list_models(request: Request) -> Response:
@@ -58,9 +56,8 @@ async def unload(request: Request) -> Response:
     s = services(request)
     name = request.path_params["name"]
     was_loaded = await asyncio.shield(s.loader.unload(name))
-    view = await _detail(request, name)
-    view["unloaded"] = was_loaded
-    return json(view)
+    unloaded: ModelUnloaded = {**await _detail(request, name), "unloaded": was_loaded}
+    return json(unloaded)
 
 
 routes = [

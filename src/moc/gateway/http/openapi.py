@@ -2,8 +2,11 @@
 
 Built once when the app is built, from the running configuration (TTL and
 wait limits, the body limit), so the limits it states are the ones enforced.
-``tests/gateway/test_openapi_routes.py`` keeps its paths and the app's routes
-the same; schemathesis checks moc's answers against it.
+``tests/gateway/test_openapi_document.py`` keeps its paths and the app's
+routes the same; schemathesis checks moc's answers against it. moc's answers
+are components generated from :mod:`moc.wire`, and the error responses say
+which codes each status carries, from the one mapping in
+:mod:`moc.gateway.http.errors`.
 """
 
 from __future__ import annotations
@@ -13,25 +16,34 @@ from typing import Any
 import orjson
 
 from moc.config import Config
+from moc.gateway.http.errors import ErrorKind, error_kinds
 from moc.gateway.http.openapi_schemas import PRIORITY_LABELS, Schema, ref, schemas
 from moc.jobs.model import JobStatus
 from moc.version import __version__
 
 JSON = "application/json"
 STRING = {"type": "string"}
-ERRORS = {
-    400: "invalid_request: a field is missing, mistyped or out of range (named in param)",
-    404: "not found (code says what: model, lease, job, device)",
-    409: "insufficient_memory (with Retry-After) or fencing_token_mismatch",
-    410: "lease_revoked: a higher priority took the lease",
-    422: "exceeds_capacity: can never fit on any eligible device",
-    429: "queue_full",
+# What a status means beyond the codes that map to it: 431 is the app's
+# request-head limit, and an inference route passes a backend's own 500 back.
+_ALSO = {
     431: "invalid_request: the request head is over 64 KiB or 100 headers",
-    500: "internal: a bug; the message has a reference to moc's log "
-    "(on inference routes also a backend's own 500, passed back)",
-    503: "unavailable: shutting down, store or backend unavailable, queue timeout",
-    504: "upstream_timeout: the backend sent nothing for gateway.upstream_timeout_s",
+    500: "(on inference routes also a backend's own 500, passed back)",
 }
+
+
+def _statuses() -> dict[int, list[ErrorKind]]:
+    by_status: dict[int, list[ErrorKind]] = {}
+    for kind in error_kinds():
+        by_status.setdefault(kind.status, []).append(kind)
+    return by_status
+
+
+_BY_STATUS = _statuses()
+ERRORS = {
+    status: ", ".join(k.code for k in kinds) + (f" {_ALSO[status]}" if status in _ALSO else "")
+    for status, kinds in sorted(_BY_STATUS.items())
+}
+ERRORS[431] = _ALSO[431]
 
 
 def _content(schema: Schema, media: str = JSON) -> dict[str, Any]:
@@ -77,10 +89,11 @@ def _errors(*statuses: int, shape: str = "Error", timed: bool = False) -> dict[s
     out: dict[str, Any] = {}
     for status in statuses:
         headers = {"QueueMs": False, "OverheadMs": False} if timed else {}
-        if status in (409, 503):
-            headers["RetryAfter"] = False
-        if status == 429:
-            headers["RetryAfter"] = True
+        retrying = [k.retry_after for k in _BY_STATUS[status]]
+        if any(retrying):
+            # Required where every code of the status carries it, except where a
+            # backend's own answer of that status may be passed back (timed).
+            headers["RetryAfter"] = all(retrying) and not timed
         out[str(status)] = _answer(ERRORS[status], ref(shape), **headers)
     return out
 

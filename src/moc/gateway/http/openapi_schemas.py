@@ -1,9 +1,11 @@
 """The JSON Schemas of moc's HTTP API, for the OpenAPI document.
 
-Each schema follows the code that reads or writes that shape: request bodies
-the wire models and :mod:`moc.leases.validate` (limits from the same
-constants and the running configuration), responses the views in
-:mod:`moc.gateway.views` and the routes that build them.
+moc's own answers are generated from :mod:`moc.wire`
+(:mod:`moc.gateway.http.openapi_answers`). Written here are what moc reads:
+request bodies, whose limits come from :mod:`moc.leases.validate` and the
+running configuration, and the parts of the OpenAI and Ollama requests moc
+checks before passing them on; and the answers moc passes back from a
+backend unchanged.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from moc.config import Config
-from moc.jobs.model import MAX_METADATA, JobStatus
+from moc.gateway.http.openapi_answers import answers
+from moc.jobs.model import MAX_METADATA
 from moc.leases import validate
 from moc.leases.model import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN
 from moc.scheduler.waiting import Priority
@@ -50,30 +53,8 @@ def closed(properties: dict[str, Schema], required: list[str] | None = None) -> 
     }
 
 
-def _errors() -> dict[str, Schema]:
+def _backend_error() -> dict[str, Schema]:
     return {
-        "Error": closed(
-            {
-                "error": closed(
-                    {
-                        "message": STR,
-                        "type": {
-                            "enum": ["invalid_request_error", "rate_limit_error", "server_error"]
-                        },
-                        "code": {"type": "string", "description": "stable; see docs/api.md"},
-                        "param": nullable(STR),
-                        "src": {"const": "moc"},
-                        "details": OBJ,
-                    }
-                )
-            }
-        ),
-        "OllamaError": {
-            "type": "object",
-            "description": "Ollama's shape; moc's own errors add code, src and details",
-            "properties": {"error": STR, "code": STR, "src": {"const": "moc"}, "details": OBJ},
-            "required": ["error"],
-        },
         "BackendError": {
             "description": "moc's envelope, or a backend's own error passed back unchanged",
             "anyOf": [ref("Error"), {"type": "object", "required": ["error"]}],
@@ -81,65 +62,10 @@ def _errors() -> dict[str, Schema]:
     }
 
 
-def _system() -> dict[str, Schema]:
-    count = {"type": "integer", "minimum": 0}
-    return {
-        "Health": closed(
-            {
-                "status": {"enum": ["ok", "draining"]},
-                "version": STR,
-                "uptime_s": NUM,
-                "devices": count,
-                "leases": count,
-                "waiting": count,
-            }
-        ),
-        "Device": closed(
-            {
-                "id": STR,
-                "kind": {"type": "string", "description": "nvidia or host"},
-                "name": STR,
-                "uuid": nullable(STR),
-                "total_bytes": INT,
-                "capacity_bytes": INT,
-                "held_bytes": INT,
-                "observed_bytes": INT,
-                "reading": {
-                    "enum": ["ok", "stale"],
-                    "description": "stale: the last reading failed; observed and free are older",
-                },
-                "read_error": nullable(STR),
-                "free_bytes": INT,
-                "leases": count,
-                "reservations": count,
-            }
-        ),
-        "DeviceList": closed({"devices": {"type": "array", "items": ref("Device")}}),
-    }
-
-
 def _leases(config: Config) -> dict[str, Schema]:
     limits = config.leases
     ttl = {"type": "number", "minimum": 1, "maximum": limits.max_ttl_s}
     token = {"type": "integer", "minimum": 0}
-    lease = closed(
-        {
-            "id": STR,
-            "device": STR,
-            "bytes": INT,
-            "holder": STR,
-            "pid": nullable(INT),
-            "priority": INT,
-            "preemptible": BOOL,
-            "fencing_token": INT,
-            "ttl_s": NUM,
-            "created_at": TIME,
-            "expires_at": TIME,
-            "expires_in_s": NUM,
-            "used_bytes": nullable(INT),
-            "over_limit": BOOL,
-        }
-    )
     acquire = closed(
         {
             "bytes": {"type": "integer", "minimum": 1, "maximum": validate.MAX_BYTES},
@@ -171,11 +97,6 @@ def _leases(config: Config) -> dict[str, Schema]:
         {**_given("mb", number), "not": _given("bytes", number)},
     ]
     return {
-        "Lease": lease,
-        "LeaseList": closed(
-            {"leases": {"type": "array", "items": ref("Lease")}, "waiting": {"type": "integer"}}
-        ),
-        "LeaseReleased": closed({"released": {"const": True}, "lease": ref("Lease")}),
         "LeaseAcquire": acquire,
         "LeaseRenew": closed(
             {"ttl_s": nullable(ttl), "fencing_token": nullable(token)}, required=[]
@@ -184,97 +105,8 @@ def _leases(config: Config) -> dict[str, Schema]:
     }
 
 
-def _models() -> dict[str, Schema]:
-    seconds = nullable(NUM)
-    model = closed(
-        {
-            "id": STR,
-            "object": {"const": "model"},
-            "created": INT,
-            "owned_by": {"const": "moc"},
-            "backend": {"enum": ["llamacpp", "openai", "ollama", "vllm"]},
-            "state": {
-                "enum": [
-                    "stopped",
-                    "starting",
-                    "ready",
-                    "stopping",
-                    "backoff",
-                    "failed",
-                    "degraded",
-                    "remote",
-                ]
-            },
-            "device": nullable(STR),
-            "pid": nullable(INT),
-            "estimated_bytes": nullable(INT),
-            "reserved_bytes": nullable(INT),
-            "measured_bytes": nullable(INT),
-            "in_flight": INT,
-            "pinned": BOOL,
-            "keep_alive_s": NUM,
-            "unload_in_s": seconds,
-            "load_s": seconds,
-            "runtime_start_s": seconds,
-            "failures": INT,
-            "last_error": nullable(STR),
-        }
-    )
-    size = closed(
-        {
-            "bytes": INT,
-            "source": {"enum": ["configured", "measured", "estimated"]},
-            "estimate": closed(
-                {
-                    "weights_bytes": INT,
-                    "kv_cache_bytes": INT,
-                    "compute_bytes": INT,
-                    "runtime_bytes": INT,
-                    "total_bytes": INT,
-                }
-            ),
-            "measured_bytes": nullable(INT),
-            "device_kind": STR,
-        }
-    )
-    detail_fields = {
-        "spec": {"type": "object", "description": "the model's configuration"},
-        "size": nullable(ref("ModelSize")),
-        "size_error": nullable(STR),
-    }
-    fields = model["properties"]
-    return {
-        "Model": model,
-        "ModelSize": size,
-        "ModelDetail": closed({**fields, **detail_fields}),
-        "ModelUnloaded": closed({**fields, **detail_fields, "unloaded": BOOL}),
-        "ModelList": closed(
-            {"object": {"const": "list"}, "data": {"type": "array", "items": ref("Model")}}
-        ),
-    }
-
-
 def _jobs() -> dict[str, Schema]:
-    statuses = [s.value for s in JobStatus]
     priority = {"enum": PRIORITY_LABELS}
-    job = closed(
-        {
-            "job_id": STR,
-            "object": {"const": "job"},
-            "model": STR,
-            "priority": priority,
-            "status": {"enum": statuses},
-            "metadata": OBJ,
-            "attempts": INT,
-            "output": nullable(STR),
-            "result": nullable(OBJ),
-            "error": nullable(OBJ),
-            "created_at": TIME,
-            "queued_at": nullable(TIME),
-            "started_at": nullable(TIME),
-            "finished_at": nullable(TIME),
-        }
-    )
     submission = closed(
         {
             "model": {"type": "string", "minLength": 1, "maxLength": 128},
@@ -298,45 +130,7 @@ def _jobs() -> dict[str, Schema]:
         {"required": ["prompt"], "not": {"required": ["messages"]}},
         {"required": ["messages"], "not": {"required": ["prompt"]}},
     ]
-    by_priority = {
-        "type": "object",
-        "properties": dict.fromkeys(PRIORITY_LABELS, OBJ),
-        "required": PRIORITY_LABELS,
-    }
-    return {
-        "Job": job,
-        "JobList": closed({"object": {"const": "list"}, "data": {"type": "array", "items": job}}),
-        "JobSubmission": submission,
-        "Stats": closed(
-            {
-                "jobs": closed({"total": INT, "by_status": OBJ, "by_priority": by_priority}),
-                "queue": closed(
-                    {
-                        "waiting": closed(dict.fromkeys(PRIORITY_LABELS, INT)),
-                        "in_flight": INT,
-                    }
-                ),
-                "models": closed(
-                    {
-                        "loaded": {
-                            "type": "array",
-                            "items": closed(
-                                {
-                                    "model": STR,
-                                    "device": nullable(STR),
-                                    "reserved_bytes": INT,
-                                    "in_flight": INT,
-                                    "waiting": INT,
-                                }
-                            ),
-                        },
-                        "catalog": INT,
-                    }
-                ),
-                "devices": {"type": "array", "items": ref("Device")},
-            }
-        ),
-    }
+    return {"JobSubmission": submission}
 
 
 def _openai() -> dict[str, Schema]:
@@ -472,10 +266,9 @@ def _ollama() -> dict[str, Schema]:
 
 def schemas(config: Config) -> dict[str, Schema]:
     return {
-        **_errors(),
-        **_system(),
+        **answers(),
+        **_backend_error(),
         **_leases(config),
-        **_models(),
         **_jobs(),
         **_openai(),
         **_ollama(),

@@ -1,0 +1,51 @@
+"""moc's answers on the wire, each shape written once.
+
+The native API's responses (a lease, a device, a model, a job, an error, …)
+are TypedDicts here: the views in :mod:`moc.gateway.views` build them (plain
+dicts, so the hot path pays nothing for the types), the OpenAPI document's
+components are generated from them (:mod:`moc.gateway.http.openapi_schemas`),
+``docs/api.md``'s field tables are generated from those components
+(``scripts/gen_api_docs.py``), and the SDK returns them typed.
+
+Each field's docstring is its description in all three. This package is
+stdlib-only and imports nothing else of moc, so the SDK can use it without
+pulling in any server part. The ``Literal`` sets that mirror a server enum
+(job status, process state, priority) are checked against it in
+``tests/wire/test_shapes.py``.
+"""
+
+from moc.wire.devices import Device, DeviceList
+from moc.wire.errors import Error, ErrorBody, OllamaError
+from moc.wire.jobs import Job, JobList
+from moc.wire.leases import Lease, LeaseList, LeaseReleased
+from moc.wire.models import (
+    Model,
+    ModelDetail,
+    ModelList,
+    ModelSize,
+    ModelUnloaded,
+    SizeEstimate,
+)
+from moc.wire.system import Health, LoadedModel, Stats
+
+__all__ = [
+    "Device",
+    "DeviceList",
+    "Error",
+    "ErrorBody",
+    "Health",
+    "Job",
+    "JobList",
+    "Lease",
+    "LeaseList",
+    "LeaseReleased",
+    "LoadedModel",
+    "Model",
+    "ModelDetail",
+    "ModelList",
+    "ModelSize",
+    "ModelUnloaded",
+    "OllamaError",
+    "SizeEstimate",
+    "Stats",
+]
