@@ -123,6 +123,7 @@ def test_switches_take_booleans_from_the_environment(monkeypatch: pytest.MonkeyP
 
 
 def test_environment_json_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOC_DEVICES__CLAIM_DIR", "/a/path/not/json")
     monkeypatch.setenv("MOC_DEVICES__HOST", "ram=16GiB")
     with pytest.raises(ConfigError) as info:
         load_config()

@@ -13,7 +13,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_origin
 
 import yaml
 from platformdirs import user_data_dir
@@ -385,12 +385,29 @@ def describe(exc: ValidationError, source: str, values: dict[str, Any] | None = 
     return "\n".join(lines)
 
 
+def _takes_json(name: str) -> bool:
+    """Whether ``MOC_A__B`` names a list or a section, which the environment gives as JSON."""
+    model: type[BaseModel] = Config
+    parts = name.lower().removeprefix("moc_").split("__")
+    for i, part in enumerate(parts):
+        field = model.model_fields.get(part)
+        if field is None:
+            return False
+        last = i == len(parts) - 1
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            if last:
+                return True
+            model = kind
+            continue
+        return last and get_origin(kind) in (list, tuple, dict)
+    return False
+
+
 def _describe_env(exc: SettingsError) -> str:
     """A ``MOC_*`` variable pydantic-settings could not parse as JSON, by its name."""
-    match = re.search(r'for field "(\w+)"', str(exc))
-    field = match.group(1) if match else None
-    for name, text in os.environ.items():
-        if field is None or not name.upper().startswith(f"MOC_{field.upper()}"):
+    for name, text in sorted(os.environ.items()):
+        if not name.upper().startswith("MOC_") or not _takes_json(name):
             continue
         try:
             json.loads(text)
