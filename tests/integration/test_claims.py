@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,6 +12,7 @@ import pytest
 
 from moc.devices.claim import claim_dir, host_identity
 from tests.conftest import MocProcess
+from tests.integration.test_faults import FAKE_PYNVML
 
 
 def host_device(device_id: str, size: str = "256MiB") -> dict[str, Any]:
@@ -40,6 +43,26 @@ def test_a_second_moc_on_the_same_device_names_the_first(moc_factory: Any) -> No
     # A claim dies with its process: kill -9 leaves nothing to clean up.
     first.kill9()
     second.start()
+
+
+def test_a_gpu_serves_one_moc(
+    moc_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both daemons see the same (fake) GPU through NVML: the second one refuses it."""
+    shim, state = tmp_path / "shim", tmp_path / "nvml"
+    shim.mkdir()
+    state.mkdir()
+    (shim / "pynvml.py").write_text(FAKE_PYNVML)
+    (state / "used").write_text("0")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(shim), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("FAKE_NVML_REPO", str(Path(__file__).parents[2]))
+    monkeypatch.setenv("FAKE_NVML_STATE", str(state))
+    gpu_only = {"devices": {"nvml": "on", "host": []}}
+    first: MocProcess = moc_factory(gpu_only, name="a").start()
+    log = refused(moc_factory(gpu_only, name="b"))
+    assert (
+        f"moc: device gpu0 (NVIDIA Fake, GPU-00000000-fake) is owned by moc pid {pid(first)}"
+    ) in log
 
 
 def test_mocs_with_disjoint_host_devices_run_side_by_side(moc_factory: Any) -> None:
