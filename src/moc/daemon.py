@@ -1,7 +1,10 @@
 """``moc serve``: build the parts, serve HTTP and gRPC, stop cleanly.
 
-Startup binds both listening sockets before anything is served, so a taken
-port is reported at once with what to do. Shutdown, on SIGTERM or SIGINT:
+Startup claims every device host-wide (``devices/claim.py``), then binds both
+listening sockets before anything is served, so a device owned by another moc
+or a taken port is reported at once with what to do.
+
+Shutdown, on SIGTERM or SIGINT:
 
 1. /health turns to "draining" and new lease requests get 503 shutting_down;
    requests waiting for memory are answered the same way at once;

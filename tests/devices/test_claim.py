@@ -70,7 +70,10 @@ def test_the_default_host_device_claims_all_host_memory(tmp_path: Path) -> None:
 def test_an_unusable_claim_dir_is_a_config_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(ConfigError, match=r"^devices\.claim_dir: cannot create files in "):
+    with pytest.raises(
+        ConfigError,
+        match=r"^devices\.claim_dir: must be a directory moc can create files in \(got '",
+    ):
         take(blocker / "sub", GPU)
 
 

@@ -23,7 +23,7 @@ from rich.text import Text
 from moc.sdk.wire import LeaseInfo
 from moc.units import format_size
 
-out = Console(soft_wrap=False)
+out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 FAILED_STATES = frozenset({"failed", "degraded", "backoff"})

@@ -28,7 +28,6 @@ import fcntl
 import os
 import re
 import socket
-import stat
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,29 +55,30 @@ def default_claim_dirs() -> list[Path]:
     return [Path("/run/moc"), Path(tempfile.gettempdir()) / "moc-claims"]
 
 
-def _usable(path: Path) -> bool:
+def _usable(path: Path, *, shared: bool) -> bool:
+    existed = path.is_dir()
     try:
         path.mkdir(parents=True, exist_ok=True)
+        if shared and not existed:
+            # Sticky and open to all, like /tmp, so that the daemons of every
+            # user on the host claim in the same place.
+            path.chmod(0o1777)
     except OSError:
         return False
-    with contextlib.suppress(OSError):
-        # Created by us: sticky and open to all, like /tmp, so daemons of other
-        # users on the host see the same claims.
-        if path.stat().st_uid == os.geteuid() and not path.stat().st_mode & stat.S_ISVTX:
-            path.chmod(0o1777)
     return os.access(path, os.W_OK | os.X_OK)
 
 
 def claim_dir(configured: Path | None) -> Path:
     """The directory to claim devices in; a configured one must be usable."""
     if configured is not None:
-        if not _usable(configured.expanduser()):
+        if not _usable(configured.expanduser(), shared=False):
             raise ConfigError(
-                f"devices.claim_dir: cannot create files in {configured} (got {str(configured)!r})"
+                "devices.claim_dir: must be a directory moc can create files in "
+                f"(got {str(configured)!r})"
             )
         return configured.expanduser()
     for candidate in default_claim_dirs():
-        if _usable(candidate):
+        if _usable(candidate, shared=True):
             return candidate
     tried = ", ".join(str(p) for p in default_claim_dirs())
     raise ConfigError(f"devices.claim_dir: none of {tried} is writable; set devices.claim_dir")
