@@ -103,3 +103,5 @@ def test_the_default_claim_dir_is_shared_by_every_moc(
     assert claim.read_text().strip() == str(pid(first))
     log = refused(moc_factory(config, name="b"))
     assert f"device {device} (host memory) is owned by moc pid {pid(first)} (claim {claim})" in log
+    assert first.stop() == 0
+    claim.unlink()  # a file per test run would otherwise pile up in the host's claim dir
