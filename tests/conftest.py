@@ -41,6 +41,8 @@ class MocProcess:
                 "nvml": "off",
                 "host": [{"id": "host", "size": "1GiB"}],
                 "poll_interval_s": 0.2,
+                # Claims of its own: parallel test runs must not see each other's daemons.
+                "claim_dir": str(data_dir.parent / "claims"),
             },
             "log": {"format": "json", "level": "debug"},
         }
@@ -175,7 +177,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MocProcess]:
 
 
 @pytest.fixture(autouse=True)
-def _no_moc_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_moc_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key in list(os.environ):
         if key.startswith("MOC_"):
             monkeypatch.delenv(key)
+    # Every moc a test starts claims its devices in the test's own directory,
+    # so that test runs side by side (and a real moc on this host) do not collide.
+    monkeypatch.setenv("MOC_DEVICES__CLAIM_DIR", str(tmp_path / "claims"))

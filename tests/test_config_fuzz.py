@@ -3,6 +3,7 @@ ConfigError naming what is wrong: never a traceback."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,6 @@ def test_any_document_loads_or_is_refused_clearly(tmp_path: Path, document: Any)
         assert isinstance(config, Config)
         return
     assert refused.startswith("invalid configuration") or "config file" in refused, refused
+    for prefix in ("Value error", "Assertion failed", "Input should", "String should"):
+        assert prefix not in refused, refused
+    assert not re.search(r"got (.+) \(got \1\)", refused), refused

@@ -25,16 +25,3 @@ class SystemClock:
 
     def now(self) -> float:
         return self._wall0 + (time.monotonic() - self._mono0)
-
-
-class ManualClock:
-    """A clock that moves only when told to; for tests and simulations."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.t = start
-
-    def now(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds

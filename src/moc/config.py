@@ -9,17 +9,21 @@ typo fails at startup with the field's dotted path.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_origin
 
 import yaml
 from platformdirs import user_data_dir
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -43,6 +47,24 @@ def _no_repeats(keys: list[str], what: str) -> None:
         seen.add(key)
 
 
+_SWITCH_WORDS = {"true": "on", "yes": "on", "false": "off", "no": "off"}
+
+
+def _switch(value: Any) -> Any:
+    # YAML 1.1 reads a bare on/off/yes/no as a boolean, so `nvml: off` as the
+    # docs write it arrives as False; it means the same as the word.
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, str):
+        word = value.strip().lower()
+        return _SWITCH_WORDS.get(word, word)
+    return value
+
+
+Switch = Annotated[Literal["auto", "on", "off"], BeforeValidator(_switch)]
+"""A setting that is on, off, or left to moc: also accepts YAML's true/false."""
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -62,12 +84,17 @@ class HostDeviceConfig(Section):
 
 
 class DevicesConfig(Section):
-    nvml: Literal["auto", "on", "off"] = "auto"
+    nvml: Switch = "auto"
     reserve_fraction: float = Field(
         0.9, gt=0, le=1, description="share of each device's memory moc hands out"
     )
     poll_interval_s: float = Field(2.0, ge=0.1, le=3600)
     host: list[HostDeviceConfig] = Field(default_factory=list)
+    claim_dir: Path | None = Field(
+        None,
+        description="where each daemon claims its devices, shared by every moc on the host; "
+        "default /run/moc, else a moc-claims folder in the system temp dir",
+    )
 
     @field_validator("host")
     @classmethod
@@ -85,13 +112,13 @@ class LeasesConfig(Section):
         3600.0, ge=0, le=30 * 86400, description="how long ended leases answer with why they ended"
     )
 
-    @model_validator(mode="after")
-    def _ttl_order(self) -> LeasesConfig:
-        if self.default_ttl_s > self.max_ttl_s:
-            raise ValueError(
-                f"default_ttl_s ({self.default_ttl_s}) exceeds max_ttl_s ({self.max_ttl_s})"
-            )
-        return self
+    @field_validator("max_ttl_s")
+    @classmethod
+    def _ttl_order(cls, max_ttl_s: float, info: ValidationInfo) -> float:
+        default = info.data.get("default_ttl_s")
+        if default is not None and default > max_ttl_s:
+            raise ValueError(f"must be at least default_ttl_s, which is {default:g}")
+        return max_ttl_s
 
 
 class LlamaCppConfig(Section):
@@ -138,14 +165,16 @@ class QueueConfig(Section):
         "requests to the same model, so one load serves them (fewer loads, longer waits)",
     )
 
-    @model_validator(mode="after")
-    def _batch_within_timeout(self) -> QueueConfig:
-        if self.batch_s >= self.timeout_s:
+    @field_validator("batch_s")
+    @classmethod
+    def _batch_within_timeout(cls, batch_s: float, info: ValidationInfo) -> float:
+        timeout_s = info.data.get("timeout_s")
+        if timeout_s is not None and batch_s >= timeout_s:
             raise ValueError(
-                f"batch_s ({self.batch_s:g}) must be shorter than timeout_s ({self.timeout_s:g}): "
-                "a batch that waits out its deadline is never sent"
+                f"must be shorter than timeout_s ({timeout_s:g}): a batch that waits out its "
+                "deadline is never sent"
             )
-        return self
+        return batch_s
 
 
 QUEUE_DEFAULTS = {
@@ -288,26 +317,107 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _where(loc: tuple[Any, ...], values: dict[str, Any]) -> str:
-    """A dotted path, with ``models.3`` shown as ``models[name]`` when it has one."""
-    parts = [str(p) for p in loc]
-    models = values.get("models")
-    index = loc[1] if len(loc) >= 2 and loc[0] == "models" else None
-    if isinstance(index, int) and isinstance(models, list) and index < len(models):
-        name = models[index].get("name") if isinstance(models[index], dict) else None
-        if isinstance(name, str):
-            parts[:2] = [f"models[{name}]"]
+    """A dotted path, with a list item shown by its name or id when it has one:
+    ``models[qwen].ctx`` and ``devices.host[ram].size`` rather than ``models.3.ctx``."""
+    parts: list[str] = []
+    node: Any = values
+    for key in loc:
+        item = node[key] if isinstance(node, list) and isinstance(key, int) else None
+        if isinstance(node, dict):
+            node = node.get(key)
+        elif item is not None:
+            node = item
+        else:
+            node = None
+        label = item.get("name", item.get("id")) if isinstance(item, dict) else None
+        if parts and isinstance(label, str):
+            parts[-1] += f"[{label}]"
+        else:
+            parts.append(str(key))
     return ".".join(parts) or "(top level)"
 
 
+# Pydantic's wording for the common failures, said the way the rest of moc says it.
+_PROBLEMS = {
+    "missing": "is required",
+    "extra_forbidden": "unknown field",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "dict_type": "must be a mapping of fields",
+    "model_type": "must be a mapping of fields",
+    "model_attributes_type": "must be a mapping of fields",
+}
+_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def _problem(err: Any) -> str:
+    """What is wrong, without pydantic's prefixes: ``must be at most 1``."""
+    if err["type"] in _PROBLEMS:
+        return _PROBLEMS[str(err["type"])]
+    msg = str(err["msg"])
+    for prefix in _PREFIXES:
+        msg = msg.removeprefix(prefix)
+    msg = re.sub(r"^(Input|String) should (be )?", lambda m: f"must {m.group(2) or ''}", msg)
+    return msg.replace("greater than or equal to", "at least").replace(
+        "less than or equal to", "at most"
+    )
+
+
 def describe(exc: ValidationError, source: str, values: dict[str, Any] | None = None) -> str:
+    """One line per error: the field's dotted path, what it must be, and the value given
+    (once: left out when the problem already quotes it, or when it is a whole section)."""
     lines = [f"invalid configuration ({source}):"]
     for err in exc.errors():
         where = _where(tuple(err["loc"]), values or {})
-        problem = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        problem = _problem(err)
         value = err.get("input")
-        shown = "" if err["type"] == "missing" or isinstance(value, dict) else f" (got {value!r})"
+        hidden = err["type"] in ("missing", "extra_forbidden") or isinstance(value, dict | list)
+        shown = "" if hidden or f"got {value!r}" in problem else f" (got {value!r})"
         lines.append(f"  {where}: {problem}{shown}")
     return "\n".join(lines)
+
+
+def _takes_json(name: str) -> bool:
+    """Whether ``MOC_A__B`` names a list or a section, which the environment gives as JSON."""
+    model: type[BaseModel] = Config
+    parts = name.lower().removeprefix("moc_").split("__")
+    for i, part in enumerate(parts):
+        field = model.model_fields.get(part)
+        if field is None:
+            return False
+        last = i == len(parts) - 1
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            if last:
+                return True
+            model = kind
+            continue
+        return last and get_origin(kind) in (list, tuple, dict)
+    return False
+
+
+def _describe_env(exc: SettingsError) -> str:
+    """A ``MOC_*`` variable pydantic-settings could not parse as JSON, by its name."""
+    for name, text in sorted(os.environ.items()):
+        if not name.upper().startswith("MOC_") or not _takes_json(name):
+            continue
+        try:
+            json.loads(text)
+        except ValueError:
+            return (
+                f"invalid configuration (environment):\n  {name}: must be JSON for a list or "
+                f'a section, e.g. \'[{{"id": "ram", "size": "16GiB"}}]\' (got {text!r})'
+            )
+    cause = f": {exc.__cause__}" if exc.__cause__ else ""
+    return f"invalid configuration (environment): {exc}{cause}"
 
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -322,5 +432,4 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     except ValidationError as exc:
         raise ConfigError(describe(exc, source, values)) from exc
     except SettingsError as exc:
-        cause = f": {exc.__cause__}" if exc.__cause__ else ""
-        raise ConfigError(f"invalid configuration (environment): {exc}{cause}") from exc
+        raise ConfigError(_describe_env(exc)) from exc

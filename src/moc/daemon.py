@@ -1,7 +1,10 @@
 """``moc serve``: build the parts, serve HTTP and gRPC, stop cleanly.
 
-Startup binds both listening sockets before anything is served, so a taken
-port is reported at once with what to do. Shutdown, on SIGTERM or SIGINT:
+Startup claims every device host-wide (``devices/claim.py``), then binds both
+listening sockets before anything is served, so a device owned by another moc
+or a taken port is reported at once with what to do.
+
+Shutdown, on SIGTERM or SIGINT:
 
 1. /health turns to "draining" and new lease requests get 503 shutting_down;
    requests waiting for memory are answered the same way at once;
@@ -34,6 +37,7 @@ import uvicorn
 from moc.clock import SystemClock
 from moc.config import Config
 from moc.devices import discover
+from moc.devices.claim import DeviceClaims
 from moc.devices.probe import DeviceInfo, DeviceProbe
 from moc.dispatch.service import Dispatcher
 from moc.dispatch.upstream import Upstream
@@ -95,9 +99,20 @@ async def run(config: Config) -> None:
     data_dir = DataDir(config.data_dir)
     data_dir.acquire()
     db = Database(data_dir.file("moc.db"))
+    claims: DeviceClaims | None = None
     try:
-        await _run(config, data_dir, db, started)
+        probes = discover(config.devices)
+        # Before the ports: a second moc on the same devices is told whose they are.
+        claims = DeviceClaims.take(
+            [info for probe in probes for info in probe.devices()],
+            declared_host=bool(config.devices.host),
+            directory=config.devices.claim_dir,
+        )
+        event(log, logging.DEBUG, "devices claimed", claim_dir=str(claims.directory))
+        await _run(config, data_dir, db, probes, started)
     finally:
+        if claims is not None:
+            claims.release()
         db.close()
         data_dir.release()
 
@@ -147,8 +162,9 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
     )
 
 
-async def _run(config: Config, data_dir: DataDir, db: Database, started: float) -> None:
-    probes = discover(config.devices)
+async def _run(
+    config: Config, data_dir: DataDir, db: Database, probes: list[DeviceProbe], started: float
+) -> None:
     services = build_services(config, db, probes)
     ledger, leases, lifecycle = services.ledger, services.leases, services.lifecycle
     scheduler, jobs, metrics = services.scheduler, services.jobs, services.metrics

@@ -197,9 +197,6 @@ class Ledger:
     def entry(self, entry_id: str) -> Entry | None:
         return self._entries.get(entry_id)
 
-    def entries_on(self, device_id: str) -> list[Entry]:
-        return list(self._devices[device_id].entries.values())
-
     # --- views -------------------------------------------------------------
     def view(self, device_id: str) -> DeviceView:
         d = self._devices[device_id]

@@ -191,6 +191,47 @@ def test_config_typo_fails_at_startup_naming_the_field(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("yaml_text", "line"),
+    [
+        (
+            "devices:\n  host: [{id: ram, size: 8G}]\n",
+            "devices.host[ram].size: expected a size such as 8GiB or 512MB (units: B, KB, MB, "
+            "GB, TB, KiB, MiB, GiB, TiB), got '8G'",
+        ),
+        ("server:\n  http_port: 70000\n", "server.http_port: must be at most 65535 (got 70000)"),
+        (
+            "models:\n  - {name: big, path: /m/big.gguf, ctx: 10}\n",
+            "models[big].ctx: must be at least 64 (got 10)",
+        ),
+        ("devices:\n  nvml: maybe\n", "devices.nvml: must be 'auto', 'on' or 'off' (got 'maybe')"),
+    ],
+)
+def test_a_bad_config_stops_serve_with_one_clean_line(
+    tmp_path: Path, yaml_text: str, line: str
+) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml_text)
+    result = run_serve("--config", str(config), "--data-dir", str(tmp_path / "d"))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"moc: invalid configuration ({config}):", f"  {line}"]
+    assert result.stdout == ""
+
+
+def test_nvml_off_as_the_docs_write_it_is_accepted(tmp_path: Path) -> None:
+    """YAML reads a bare `off` as false; moc must still take it as off."""
+    config = tmp_path / "moc.yaml"
+    config.write_text("devices:\n  nvml: off\n  host: [{id: ram, size: 64MiB}]\n")
+    proc = MocProcess(tmp_path / "d")
+    proc.config_path = config
+    proc.start()
+    try:
+        devices = httpx.get(f"{proc.url}/v1/devices").json()["devices"]
+        assert [(d["id"], d["kind"]) for d in devices] == [("ram", "host")]
+    finally:
+        assert proc.stop() == 0, proc.log()
+
+
 def test_unwritable_data_dir_is_a_clear_startup_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

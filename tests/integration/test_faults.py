@@ -535,7 +535,8 @@ def test_nvml_errors_at_runtime(
     state.mkdir()
     (shim / "pynvml.py").write_text(FAKE_PYNVML)
     (state / "used").write_text(str(1 << 30))
-    monkeypatch.setenv("PYTHONPATH", str(shim))
+    # The shim goes first; the rest of PYTHONPATH stays, so moc is the tree under test.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(shim), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("FAKE_NVML_REPO", str(Path(__file__).parents[2]))
     monkeypatch.setenv("FAKE_NVML_STATE", str(state))
     moc = moc_factory({"devices": {"nvml": "on", "host": [], "poll_interval_s": 0.1}}).start()

@@ -102,7 +102,7 @@ async def test_two_callers_share_one_load(world: Any) -> None:
 async def test_a_model_that_can_never_fit_evicts_nothing(world: Any) -> None:
     w = world(("a", 30), ("huge", 95))
     await w.loader.ensure_loaded("a")
-    with pytest.raises(ExceedsCapacity, match="configured memory"):
+    with pytest.raises(ExceedsCapacity, match="memory reserves"):
         await w.loader.ensure_loaded("huge")
     assert w.effects == ["start a", "ready a"]
     assert w.table.view("a").state is State.READY

@@ -25,13 +25,20 @@ from moc.sdk.client import Client
 from moc.units import format_size, parse_size
 from moc.version import __version__
 
+# Help is plain click text, not rich panels: rich markup would eat a help text's
+# "[...]", and its panels give flags a "<bool>" value they do not take.
 app = typer.Typer(
     help="moc, the ModelOps Coordinator: owns the memory of this host's devices.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-lease_app = typer.Typer(help="Take, list, renew and release memory leases.", no_args_is_help=True)
+lease_app = typer.Typer(
+    help="Take, list, renew and release memory leases.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(lease_app, name="lease")
 
 UrlOpt = Annotated[str | None, typer.Option("--url", envvar="MOC_URL", help="moc's HTTP address.")]
@@ -47,10 +54,28 @@ def _client(url: str | None) -> Client:
     return Client(url)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(__version__, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """moc, the ModelOps Coordinator: owns the memory of this host's devices."""
+
+
 @app.command()
 def version() -> None:
     """Print moc's version."""
-    out.print(__version__)
+    out.print(__version__, highlight=False)
 
 
 @app.command()
@@ -60,7 +85,8 @@ def serve(
         typer.Option("--config", "-c", envvar="MOC_CONFIG", help="YAML config file (optional)."),
     ] = None,
     data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="Where state lives [env MOC_DATA_DIR].")
+        Path | None,
+        typer.Option("--data-dir", envvar="MOC_DATA_DIR", help="Where state lives."),
     ] = None,
     host: Annotated[str | None, typer.Option("--host", help="Address to listen on.")] = None,
     http_port: Annotated[int | None, typer.Option("--http-port")] = None,
@@ -70,7 +96,12 @@ def serve(
     ] = None,
     log_level: Annotated[str | None, typer.Option("--log-level")] = None,
 ) -> None:
-    """Run the coordinator (HTTP on 127.0.0.1:8008, gRPC on 127.0.0.1:7212)."""
+    """Run the coordinator.
+
+    HTTP on 127.0.0.1:8008 and gRPC on 127.0.0.1:7212 unless configured.
+    A bad configuration, a port in use or a device owned by another moc
+    stops it with exit code 2.
+    """
     from moc.config import load_config
     from moc.daemon import serve as run_daemon
 
@@ -99,7 +130,11 @@ def serve(
 
 @app.command()
 def devices(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
-    """Show each device: total, capacity, held, observed and free memory."""
+    """Show each device and its memory.
+
+    Capacity is what moc hands out; held is leases and models; observed is
+    use by processes outside moc.
+    """
     try:
         found = _client(url).devices()
     except MocError as exc:
@@ -121,7 +156,7 @@ def health(url: UrlOpt = None) -> None:
 
 @app.command()
 def models(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
-    """List the models moc may load, with their state and size."""
+    """List the models moc may load."""
     try:
         found = _client(url).models()
     except MocError as exc:
@@ -151,7 +186,10 @@ def load(
     url: UrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Load a model and wait until it serves; evicts idle models if memory is short."""
+    """Load a model and wait until it serves.
+
+    Idle models are evicted if memory is short.
+    """
     try:
         with err.status(f"loading {name}…"):
             shown = _client(url).load(name)
@@ -160,7 +198,7 @@ def load(
     if as_json:
         emit_json(shown)
     else:
-        out.print(model_detail(shown), highlight=False, markup=False)
+        out.print(model_detail(shown), highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -208,7 +246,10 @@ def submit(
     url: UrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Queue async jobs and wait for their results (with a progress bar)."""
+    """Queue async jobs and wait for their results.
+
+    A progress bar shows while they run; --no-wait prints the job ids instead.
+    """
     counts = [n for n in (random_n, spam) if n is not None]
     if len(counts) + batch > 1:
         fail(InvalidRequest("--batch/--random/--spam", "choose one"))
@@ -232,7 +273,14 @@ def submit(
             if as_json:
                 emit_json(ids)
             else:
-                out.print(f"submitted {len(ids)} jobs; follow them with GET /v1/jobs/<job_id>")
+                # The ids alone on stdout, one a line, for `| xargs`; the hint on stderr.
+                err.print(
+                    f"submitted {len(ids)} job{'s' if len(ids) != 1 else ''}; follow each "
+                    "with GET /v1/jobs/<job_id>",
+                    highlight=False,
+                )
+                for job_id in ids:
+                    out.print(job_id, highlight=False)
             return
         jobs = follow(client, ids, timeout)
     except MocError as exc:
@@ -360,4 +408,4 @@ def lease_release(
 
 
 def main() -> None:
-    sys.exit(app())
+    sys.exit(app(prog_name="moc"))

@@ -1,20 +1,32 @@
-"""Tables for people, JSON for programs."""
+"""Tables for people, JSON for programs.
+
+Every table is built by :func:`table`, so that ``moc models``, ``moc ps``,
+``moc devices`` and ``moc lease list`` look alike: no box, bold headers, the
+first column flush left, sizes right-aligned, and no cell ever wrapped onto a
+second line (a row that does not fit is cut short with an ellipsis, so each
+row stays one line in a pipe or a CI log). Cells are :class:`~rich.text.Text`,
+never markup: a holder's name with brackets in it is shown as written.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from moc.sdk.wire import LeaseInfo
 from moc.units import format_size
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
+
+FAILED_STATES = frozenset({"failed", "degraded", "backoff"})
 
 
 def emit_json(data: Any) -> None:
@@ -27,56 +39,37 @@ def emit_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
-def devices_table(devices: list[dict[str, Any]]) -> Table:
-    table = Table(box=None, header_style="bold")
-    table.add_column("DEVICE", no_wrap=True)
-    for col in (
-        "KIND",
-        "TOTAL",
-        "CAPACITY",
-        "HELD",
-        "OBSERVED",
-        "FREE",
-        "LEASES",
-        "NAME",
-    ):
-        table.add_column(col, justify="left" if col in ("KIND", "NAME") else "right")
-    for d in devices:
-        table.add_row(
-            d["id"],
-            d["kind"],
-            format_size(d["total_bytes"]),
-            format_size(d["capacity_bytes"]),
-            format_size(d["held_bytes"]),
-            format_size(d["observed_bytes"]),
-            format_size(d["free_bytes"]),
-            str(d["leases"]),
-            d["name"],
-        )
-    return table
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """A table column: its header, how a row's cell is drawn, and whether it is a number."""
+
+    header: str
+    cell: Callable[[Any], str | Text]
+    numeric: bool = False
+    max_width: int | None = None  # free text (a holder's name) gives way before numbers do
 
 
-def leases_table(leases: list[LeaseInfo]) -> Table:
-    table = Table(box=None, header_style="bold")
-    table.add_column("LEASE", no_wrap=True, min_width=16)
-    for col in ("DEVICE", "SIZE", "USED", "HOLDER", "PID", "PRIO", "TOKEN", "EXPIRES IN"):
-        table.add_column(col)
-    for lease in leases:
-        used = "-" if lease.used_bytes is None else format_size(lease.used_bytes)
-        if lease.over_limit:
-            used = f"[red]{used} (over)[/red]"
-        table.add_row(
-            lease.id,
-            lease.device,
-            format_size(lease.bytes),
-            used,
-            lease.holder or "-",
-            "-" if lease.pid is None else str(lease.pid),
-            str(lease.priority) + (" (preemptible)" if lease.preemptible else ""),
-            str(lease.fencing_token),
-            f"{lease.expires_in_s:.1f}s",
+def table(columns: Sequence[Column], rows: Sequence[Any]) -> Table:
+    """The one table style of the CLI. The first column names the row (a model, a
+    lease id to renew): it is never cut short; the others give way first."""
+    cells = [
+        [c if isinstance(c, Text) else Text(c) for c in (col.cell(row) for col in columns)]
+        for row in rows
+    ]
+    grid = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
+    for i, column in enumerate(columns):
+        widest = max([len(column.header), *(line[i].cell_len for line in cells)])
+        grid.add_column(
+            column.header,
+            justify="right" if column.numeric else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            min_width=widest if i == 0 else None,
+            max_width=column.max_width,
         )
-    return table
+    for line in cells:
+        grid.add_row(*line)
+    return grid
 
 
 def _maybe_size(n: int | None) -> str:
@@ -89,66 +82,123 @@ def _seconds(s: float | None) -> str:
     return f"{s:.0f}s" if s < 120 else f"{s / 60:.0f}m"
 
 
+def _state(m: dict[str, Any]) -> Text:
+    state = str(m["state"])
+    return Text(state, style="red" if state in FAILED_STATES else "")
+
+
+def model_device(m: dict[str, Any]) -> str:
+    """Where the model holds memory now; a stopped model holds none, wherever it last ran."""
+    return str(m["device"]) if m["device"] and m["reserved_bytes"] else "-"
+
+
+_MODEL = Column("MODEL", lambda m: m["id"])
+_BACKEND = Column("BACKEND", lambda m: m["backend"])
+_STATE = Column("STATE", _state)
+_DEVICE = Column("DEVICE", model_device)
+_HELD = Column("HELD", lambda m: _maybe_size(m["reserved_bytes"]), numeric=True)
+_USED = Column("USED", lambda m: _maybe_size(m["measured_bytes"]), numeric=True)
+
+MODELS_COLUMNS = (
+    _MODEL,
+    _BACKEND,
+    _STATE,
+    _DEVICE,
+    _HELD,
+    _USED,
+    Column(
+        "KEEP ALIVE",
+        lambda m: "never" if m["keep_alive_s"] < 0 else _seconds(m["keep_alive_s"]),
+        numeric=True,
+    ),
+    Column("PINNED", lambda m: "yes" if m["pinned"] else ""),
+)
+PS_COLUMNS = (
+    _MODEL,
+    _STATE,
+    _DEVICE,
+    Column("EST", lambda m: _maybe_size(m["estimated_bytes"]), numeric=True),
+    _HELD,
+    _USED,
+    Column("BUSY", lambda m: str(m["in_flight"]), numeric=True),
+    Column(
+        "UNLOAD IN",
+        lambda m: "never" if m["keep_alive_s"] < 0 else _seconds(m["unload_in_s"]),
+        numeric=True,
+    ),
+)
+DEVICES_COLUMNS = (
+    Column("DEVICE", lambda d: d["id"]),
+    Column("TOTAL", lambda d: format_size(d["total_bytes"]), numeric=True),
+    Column("CAPACITY", lambda d: format_size(d["capacity_bytes"]), numeric=True),
+    Column("HELD", lambda d: format_size(d["held_bytes"]), numeric=True),
+    Column("OBSERVED", lambda d: format_size(d["observed_bytes"]), numeric=True),
+    Column("FREE", lambda d: format_size(d["free_bytes"]), numeric=True),
+    Column("LEASES", lambda d: str(d["leases"]), numeric=True),
+    Column("NAME", lambda d: d["name"], max_width=20),
+)
+
+
+def _lease_used(lease: LeaseInfo) -> Text:
+    used = "-" if lease.used_bytes is None else format_size(lease.used_bytes)
+    return Text(f"{used} (over)", style="red") if lease.over_limit else Text(used)
+
+
+PREEMPTIBLE = "*"
+
+# The fencing token is left to `moc lease acquire` and --json: with it a row
+# no longer fits 80 columns.
+LEASES_COLUMNS = (
+    Column("LEASE", lambda lease: lease.id),
+    Column("DEVICE", lambda lease: lease.device),
+    Column("SIZE", lambda lease: format_size(lease.bytes), numeric=True),
+    Column("USED", _lease_used, numeric=True),
+    Column("HOLDER", lambda lease: lease.holder or "-", max_width=16),
+    Column("PID", lambda lease: "-" if lease.pid is None else str(lease.pid), numeric=True),
+    Column("PRIO", lambda lease: f"{lease.priority}{PREEMPTIBLE if lease.preemptible else ''}"),
+    Column("EXPIRES", lambda lease: f"{lease.expires_in_s:.1f}s", numeric=True),
+)
+
+
 def models_table(models: list[dict[str, Any]]) -> Table:
-    table = Table(box=None, header_style="bold")
-    table.add_column("MODEL", no_wrap=True)
-    for col in ("BACKEND", "STATE", "DEVICE", "RESERVED", "MEASURED", "KEEP ALIVE", "PINNED"):
-        table.add_column(col)
-    for m in models:
-        state = m["state"]
-        if state in ("failed", "degraded", "backoff"):
-            state = f"[red]{state}[/red]"
-        keep = m["keep_alive_s"]
-        table.add_row(
-            m["id"],
-            m["backend"],
-            state,
-            m["device"] or "-",
-            _maybe_size(m["reserved_bytes"]),
-            _maybe_size(m["measured_bytes"]),
-            "never" if keep < 0 else _seconds(keep),
-            "yes" if m["pinned"] else "",
-        )
-    return table
+    return table(MODELS_COLUMNS, models)
 
 
 def ps_table(models: list[dict[str, Any]]) -> Table:
     """The models holding memory, as ``ollama ps`` shows them."""
-    table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
-    table.add_column("MODEL", no_wrap=True)
-    # Short headers and no wrapping: a row must fit 80 columns (pipes, CI logs).
-    for col in ("BACKEND", "STATE", "DEVICE", "EST", "HELD", "USED", "BUSY", "UNLOAD IN"):
-        table.add_column(col, no_wrap=True)
+    return table(PS_COLUMNS, models)
 
-    for m in models:
-        table.add_row(
-            m["id"],
-            m["backend"],
-            m["state"],
-            m["device"] or "-",
-            _maybe_size(m["estimated_bytes"]),
-            _maybe_size(m["reserved_bytes"]),
-            _maybe_size(m["measured_bytes"]),
-            str(m["in_flight"]),
-            "never" if m["keep_alive_s"] < 0 else _seconds(m["unload_in_s"]),
-        )
-    return table
+
+def devices_table(devices: list[dict[str, Any]]) -> Table:
+    return table(DEVICES_COLUMNS, devices)
+
+
+def leases_table(leases: list[LeaseInfo]) -> Table:
+    grid = table(LEASES_COLUMNS, leases)
+    if any(lease.preemptible for lease in leases):
+        grid.caption = f"{PREEMPTIBLE} preemptible"
+        grid.caption_justify = "left"
+    return grid
 
 
 def model_detail(m: dict[str, Any]) -> str:
-    lines = [f"{m['id']}: {m['state']}" + (f" on {m['device']}" if m["device"] else "")]
+    """A model after ``moc load``: one fact per line, each well inside 80 columns."""
+    where = model_device(m)
+    lines = [f"{m['id']}: {m['state']}" + ("" if where == "-" else f" on {where}")]
     size = m.get("size")
     if size:
         est = size["estimate"]
-        lines.append(
-            f"  size: {format_size(size['bytes'])} ({size['source']}); estimate "
-            f"{format_size(est['total_bytes'])} = weights {format_size(est['weights_bytes'])}"
-            f" + kv {format_size(est['kv_cache_bytes'])} + compute "
-            f"{format_size(est['compute_bytes'])} + runtime {format_size(est['runtime_bytes'])};"
-            f" measured {_maybe_size(size['measured_bytes'])}"
-        )
+        lines += [
+            f"  reserves  {format_size(size['bytes'])} ({size['source']})",
+            f"  estimate  {format_size(est['total_bytes'])} = "
+            f"weights {format_size(est['weights_bytes'])} + kv cache "
+            f"{format_size(est['kv_cache_bytes'])}",
+            f"            + compute {format_size(est['compute_bytes'])} + runtime "
+            f"{format_size(est['runtime_bytes'])}",
+            f"  measured  {_maybe_size(size['measured_bytes'])}",
+        ]
     elif m.get("size_error"):
-        lines.append(f"  size: unknown ({m['size_error']})")
+        lines.append(f"  size      unknown ({m['size_error']})")
     if m.get("last_error"):
-        lines.append(f"  last error: {m['last_error']}")
+        lines.append(f"  error     {m['last_error']}")
     return "\n".join(lines)

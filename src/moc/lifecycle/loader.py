@@ -272,7 +272,7 @@ class Loader:
                         raise ExceedsCapacity(
                             f"model {spec.name} needs {format_size(need)} ({sizing.source}) but "
                             f"the largest device it may use holds {format_size(capacity)}; it can "
-                            f"never fit ({too_large_advice(spec)})",
+                            f"never fit: {too_large_advice(spec)}",
                             model=spec.name,
                             bytes_needed=need,
                             capacity=capacity,

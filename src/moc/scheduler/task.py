@@ -26,7 +26,6 @@ import logging
 from moc.clock import Clock
 from moc.errors import MocError, QueueTimeout, ShuttingDown
 from moc.scheduler.waiting import Facts, Limits, Priority, Ticket, TicketState, WaitingRoom
-from moc.telemetry.logs import event
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +111,8 @@ class Scheduler:
             self._timer_at = None  # fired, or about to be set again
             try:
                 self._step()
-            except Exception as exc:  # a bug here must not stop every request
-                event(log, logging.ERROR, "scheduler step failed", error=repr(exc))
-                log.debug("scheduler step failed", exc_info=exc)
+            except Exception:  # a bug here must not stop every request
+                log.error("scheduler step failed", exc_info=True)
 
     def _step(self) -> None:
         room = self.room

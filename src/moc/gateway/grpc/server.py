@@ -185,7 +185,10 @@ def _handlers(servicer: ModelOpsServicer) -> grpc.GenericRpcHandler[Any, Any]:
 
 class GrpcServer:
     def __init__(self, services: Services) -> None:
-        self._server = grpc.aio.server()
+        # gRPC sets SO_REUSEPORT by default: a second moc on the same port would
+        # then start, and the kernel would split lease requests between two
+        # ledgers. Without it a taken port fails the bind, as for HTTP.
+        self._server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         self._server.add_generic_rpc_handlers((_handlers(ModelOpsServicer(services)),))
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
