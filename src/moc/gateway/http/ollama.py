@@ -55,11 +55,8 @@ def ollama_errors(handler: Handler) -> Handler:
     return wrapped
 
 
-async def read_doc(
-    request: Request, s: Services, streams: bool = True, names: tuple[str, ...] = ("model", "name")
-) -> dict[str, Any]:
-    """The body as an object whose model (the first of ``names`` given) is in
-    ``model``; ``stream`` is checked where the route streams."""
+async def read_object(request: Request, s: Services) -> dict[str, Any]:
+    """The body as a JSON object (no body: an empty one)."""
     raw = await read_body(request, s.config.gateway.max_body)
     try:
         doc = orjson.loads(raw or b"{}")
@@ -67,6 +64,15 @@ async def read_doc(
         raise InvalidRequest("body", f"is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise InvalidRequest("body", "must be a JSON object", value=type(doc).__name__)
+    return doc
+
+
+async def read_doc(
+    request: Request, s: Services, streams: bool = True, names: tuple[str, ...] = ("model", "name")
+) -> dict[str, Any]:
+    """The body as an object whose model (the first of ``names`` given) is in
+    ``model``; ``stream`` is checked where the route streams."""
+    doc = await read_object(request, s)
     model = next((doc[n] for n in names if doc.get(n)), None)
     if not isinstance(model, str) or not model:
         raise InvalidRequest(names[0], "is required: the name of a model moc serves", value=model)

@@ -4,9 +4,11 @@ moc's models come from its configuration (``models:``), not from a registry:
 ``pull`` of a model moc serves loads it (Ollama's clients pull before they
 use a model, and a load is what makes it ready); ``delete``, ``copy``,
 ``create`` and ``push`` are refused in Ollama's error shape with a message
-that says where models come from. ``GET /`` answers as Ollama does, since
-clients probe it to find a server, and any other ``/api/…`` path answers in
-Ollama's error shape rather than OpenAI's.
+that says where models come from: 404 where the model they name (for
+``create``, the one it starts ``from``) is not one moc serves, else 400.
+``GET /`` answers as Ollama does, since clients probe it to find a server,
+and any other ``/api/…`` path answers in Ollama's error shape rather than
+OpenAI's.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from starlette.types import ASGIApp
 
 from moc.errors import InvalidRequest, MocError, ModelNotFound, NotFound
 from moc.gateway.http.errors import error_json, error_response, ollama_error_body
-from moc.gateway.http.ollama import NDJSON, ollama_errors, read_doc
+from moc.gateway.http.ollama import NDJSON, ollama_errors, read_doc, read_object
 from moc.gateway.http.ollama import routes as inference_routes
 from moc.gateway.http.respond import json, services
 from moc.services import Services
@@ -93,6 +95,10 @@ async def copy(request: Request) -> ASGIApp:
 
 @ollama_errors
 async def create(request: Request) -> ASGIApp:
+    s = services(request)
+    source = (await read_object(request, s)).get("from")
+    if isinstance(source, str) and source:
+        _known(s, source)  # a model to start from that moc does not serve: 404
     raise InvalidRequest(
         "model",
         f"moc does not create models: {FROM_CONFIG}; declare the model there "
@@ -102,7 +108,12 @@ async def create(request: Request) -> ASGIApp:
 
 @ollama_errors
 async def push(request: Request) -> ASGIApp:
-    raise InvalidRequest("model", f"moc does not push models to a registry: {FROM_CONFIG}")
+    s = services(request)
+    name = (await read_doc(request, s, streams=False))["model"]
+    _known(s, name)
+    raise InvalidRequest(
+        "model", f"moc does not push models to a registry: {FROM_CONFIG}", value=name
+    )
 
 
 async def root(request: Request) -> Response:
