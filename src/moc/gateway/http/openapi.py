@@ -100,7 +100,7 @@ def _errors(*statuses: int, shape: str = "Error", timed: bool = False) -> dict[s
 
 def _op(
     summary: str,
-    ok: dict[str, Any],
+    ok: dict[str, Any] | None,
     errors: dict[str, Any] | None = None,
     *,
     params: list[dict[str, Any]] | None = None,
@@ -111,7 +111,7 @@ def _op(
     op: dict[str, Any] = {
         "summary": summary,
         "responses": {
-            str(status): ok,
+            **({str(status): ok} if ok is not None else {}),  # None: moc never carries it out
             "431": _answer(ERRORS[431], ref("Error")),
             "500": _answer(ERRORS[500], ref("Error")),
             **(errors or {}),
@@ -289,13 +289,17 @@ def _job_paths() -> dict[str, Any]:
     }
 
 
-def _inference(summary: str, body: str, streams: bool, ollama: bool) -> dict[str, Any]:
+def _inference(
+    summary: str, body: str, streams: bool, ollama: bool, answer: str | None = None
+) -> dict[str, Any]:
     shape = "OllamaError" if ollama else "Error"
     backend = "OllamaError" if ollama else "BackendError"
-    answer = "OllamaAnswer" if ollama else "OpenAIAnswer"
+    answer = answer or ("OllamaAnswer" if ollama else "OpenAIAnswer")
+    ndjson = streams and ollama  # one JSON object a line; a failure mid-answer is an error line
     timed = {"QueueMs": False, "OverheadMs": False}
-    ok = _answer("the answer (streamed when stream is true)", ref(answer), **timed)
-    if streams and ollama:  # one JSON object a line; a failure mid-answer is an error line
+    said = "the answer (streamed when stream is true)" if streams else "the answer"
+    ok = _answer(said, ref(answer), **timed)
+    if ndjson:
         ok["content"]["application/x-ndjson"] = {
             "schema": {"anyOf": [ref(answer), ref("OllamaError")]}
         }
@@ -305,11 +309,11 @@ def _inference(summary: str, body: str, streams: bool, ollama: bool) -> dict[str
     errors = _errors(400, 404, 409, 422, 429, 500, 503, 504, shape=shape, timed=True)
     for status in ("400", "404", "409", "422", "429", "500", "503", "504"):
         errors[status]["content"] = _content(ref(backend))
-        if ollama:  # a backend's error to a streamed request keeps the stream's type
+        if ndjson:  # a backend's error to a streamed request keeps the stream's type
             errors[status]["content"]["application/x-ndjson"] = {"schema": ref(backend)}
     for status in ("4XX", "5XX"):
         errors[status] = _answer("the backend's own error, unchanged", ref(backend), **timed)
-        if ollama:
+        if ndjson:
             errors[status]["content"]["application/x-ndjson"] = {"schema": ref(backend)}
     return _op(summary, ok, errors, params=[PRIORITY_HEADER], body=ref(body))
 
@@ -325,6 +329,24 @@ def _inference_paths() -> dict[str, Any]:
             "post": _inference("Ollama generate", "OllamaGenerateRequest", True, True)
         },
         "/api/chat": {"post": _inference("Ollama chat", "OllamaChatRequest", True, True)},
+        "/api/embed": {
+            "post": _inference(
+                "Ollama embed (no input: load the model)",
+                "OllamaEmbedRequest",
+                False,
+                True,
+                answer="OllamaEmbed",
+            )
+        },
+        "/api/embeddings": {
+            "post": _inference(
+                "Ollama embeddings, the older route (no prompt: load the model)",
+                "OllamaEmbeddingsRequest",
+                False,
+                True,
+                answer="OllamaEmbeddings",
+            )
+        },
     }
 
 
@@ -343,7 +365,71 @@ def _ollama_paths() -> dict[str, Any]:
         "/api/version": {
             "get": _op("Ollama API version", _answer("versions", ref("OllamaVersion")), {})
         },
+        "/": {
+            "get": _op(
+                "Ollama's liveness probe",
+                {
+                    "description": "Ollama is running",
+                    "content": _content({"const": "Ollama is running"}, "text/plain"),
+                },
+                {},
+            )
+        },
+        **_ollama_manage_paths(),
     }
+
+
+def _ollama_manage_paths() -> dict[str, Any]:
+    """Ollama's model management: moc's models come from its configuration, so
+    pull loads a model moc serves, and the rest are refused (400), or 404 where
+    the model named is not one moc serves."""
+    pulled = _answer("loaded; streamed (the default) as one status a line", ref("OllamaSuccess"))
+    pulled["content"]["application/x-ndjson"] = {
+        "schema": {"anyOf": [ref("OllamaStatus"), ref("OllamaError")]}
+    }
+    return {
+        "/api/pull": {
+            "post": _op(
+                "Ollama pull: load a model moc serves (moc downloads nothing)",
+                pulled,
+                _errors(400, 404, 409, 422, 503, shape="OllamaError"),
+                body=ref("OllamaPullRequest"),
+            )
+        },
+        "/api/delete": {
+            "delete": _refused(
+                "Ollama delete: refused (unload with keep_alive 0)",
+                _errors(400, 404, shape="OllamaError"),
+                ref("OllamaDeleteRequest"),
+            )
+        },
+        "/api/copy": {
+            "post": _refused(
+                "Ollama copy: refused",
+                _errors(400, 404, shape="OllamaError"),
+                ref("OllamaCopyRequest"),
+            )
+        },
+        "/api/create": {
+            "post": _refused(
+                "Ollama create: refused",
+                _errors(400, 404, shape="OllamaError"),
+                ref("OllamaCreateRequest"),
+            )
+        },
+        "/api/push": {
+            "post": _refused(
+                "Ollama push: refused",
+                _errors(400, 404, shape="OllamaError"),
+                ref("OllamaPushRequest"),
+            )
+        },
+    }
+
+
+def _refused(summary: str, errors: dict[str, Any], body: Schema) -> dict[str, Any]:
+    """An operation moc never carries out: its answers are its errors."""
+    return _op(summary, None, errors, body=body)
 
 
 def document(config: Config) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from moc.config import Config
+from moc.dispatch.request import MAX_CHOICES
 from moc.gateway.http.openapi_answers import answers
 from moc.jobs.model import MAX_METADATA
 from moc.leases import validate
@@ -146,18 +147,35 @@ def _openai() -> dict[str, Schema]:
         "required": ["role", "content"],
     }
 
+    choices = {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_CHOICES,
+        "default": 1,
+        "description": "choices asked for, each a request of its own; 1 when stream is true",
+    }
+    one_when_streamed = {  # moc does not stream several choices
+        "if": {"required": ["stream"], "properties": {"stream": {"const": True}}},
+        "then": {"properties": {"n": {"const": 1}}},
+    }
+
     def request(field: str, schema: Schema, stream: bool = True) -> Schema:
         fields = {**common, field: schema}
         if not stream:
             fields["stream"] = {"const": False}
         return {"type": "object", "properties": fields, "required": ["model", field]}
 
+    def choosing(field: str, schema: Schema) -> Schema:
+        out = request(field, schema)
+        out["properties"]["n"] = choices
+        return {**out, **one_when_streamed}
+
     text = {"anyOf": [STR, {"type": "array", "items": STR, "minItems": 1}]}
     return {
-        "ChatCompletionRequest": request(
+        "ChatCompletionRequest": choosing(
             "messages", {"type": "array", "minItems": 1, "items": message}
         ),
-        "CompletionRequest": request("prompt", text),
+        "CompletionRequest": choosing("prompt", text),
         "EmbeddingRequest": request("input", text, stream=False),
         "OpenAIAnswer": {"type": "object", "description": "the backend's answer, unchanged"},
     }
@@ -264,6 +282,111 @@ def _ollama() -> dict[str, Schema]:
     }
 
 
+NAME: Schema = {"type": "string", "minLength": 1}
+NANOSECONDS: Schema = {"type": "integer", "minimum": 0, "description": "nanoseconds"}
+VECTOR: Schema = {"type": "array", "items": NUM}
+
+
+def _ollama_embeddings() -> dict[str, Schema]:
+    """/api/embed and the older /api/embeddings; no text loads the model."""
+    common = {
+        "keep_alive": {"description": "0 with no text unloads the model"},
+        "options": {**OBJ, "description": "accepted; embeddings take no sampling options"},
+        "priority": {"enum": PRIORITY_LABELS, "description": "x-moc-priority wins over it"},
+    }
+    return {
+        "OllamaEmbedRequest": {
+            "type": "object",
+            "properties": {
+                "model": NAME,
+                "input": {
+                    "anyOf": [STR, {"type": "array", "items": STR}],
+                    "description": "the texts; empty (or none): load the model",
+                },
+                "dimensions": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "cut each embedding to this many values, at unit length",
+                },
+                "truncate": {
+                    **BOOL,
+                    "description": "checked, not applied: moc does not tokenize, so a text "
+                    "longer than the backend takes is the backend's to refuse",
+                },
+                **common,
+            },
+            "required": ["model"],
+        },
+        "OllamaEmbed": closed(
+            {
+                "model": STR,
+                "embeddings": {
+                    "type": "array",
+                    "items": VECTOR,
+                    "description": "one embedding a text, in the order of input",
+                },
+                "total_duration": NANOSECONDS,
+                "load_duration": NANOSECONDS,
+                "prompt_eval_count": {"type": "integer", "minimum": 0},
+            },
+            required=["model", "embeddings"],  # no text: no durations
+        ),
+        "OllamaEmbeddingsRequest": {
+            "type": "object",
+            "properties": {
+                "model": NAME,
+                "prompt": {"type": "string", "description": "empty (or none): load the model"},
+                **common,
+            },
+            "required": ["model"],
+        },
+        "OllamaEmbeddings": closed({"embedding": {**VECTOR, "description": "empty: no prompt"}}),
+    }
+
+
+def _ollama_manage() -> dict[str, Schema]:
+    """Ollama's model management: pull loads a model moc serves; the rest are
+    refused (400), or 404 where the model named is not one moc serves."""
+    by_name = {"anyOf": [{"required": ["model"]}, {"required": ["name"]}]}
+    named = {"model": NAME, "name": {**NAME, "description": "the older name of model"}}
+    return {
+        "OllamaPullRequest": {
+            "type": "object",
+            "properties": {
+                **named,
+                "stream": {**BOOL, "default": True},
+                "insecure": {**BOOL, "description": "accepted; moc downloads nothing"},
+            },
+            **by_name,
+        },
+        "OllamaStatus": closed(
+            {"status": {"type": "string", "description": "loading <model>, then success"}}
+        ),
+        "OllamaSuccess": closed({"status": {"const": "success"}}),
+        "OllamaDeleteRequest": {"type": "object", "properties": named, **by_name},
+        "OllamaPushRequest": {
+            "type": "object",
+            "properties": {**named, "insecure": BOOL, "stream": BOOL},
+            **by_name,
+        },
+        "OllamaCreateRequest": {
+            "type": "object",
+            "description": "moc refuses every create: 404 where from is not a model moc "
+            "serves, else 400 (a create from files needs /api/blobs, which moc does not serve)",
+            "properties": {
+                "model": {**STR, "description": "the new model's name"},
+                "from": {**NAME, "description": "the model to start from"},
+            },
+            "required": ["model", "from"],
+        },
+        "OllamaCopyRequest": {
+            "type": "object",
+            "properties": {"source": NAME, "destination": STR},
+            "required": ["source"],
+        },
+    }
+
+
 def schemas(config: Config) -> dict[str, Schema]:
     return {
         **answers(),
@@ -272,4 +395,6 @@ def schemas(config: Config) -> dict[str, Schema]:
         **_jobs(),
         **_openai(),
         **_ollama(),
+        **_ollama_embeddings(),
+        **_ollama_manage(),
     }
