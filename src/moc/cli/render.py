@@ -88,8 +88,8 @@ def _state(m: dict[str, Any]) -> Text:
 
 
 def model_device(m: dict[str, Any]) -> str:
-    """Where the model holds memory now; a stopped model holds none, wherever it last ran."""
-    return str(m["device"]) if m["device"] and m["reserved_bytes"] else "-"
+    """Where the model holds memory now (the server names none for a model that holds none)."""
+    return str(m["device"]) if m["device"] else "-"
 
 
 _MODEL = Column("MODEL", lambda m: m["id"])
