@@ -11,6 +11,12 @@ clients, operations per second (each client loops acquire → renew → release)
 The load generator runs in its own process (aiohttp or grpc.aio, on uvloop).
 
     python benchmarks/lease_ops.py [--seconds 5] [--json out.json]
+        [--compare-with /path/to/other/src] [--rounds 3]
+
+``--compare-with`` adds a second moc, run from another source tree (e.g. a
+checkout of main), measured over HTTP in turns with this tree's: ``--rounds``
+short runs each, alternating, so a busy moment on a shared machine weighs on
+both alike; each figure is the median of its rounds.
 """
 
 from __future__ import annotations
@@ -201,9 +207,13 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, round(q * (len(values) - 1)))] * 1000
 
 
-def start_moc(tmp: Path, extra_config: str = "") -> tuple[subprocess.Popen[bytes], int, int]:
-    """``moc serve`` with one 4 GiB host device and quiet logs, plus ``extra_config``."""
+def start_moc(
+    tmp: Path, extra_config: str = "", src: Path | None = None
+) -> tuple[subprocess.Popen[bytes], int, int]:
+    """``moc serve`` with one 4 GiB host device and quiet logs, plus
+    ``extra_config``; from ``src`` (a tree's ``src`` folder) when given."""
     http_port, grpc_port = free_port(), free_port()
+    tmp.mkdir(parents=True, exist_ok=True)
     config = tmp / "moc.yaml"
     config.write_text(
         "devices: {nvml: 'off', host: [{id: host, size: 4GiB}]}\nlog: {level: warning}\n"
@@ -225,6 +235,7 @@ def start_moc(tmp: Path, extra_config: str = "") -> tuple[subprocess.Popen[bytes
             str(grpc_port),
         ],
         stdin=subprocess.DEVNULL,
+        env=None if src is None else {**os.environ, "PYTHONPATH": str(src)},
     )
     wait_port(http_port)
     wait_port(grpc_port)
@@ -238,10 +249,75 @@ def cpu_seconds(pid: int) -> float:
     return float(times.user + times.system)
 
 
+def median(values: list[float]) -> float:
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
+def compare(other_src: Path, seconds: float, rounds: int) -> dict[str, Any]:
+    """This tree's moc and one from ``other_src`` over HTTP, in turns."""
+    tmp = Path(tempfile.mkdtemp(prefix="moc-bench-cmp-"))
+    here, here_port, _ = start_moc(tmp / "here", src=ROOT / "src")
+    there, there_port, _ = start_moc(tmp / "there", src=other_src)
+    trees = {
+        f"this tree ({ROOT})": (f"http://127.0.0.1:{here_port}", here.pid),
+        f"other tree ({other_src.parent})": (f"http://127.0.0.1:{there_port}", there.pid),
+    }
+    runs: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
+    try:
+        for _ in range(rounds):
+            for clients in (1, 16):
+                for name, (url, pid) in trees.items():
+                    before = cpu_seconds(pid)
+                    r = measure("http", url, clients, seconds)
+                    ops = 3 * r["cycles"]
+                    got = runs[name]
+                    got.setdefault(f"ops_per_s_{clients}", []).append(ops / r["seconds"])
+                    got.setdefault(f"cpu_ms_per_op_{clients}", []).append(
+                        1000 * (cpu_seconds(pid) - before) / ops if ops else float("nan")
+                    )
+                    got.setdefault("errors", []).append(r["errors"])
+                    if clients == 1:
+                        for op, values in r["lat"].items():
+                            got.setdefault(f"{op}_p50", []).append(pct(values, 0.5))
+                            got.setdefault(f"{op}_p99", []).append(pct(values, 0.99))
+            print("done: a round of the comparison", file=sys.stderr, flush=True)
+    finally:
+        for proc in (here, there):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(20)
+    return {
+        name: {k: (sum(v) if k == "errors" else median(v)) for k, v in got.items()}
+        for name, got in runs.items()
+    }
+
+
+def print_comparison(found: dict[str, Any], seconds: float, rounds: int) -> None:
+    print(f"\ncomparison over HTTP: {rounds} alternating rounds of {seconds:g}s, medians\n")
+    print("| tree | op | p50 ms (1 client) | p99 ms (1 client) |")
+    print("|---|---|---|---|")
+    for name, row in found.items():
+        for op in OPS:
+            print(f"| {name} | {op} | {row[f'{op}_p50']:.3f} | {row[f'{op}_p99']:.3f} |")
+    print("\n| tree | ops/s, 1 client | ops/s, 16 | server CPU ms/op at 16 | errors |")
+    print("|---|---|---|---|---|")
+    for name, row in found.items():
+        print(
+            f"| {name} | {row['ops_per_s_1']:.0f} | {row['ops_per_s_16']:.0f} | "
+            f"{row['cpu_ms_per_op_16']:.3f} | {row['errors']:.0f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        help="another tree's src folder: run its moc in turns with this one, over HTTP",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="turns each, with --compare-with")
     args = parser.parse_args()
 
     trivial_port, trivial_grpc_port = free_port(), free_port()
@@ -306,6 +382,10 @@ def main() -> None:
             f"| {name} | {row[1]['ops_per_s']:.0f} | {row[16]['ops_per_s']:.0f} | "
             f"{row[64]['ops_per_s']:.0f} | {row[64]['server_cpu_ms_per_op']:.3f} | {errors} |"
         )
+    if args.compare_with is not None:
+        found = compare(args.compare_with.resolve(), args.seconds, args.rounds)
+        print_comparison(found, args.seconds, args.rounds)
+        results["comparison"] = found
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

