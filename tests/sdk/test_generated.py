@@ -1,5 +1,6 @@
 """The SDK's two clients cannot drift: the synchronous one is generated from
-the asyncio one, both offer the same methods, and LeaseInfo is the wire's Lease."""
+the asyncio one, both offer the same methods, LeaseInfo is the wire's Lease,
+and every other answer is typed by its moc.wire shape."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import typing
 from pathlib import Path
+from typing import Any
 
 from moc import wire
 from moc.sdk import AsyncClient, AsyncHeldLease, Client, HeldLease, LeaseInfo
@@ -44,3 +46,20 @@ def test_lease_info_has_the_wire_lease_fields_and_types() -> None:
     hints = typing.get_type_hints(LeaseInfo)
     ours = [(f.name, hints[f.name]) for f in dataclasses.fields(LeaseInfo)]
     assert ours == list(typing.get_type_hints(wire.Lease).items())
+
+
+def _answers(cls: type) -> dict[str, Any]:
+    return {
+        name: typing.get_type_hints(member)["return"]
+        for name, member in vars(cls).items()
+        if inspect.isfunction(member) and not name.startswith("_") and name not in KEPT
+    }
+
+
+def test_every_answer_is_typed_by_its_wire_shape() -> None:
+    shapes = {getattr(wire, name) for name in wire.__all__}
+    typed = {*shapes, LeaseInfo, AsyncHeldLease, HeldLease, type(None)}
+    for cls in (AsyncClient, Client):
+        for name, answer in _answers(cls).items():
+            inner = typing.get_args(answer)[0] if typing.get_origin(answer) is list else answer
+            assert inner in typed, f"{cls.__name__}.{name} answers {answer}"

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from moc import wire
 from moc.sdk.wire import LeaseInfo
 from moc.units import format_size
 
@@ -82,12 +83,12 @@ def _seconds(s: float | None) -> str:
     return f"{s:.0f}s" if s < 120 else f"{s / 60:.0f}m"
 
 
-def _state(m: dict[str, Any]) -> Text:
+def _state(m: wire.Model) -> Text:
     state = str(m["state"])
     return Text(state, style="red" if state in FAILED_STATES else "")
 
 
-def model_device(m: dict[str, Any]) -> str:
+def model_device(m: wire.Model) -> str:
     """Where the model holds memory now (the server names none for a model that holds none)."""
     return str(m["device"]) if m["device"] else "-"
 
@@ -160,20 +161,20 @@ LEASES_COLUMNS = (
 )
 
 
-def models_table(models: list[dict[str, Any]]) -> Table:
+def models_table(models: Sequence[wire.Model]) -> Table:
     return table(MODELS_COLUMNS, models)
 
 
-def ps_table(models: list[dict[str, Any]]) -> Table:
+def ps_table(models: Sequence[wire.Model]) -> Table:
     """The models holding memory, as ``ollama ps`` shows them."""
     return table(PS_COLUMNS, models)
 
 
-def devices_table(devices: list[dict[str, Any]]) -> Table:
+def devices_table(devices: Sequence[wire.Device]) -> Table:
     return table(DEVICES_COLUMNS, devices)
 
 
-def leases_table(leases: list[LeaseInfo]) -> Table:
+def leases_table(leases: Sequence[LeaseInfo]) -> Table:
     grid = table(LEASES_COLUMNS, leases)
     if any(lease.preemptible for lease in leases):
         grid.caption = f"{PREEMPTIBLE} preemptible"
@@ -181,7 +182,7 @@ def leases_table(leases: list[LeaseInfo]) -> Table:
     return grid
 
 
-def model_detail(m: dict[str, Any]) -> str:
+def model_detail(m: wire.ModelDetail) -> str:
     """A model after ``moc load``: one fact per line, each well inside 80 columns."""
     where = model_device(m)
     lines = [f"{m['id']}: {m['state']}" + ("" if where == "-" else f" on {where}")]

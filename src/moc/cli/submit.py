@@ -8,11 +8,11 @@ import statistics
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from moc import wire
 from moc.cli.render import err
 from moc.sdk.client import Client
 
@@ -85,9 +85,9 @@ def submit_all(client: Client, todo: list[Plan], max_tokens: int, delay: float) 
     return ids
 
 
-def follow(client: Client, ids: list[str], timeout: float) -> list[dict[str, Any]]:
+def follow(client: Client, ids: list[str], timeout: float) -> list[wire.Job]:
     """Poll until every job has ended (or ``timeout``); the jobs as last seen."""
-    seen: dict[str, dict[str, Any]] = {}
+    seen: dict[str, wire.Job] = {}
     deadline = time.monotonic() + timeout
     with _progress() as progress:
         task = progress.add_task("waiting for results", total=len(ids))
@@ -103,16 +103,16 @@ def follow(client: Client, ids: list[str], timeout: float) -> list[dict[str, Any
             time.sleep(0.25)
 
 
-def summary(jobs: list[dict[str, Any]]) -> Table:
+def summary(jobs: list[wire.Job]) -> Table:
     table = Table(title="jobs", show_edge=False)
     for column in ("status", "jobs", "wait p50 s", "run p50 s", "models"):
         table.add_column(column)
-    by_status: dict[str, list[dict[str, Any]]] = {}
+    by_status: dict[str, list[wire.Job]] = {}
     for job in jobs:
         by_status.setdefault(job["status"], []).append(job)
     for status, group in sorted(by_status.items()):
-        waits = [_span(j, "created_at", "started_at") for j in group]
-        runs = [_span(j, "started_at", "finished_at") for j in group]
+        waits = [_span(j["created_at"], j["started_at"]) for j in group]
+        runs = [_span(j["started_at"], j["finished_at"]) for j in group]
         table.add_row(
             status,
             str(len(group)),
@@ -123,18 +123,17 @@ def summary(jobs: list[dict[str, Any]]) -> Table:
     return table
 
 
-def show_failures(jobs: list[dict[str, Any]]) -> None:
+def show_failures(jobs: list[wire.Job]) -> None:
     for job in jobs:
         if job["status"] == "failed":
             error = job.get("error") or {}
             err.print(f"{job['job_id']} failed: [{error.get('code')}] {error.get('message')}")
 
 
-def _span(job: dict[str, Any], start: str, end: str) -> float | None:
-    if not job.get(start) or not job.get(end):
+def _span(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
         return None
-    parse = datetime.fromisoformat
-    return (parse(job[end]) - parse(job[start])).total_seconds()
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
 def _median(values: list[float | None]) -> str:

@@ -37,7 +37,9 @@ class AsyncClient:
 
     Every method raises the error moc reported, from :mod:`moc.errors`
     (``InsufficientMemory``, ``LeaseExpired``, …), or ``Unavailable`` when moc
-    cannot be reached.
+    cannot be reached. Answers are :mod:`moc.wire`'s shapes (``wire.Model``,
+    ``wire.Job``, …): TypedDicts, so plain dicts at run time, and a field a newer
+    moc adds is passed through; leases come as :class:`LeaseInfo`.
     """
 
     def __init__(self, url: str | None = None, *, timeout: float = 30.0) -> None:
@@ -52,39 +54,34 @@ class AsyncClient:
             raise unreachable(self.url, exc) from exc
         return check(response)
 
-    # The answers are moc.wire's shapes (Health, Device, Model, ModelDetail,
-    # Job, Stats), typed as plain dicts for callers that index them freely.
-
-    async def health(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call("GET", "/health")
+    async def health(self) -> wire.Health:
+        result: wire.Health = await self._call("GET", "/health")
         return result
 
-    async def devices(self) -> list[dict[str, Any]]:
-        answer = await self._call("GET", "/v1/devices")
-        result: list[dict[str, Any]] = answer["devices"]
-        return result
+    async def devices(self) -> list[wire.Device]:
+        answer: wire.DeviceList = await self._call("GET", "/v1/devices")
+        return answer["devices"]
 
-    async def models(self) -> list[dict[str, Any]]:
+    async def models(self) -> list[wire.Model]:
         """Every model in the catalog with its state (``GET /v1/models``)."""
-        answer = await self._call("GET", "/v1/models")
-        result: list[dict[str, Any]] = answer["data"]
-        return result
+        answer: wire.ModelList = await self._call("GET", "/v1/models")
+        return answer["data"]
 
-    async def model(self, name: str) -> dict[str, Any]:
+    async def model(self, name: str) -> wire.ModelDetail:
         """One model: spec, state, and its estimated and measured size."""
-        result: dict[str, Any] = await self._call("GET", f"/v1/models/{name}")
+        result: wire.ModelDetail = await self._call("GET", f"/v1/models/{name}")
         return result
 
-    async def load(self, name: str, *, timeout_s: float | None = 600.0) -> dict[str, Any]:
+    async def load(self, name: str, *, timeout_s: float | None = 600.0) -> wire.ModelDetail:
         """Load ``name`` and wait until it serves (evicting idle models if needed)."""
         path = f"/v1/models/{name}/load"
-        result: dict[str, Any] = await self._call("POST", path, timeout=timeout_s)
+        result: wire.ModelDetail = await self._call("POST", path, timeout=timeout_s)
         return result
 
-    async def unload(self, name: str) -> dict[str, Any]:
+    async def unload(self, name: str) -> wire.ModelUnloaded:
         """Stop ``name``'s runtime; ``unloaded`` is false when it was not loaded."""
         path = f"/v1/models/{name}/unload"
-        result: dict[str, Any] = await self._call("POST", path, timeout=None)
+        result: wire.ModelUnloaded = await self._call("POST", path, timeout=None)
         return result
 
     async def submit_job(
@@ -96,32 +93,32 @@ class AsyncClient:
         priority: str = "normal",
         metadata: dict[str, Any] | None = None,
         options: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> wire.Job:
         """Queue an async job (``POST /v1/jobs``); returns it with its ``job_id``."""
         body = job_body(model, prompt, messages, priority, metadata, options)
-        result: dict[str, Any] = await self._call("POST", "/v1/jobs", json=body)
+        result: wire.Job = await self._call("POST", "/v1/jobs", json=body)
         return result
 
-    async def job(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call("GET", f"/v1/jobs/{job_id}")
+    async def job(self, job_id: str) -> wire.Job:
+        result: wire.Job = await self._call("GET", f"/v1/jobs/{job_id}")
         return result
 
-    async def jobs(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    async def jobs(self, *, status: str | None = None, limit: int = 100) -> list[wire.Job]:
         """Jobs, newest first (``GET /v1/jobs``)."""
         params: dict[str, Any] = {"limit": limit}
         if status is not None:
             params["status"] = status
-        answer = await self._call("GET", "/v1/jobs", params=params)
-        result: list[dict[str, Any]] = answer["data"]
+        answer: wire.JobList = await self._call("GET", "/v1/jobs", params=params)
+        return answer["data"]
+
+    async def cancel_job(self, job_id: str) -> wire.Job:
+        """Cancel a job; a finished one is returned unchanged."""
+        result: wire.Job = await self._call("DELETE", f"/v1/jobs/{job_id}")
         return result
 
-    async def cancel_job(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call("DELETE", f"/v1/jobs/{job_id}")
-        return result
-
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self) -> wire.Stats:
         """Queues by status and priority, loaded models and devices (``GET /v1/stats``)."""
-        result: dict[str, Any] = await self._call("GET", "/v1/stats")
+        result: wire.Stats = await self._call("GET", "/v1/stats")
         return result
 
     async def acquire(

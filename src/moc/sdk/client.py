@@ -37,7 +37,9 @@ class Client:
 
     Every method raises the error moc reported, from :mod:`moc.errors`
     (``InsufficientMemory``, ``LeaseExpired``, …), or ``Unavailable`` when moc
-    cannot be reached.
+    cannot be reached. Answers are :mod:`moc.wire`'s shapes (``wire.Model``,
+    ``wire.Job``, …): TypedDicts, so plain dicts at run time, and a field a newer
+    moc adds is passed through; leases come as :class:`LeaseInfo`.
     """
 
     def __init__(self, url: str | None = None, *, timeout: float = 30.0) -> None:
@@ -52,39 +54,34 @@ class Client:
             raise unreachable(self.url, exc) from exc
         return check(response)
 
-    # The answers are moc.wire's shapes (Health, Device, Model, ModelDetail,
-    # Job, Stats), typed as plain dicts for callers that index them freely.
-
-    def health(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", "/health")
+    def health(self) -> wire.Health:
+        result: wire.Health = self._call("GET", "/health")
         return result
 
-    def devices(self) -> list[dict[str, Any]]:
-        answer = self._call("GET", "/v1/devices")
-        result: list[dict[str, Any]] = answer["devices"]
-        return result
+    def devices(self) -> list[wire.Device]:
+        answer: wire.DeviceList = self._call("GET", "/v1/devices")
+        return answer["devices"]
 
-    def models(self) -> list[dict[str, Any]]:
+    def models(self) -> list[wire.Model]:
         """Every model in the catalog with its state (``GET /v1/models``)."""
-        answer = self._call("GET", "/v1/models")
-        result: list[dict[str, Any]] = answer["data"]
-        return result
+        answer: wire.ModelList = self._call("GET", "/v1/models")
+        return answer["data"]
 
-    def model(self, name: str) -> dict[str, Any]:
+    def model(self, name: str) -> wire.ModelDetail:
         """One model: spec, state, and its estimated and measured size."""
-        result: dict[str, Any] = self._call("GET", f"/v1/models/{name}")
+        result: wire.ModelDetail = self._call("GET", f"/v1/models/{name}")
         return result
 
-    def load(self, name: str, *, timeout_s: float | None = 600.0) -> dict[str, Any]:
+    def load(self, name: str, *, timeout_s: float | None = 600.0) -> wire.ModelDetail:
         """Load ``name`` and wait until it serves (evicting idle models if needed)."""
         path = f"/v1/models/{name}/load"
-        result: dict[str, Any] = self._call("POST", path, timeout=timeout_s)
+        result: wire.ModelDetail = self._call("POST", path, timeout=timeout_s)
         return result
 
-    def unload(self, name: str) -> dict[str, Any]:
+    def unload(self, name: str) -> wire.ModelUnloaded:
         """Stop ``name``'s runtime; ``unloaded`` is false when it was not loaded."""
         path = f"/v1/models/{name}/unload"
-        result: dict[str, Any] = self._call("POST", path, timeout=None)
+        result: wire.ModelUnloaded = self._call("POST", path, timeout=None)
         return result
 
     def submit_job(
@@ -96,32 +93,32 @@ class Client:
         priority: str = "normal",
         metadata: dict[str, Any] | None = None,
         options: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> wire.Job:
         """Queue an async job (``POST /v1/jobs``); returns it with its ``job_id``."""
         body = job_body(model, prompt, messages, priority, metadata, options)
-        result: dict[str, Any] = self._call("POST", "/v1/jobs", json=body)
+        result: wire.Job = self._call("POST", "/v1/jobs", json=body)
         return result
 
-    def job(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}")
+    def job(self, job_id: str) -> wire.Job:
+        result: wire.Job = self._call("GET", f"/v1/jobs/{job_id}")
         return result
 
-    def jobs(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def jobs(self, *, status: str | None = None, limit: int = 100) -> list[wire.Job]:
         """Jobs, newest first (``GET /v1/jobs``)."""
         params: dict[str, Any] = {"limit": limit}
         if status is not None:
             params["status"] = status
-        answer = self._call("GET", "/v1/jobs", params=params)
-        result: list[dict[str, Any]] = answer["data"]
+        answer: wire.JobList = self._call("GET", "/v1/jobs", params=params)
+        return answer["data"]
+
+    def cancel_job(self, job_id: str) -> wire.Job:
+        """Cancel a job; a finished one is returned unchanged."""
+        result: wire.Job = self._call("DELETE", f"/v1/jobs/{job_id}")
         return result
 
-    def cancel_job(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("DELETE", f"/v1/jobs/{job_id}")
-        return result
-
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> wire.Stats:
         """Queues by status and priority, loaded models and devices (``GET /v1/stats``)."""
-        result: dict[str, Any] = self._call("GET", "/v1/stats")
+        result: wire.Stats = self._call("GET", "/v1/stats")
         return result
 
     def acquire(

@@ -3,7 +3,7 @@
 The native API's responses (a lease, a device, a model, a job, an error, …)
 are TypedDicts here: the views in :mod:`moc.gateway.views` build them (plain
 dicts, so the hot path pays nothing for the types), the OpenAPI document's
-components are generated from them (:mod:`moc.gateway.http.openapi_schemas`),
+components are generated from them (:mod:`moc.gateway.http.openapi_answers`),
 ``docs/api.md``'s field tables are generated from those components
 (``scripts/gen_api_docs.py``), and the SDK returns them typed.
 

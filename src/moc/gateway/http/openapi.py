@@ -4,9 +4,9 @@ Built once when the app is built, from the running configuration (TTL and
 wait limits, the body limit), so the limits it states are the ones enforced.
 ``tests/gateway/test_openapi_document.py`` keeps its paths and the app's
 routes the same; schemathesis checks moc's answers against it. moc's answers
-are components generated from :mod:`moc.wire`, and the error responses say
-which codes each status carries, from the one mapping in
-:mod:`moc.gateway.http.errors`.
+are components generated from :mod:`moc.wire`, the native request bodies from
+the pydantic models that parse them, and the error responses say which codes
+each status carries, from the one mapping in :mod:`moc.gateway.http.errors`.
 """
 
 from __future__ import annotations

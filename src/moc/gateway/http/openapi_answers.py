@@ -63,7 +63,7 @@ def _built() -> dict[str, Schema]:
     for name, cls in _shapes().items():
         if name in out:
             _describe(out[name], field_docs(cls))
-    return {name: _untitled(schema) for name, schema in out.items()}
+    return {name: untitled(schema) for name, schema in out.items()}
 
 
 def _shapes() -> dict[str, type]:
@@ -111,11 +111,11 @@ def _describe(schema: Schema, docs: dict[str, str]) -> None:
             prop["description"] = docs[field]
 
 
-def _untitled(schema: Any) -> Any:
+def untitled(schema: Any) -> Any:
     """The schema without pydantic's titles (``"Fencing Token"``): noise in a
     document whose property names already say it."""
     if isinstance(schema, list):
-        return [_untitled(s) for s in schema]
+        return [untitled(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
     out: dict[str, Any] = {}
@@ -123,7 +123,7 @@ def _untitled(schema: Any) -> Any:
         if key == "title" and isinstance(value, str):
             continue
         if key == "properties":  # a mapping of names: a field may be called "title"
-            out[key] = {name: _untitled(s) for name, s in value.items()}
+            out[key] = {name: untitled(s) for name, s in value.items()}
         else:
-            out[key] = _untitled(value)
+            out[key] = untitled(value)
     return out

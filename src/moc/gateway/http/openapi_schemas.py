@@ -1,11 +1,11 @@
 """The JSON Schemas of moc's HTTP API, for the OpenAPI document.
 
 moc's own answers are generated from :mod:`moc.wire`
-(:mod:`moc.gateway.http.openapi_answers`). Written here are what moc reads:
-request bodies, whose limits come from :mod:`moc.leases.validate` and the
-running configuration, and the parts of the OpenAI and Ollama requests moc
-checks before passing them on; and the answers moc passes back from a
-backend unchanged.
+(:mod:`moc.gateway.http.openapi_answers`), and the native API's request
+bodies from the pydantic models that parse them, with the configured limits
+(:mod:`moc.gateway.http.openapi_requests`). Written here are the parts of
+the OpenAI and Ollama requests moc checks before passing them on, and the
+answers moc passes back from a backend unchanged.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from typing import Any
 from moc.config import Config
 from moc.dispatch.request import MAX_CHOICES
 from moc.gateway.http.openapi_answers import answers
-from moc.jobs.model import MAX_METADATA
-from moc.leases import validate
-from moc.leases.model import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN
+from moc.gateway.http.openapi_requests import requests
 from moc.scheduler.waiting import Priority
 
 Schema = dict[str, Any]
@@ -27,7 +25,6 @@ INT: Schema = {"type": "integer"}
 NUM: Schema = {"type": "number"}
 BOOL: Schema = {"type": "boolean"}
 OBJ: Schema = {"type": "object"}
-TIME: Schema = {"type": "string", "description": "UTC, ISO 8601 with milliseconds"}
 PRIORITY_LABELS = [p.label for p in Priority]
 
 
@@ -37,11 +34,6 @@ def ref(name: str) -> Schema:
 
 def nullable(schema: Schema) -> Schema:
     return {"anyOf": [schema, {"type": "null"}]}
-
-
-def _given(field: str, schema: Schema) -> Schema:
-    """The object has ``field``, and it matches ``schema``."""
-    return {"required": [field], "properties": {field: schema}}
 
 
 def closed(properties: dict[str, Schema], required: list[str] | None = None) -> Schema:
@@ -61,77 +53,6 @@ def _backend_error() -> dict[str, Schema]:
             "anyOf": [ref("Error"), {"type": "object", "required": ["error"]}],
         },
     }
-
-
-def _leases(config: Config) -> dict[str, Schema]:
-    limits = config.leases
-    ttl = {"type": "number", "minimum": 1, "maximum": limits.max_ttl_s}
-    token = {"type": "integer", "minimum": 0}
-    acquire = closed(
-        {
-            "bytes": {"type": "integer", "minimum": 1, "maximum": validate.MAX_BYTES},
-            "mb": {
-                "type": "number",
-                "minimum": validate.MIN_MB,
-                "maximum": validate.MAX_BYTES // validate.MIB,
-            },
-            "device": {"type": "string", "minLength": 1, "description": "default: best fit"},
-            "ttl_s": {**ttl, "default": limits.default_ttl_s},
-            "priority": {
-                "type": "integer",
-                "minimum": PRIORITY_MIN,
-                "maximum": PRIORITY_MAX,
-                "default": PRIORITY_DEFAULT,
-            },
-            "holder": {"type": "string", "maxLength": validate.MAX_HOLDER},
-            "pid": {"type": "integer", "minimum": 1, "maximum": validate.MAX_PID},
-            "wait_s": {"type": "number", "minimum": 0, "maximum": limits.max_wait_s},
-        },
-        required=[],
-    )
-    # moc reads null as "not given" in every optional field of a lease body.
-    acquire["properties"] = {k: nullable(v) for k, v in acquire["properties"].items()}
-    acquire["properties"]["preemptible"] = BOOL
-    number = {"type": "number"}
-    acquire["oneOf"] = [  # exactly one of bytes and mb, as a number (null is not given)
-        {**_given("bytes", number), "not": _given("mb", number)},
-        {**_given("mb", number), "not": _given("bytes", number)},
-    ]
-    return {
-        "LeaseAcquire": acquire,
-        "LeaseRenew": closed(
-            {"ttl_s": nullable(ttl), "fencing_token": nullable(token)}, required=[]
-        ),
-        "LeaseRelease": closed({"fencing_token": nullable(token)}, required=[]),
-    }
-
-
-def _jobs() -> dict[str, Schema]:
-    priority = {"enum": PRIORITY_LABELS}
-    submission = closed(
-        {
-            "model": {"type": "string", "minLength": 1, "maxLength": 128},
-            "prompt": STR,
-            "messages": {"type": "array", "minItems": 1, "items": OBJ},
-            "priority": {**priority, "default": "normal"},
-            "metadata": {
-                "type": "object",
-                "description": f"at most {MAX_METADATA} bytes as JSON; "
-                "integers here, in messages and in options fit in 64 bits",
-            },
-            "options": {
-                "type": "object",
-                "description": "OpenAI fields passed to the backend (max_tokens, temperature, …)",
-                "propertyNames": {"not": {"enum": ["model", "messages", "stream"]}},
-            },
-        },
-        required=["model"],
-    )
-    submission["oneOf"] = [
-        {"required": ["prompt"], "not": {"required": ["messages"]}},
-        {"required": ["messages"], "not": {"required": ["prompt"]}},
-    ]
-    return {"JobSubmission": submission}
 
 
 def _openai() -> dict[str, Schema]:
@@ -391,8 +312,7 @@ def schemas(config: Config) -> dict[str, Schema]:
     return {
         **answers(),
         **_backend_error(),
-        **_leases(config),
-        **_jobs(),
+        **requests(config),
         **_openai(),
         **_ollama(),
         **_ollama_embeddings(),

@@ -1,11 +1,16 @@
-"""Wire shapes of the native API: types and unknown fields only. Ranges are
-checked once, for every transport, in :mod:`moc.leases.validate`."""
+"""Wire shapes of the native API's request bodies: types and unknown fields
+only. Ranges are checked once, for every transport, in :mod:`moc.leases.validate`.
+
+The OpenAPI document's request components are these models' JSON Schemas,
+with those ranges added (:mod:`moc.gateway.http.openapi_requests`); each
+field's description is its meaning there.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 def _integral(value: Any) -> Any:
@@ -24,21 +29,42 @@ class Body(BaseModel):
 
 
 class LeaseAcquireBody(Body):
-    bytes: Integer | None = None
-    mb: int | float | None = None
-    device: str | None = None
-    ttl_s: int | float | None = None
-    priority: Integer | None = None
-    holder: str | None = None
-    pid: Integer | None = None
-    wait_s: int | float | None = None
-    preemptible: bool = False
+    """``POST /v1/leases``: memory on a device for a holder, until released or expired.
+    Every field but preemptible reads null as not given."""
+
+    bytes: Integer | None = Field(None, description="how much, in bytes; or give mb")
+    mb: int | float | None = Field(None, description="how much, in MiB; or give bytes")
+    device: str | None = Field(None, description="the device to hold it on; default: best fit")
+    ttl_s: int | float | None = Field(None, description="seconds until it expires unless renewed")
+    priority: Integer | None = Field(
+        None, description="a higher priority may revoke a preemptible lease"
+    )
+    holder: str | None = Field(None, description="who holds it, as listings show it")
+    pid: Integer | None = Field(
+        None, description="the process that will use the memory, which moc then measures"
+    )
+    wait_s: int | float | None = Field(
+        None, description="seconds to wait for room before answering insufficient_memory"
+    )
+    preemptible: bool = Field(False, description="whether a higher priority may revoke it")
 
 
 class LeaseRenewBody(Body):
-    ttl_s: int | float | None = None
-    fencing_token: Integer | None = None
+    """``POST /v1/leases/{lease_id}/renew``: the lease's expiry moved to ttl_s from now."""
+
+    ttl_s: int | float | None = Field(
+        None, description="seconds from now until it expires; default: the lease's ttl_s"
+    )
+    fencing_token: Integer | None = Field(
+        None, description="the lease's fencing token, to prove this grant is held"
+    )
 
 
 class LeaseReleaseBody(Body):
-    fencing_token: Integer | None = None
+    """``DELETE /v1/leases/{lease_id}``: the lease's memory given back."""
+
+    fencing_token: Integer | None = Field(
+        None,
+        description="the lease's fencing token, to prove this grant is held; "
+        "the fencing_token query parameter wins over it",
+    )

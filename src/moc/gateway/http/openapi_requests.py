@@ -1,0 +1,129 @@
+"""The OpenAPI components of the native API's request bodies, generated from
+the pydantic models that parse them.
+
+A model (:mod:`moc.gateway.http.wire`, :class:`moc.jobs.model.JobSubmission`)
+gives its body's fields, their types and meanings, which may be null, and
+that no other field is taken. The models check types only, so what else moc
+refuses is added here from where it is checked: the ranges of
+:mod:`moc.leases.validate` and of the running configuration, and the rules
+across fields (exactly one of bytes and mb, of prompt and messages). Each is
+stated where moc enforces it and nowhere else; schemathesis sends what the
+document allows and what it does not, and fails on either side of a gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from moc.config import Config
+from moc.gateway.http.openapi_answers import untitled
+from moc.gateway.http.wire import LeaseAcquireBody, LeaseReleaseBody, LeaseRenewBody
+from moc.jobs.model import MAX_METADATA, JobSubmission
+from moc.leases import validate
+from moc.leases.model import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN
+from moc.scheduler.waiting import Priority
+
+Schema = dict[str, Any]
+NULL: Schema = {"type": "null"}
+# The OpenAI fields a job's body sets itself (JobSubmission.body); options may not.
+RESERVED_OPTIONS = ["model", "messages", "stream"]
+
+
+def requests(config: Config) -> dict[str, Schema]:
+    return {
+        "LeaseAcquire": _acquire(config),
+        "LeaseRenew": _body(LeaseRenewBody, {"ttl_s": _ttl(config), "fencing_token": _TOKEN}),
+        "LeaseRelease": _body(LeaseReleaseBody, {"fencing_token": _TOKEN}),
+        "JobSubmission": _job(),
+    }
+
+
+def _body(model: type[BaseModel], limits: Mapping[str, Schema]) -> Schema:
+    """``model``'s JSON Schema, each field's value narrowed by its ``limits``.
+
+    pydantic's ``"default": null`` is dropped: null there means "not given",
+    and where moc then uses a value, the limits say which.
+    """
+    schema: Schema = model.model_json_schema()
+    for name, prop in schema["properties"].items():
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
+        _value(prop).update(limits.get(name, {}))
+    unknown = set(limits) - set(schema["properties"])
+    assert not unknown, f"{model.__name__} has no fields {sorted(unknown)}"
+    out: Schema = untitled(schema)
+    return out
+
+
+def _value(prop: Schema) -> Schema:
+    """The schema a field's value matches when it is not null: the one that
+    limits go on. ``int | float`` is one JSON number, so one schema."""
+    if "anyOf" not in prop:
+        return prop
+    values = [s for s in prop["anyOf"] if s != NULL]
+    types = [s.get("type") for s in values]
+    if "integer" in types and "number" in types:
+        values = [s for s in values if s.get("type") != "integer"]
+    prop["anyOf"] = values + ([NULL] if NULL in prop["anyOf"] else [])
+    return values[0] if len(values) == 1 else prop
+
+
+def _given(field: str, schema: Schema) -> Schema:
+    """The object has ``field``, and it matches ``schema`` (null is "not given")."""
+    return {"required": [field], "properties": {field: schema}}
+
+
+def _one_of(a: Schema, b: Schema) -> list[Schema]:
+    return [{**a, "not": b}, {**b, "not": a}]
+
+
+_TOKEN: Schema = {"minimum": 0}
+
+
+def _ttl(config: Config) -> Schema:
+    return {"minimum": 1, "maximum": config.leases.max_ttl_s}
+
+
+def _acquire(config: Config) -> Schema:
+    limits = config.leases
+    schema = _body(
+        LeaseAcquireBody,
+        {
+            "bytes": {"minimum": 1, "maximum": validate.MAX_BYTES},
+            "mb": {"minimum": validate.MIN_MB, "maximum": validate.MAX_BYTES // validate.MIB},
+            "device": {"minLength": 1},
+            "ttl_s": {**_ttl(config), "default": limits.default_ttl_s},
+            "priority": {
+                "minimum": PRIORITY_MIN,
+                "maximum": PRIORITY_MAX,
+                "default": PRIORITY_DEFAULT,
+            },
+            "holder": {"maxLength": validate.MAX_HOLDER},
+            "pid": {"minimum": 1, "maximum": validate.MAX_PID},
+            "wait_s": {"minimum": 0, "maximum": limits.max_wait_s, "default": 0},
+        },
+    )
+    number = {"type": "number"}
+    schema["oneOf"] = _one_of(_given("bytes", number), _given("mb", number))
+    return schema
+
+
+def _job() -> Schema:
+    schema = _body(
+        JobSubmission,
+        {
+            "priority": {"enum": [p.label for p in Priority]},
+            "metadata": {
+                "description": f"at most {MAX_METADATA} bytes as JSON; "
+                "integers here, in messages and in options fit in 64 bits",
+            },
+            "options": {"propertyNames": {"not": {"enum": RESERVED_OPTIONS}}},
+        },
+    )
+    schema["oneOf"] = _one_of(
+        _given("prompt", {"type": "string"}), _given("messages", {"type": "array"})
+    )
+    return schema
