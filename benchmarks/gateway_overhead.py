@@ -28,8 +28,13 @@ With ``--llama`` it adds moc against the llama.cpp server moc started for a
 tiny generated GGUF (``max_tokens: 8``), the server's port read from its
 command line.
 
+With ``--compare-with SRC`` a second moc, run from another source tree's
+``src`` folder (an earlier commit checked out with ``git worktree add``), is
+one more path, ``moc (other tree)``, measured in the same turns: a change's
+cost is read side by side in one run, not across runs on a noisy machine.
+
     python benchmarks/gateway_overhead.py [--seconds 5] [--skip-500] [--llama]
-        [--litellm [--litellm-python PATH]]
+        [--litellm [--litellm-python PATH]] [--compare-with SRC]
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from upstream_client import PATH, _start, serve_aiohttp, serve_backend  # noqa: 
 MODES = ("json", "stream")
 LITELLM = "LiteLLM"
 BARE = "bare proxy"
+OTHER = "moc (other tree)"
 GOAL_VS_LITELLM = 1 / 5  # moc's added latency and CPU per request: at most this share of LiteLLM's
 GOAL_VS_BARE = 1.5  # ... and at most this multiple of the bare proxy's
 # moc's per-model limit on concurrent requests: above the largest client count.
@@ -389,6 +395,12 @@ def main() -> None:
         help=f"also LiteLLM's proxy (its venv: {litellm_proxy.DEFAULT_VENV}, built when missing)",
     )
     parser.add_argument(
+        "--compare-with",
+        type=Path,
+        metavar="SRC",
+        help="another tree's src folder: its moc is one more path, in the same turns",
+    )
+    parser.add_argument(
         "--litellm-python",
         metavar="PATH",
         help="the interpreter of a venv with litellm[proxy] installed (implies --litellm)",
@@ -426,13 +438,19 @@ def run(args: argparse.Namespace, with_litellm: Path | None) -> None:
         tiny = write_tiny_gguf(tmp / "tiny.gguf", TinySpec("tiny"))
     responder, responder_port = _start(serve_backend)
     bare, bare_port = _start(serve_aiohttp, f"http://127.0.0.1:{responder_port}")
-    moc, moc_port, _ = start_moc(tmp, moc_config(responder_port, tiny))
+    moc, moc_port, _ = start_moc(tmp, moc_config(responder_port, tiny), src=ROOT / "src")
     moc_url = f"http://127.0.0.1:{moc_port}"
     targets = [
         Target("direct", f"http://127.0.0.1:{responder_port}{PATH}", (), "fast"),
         Target(BARE, f"http://127.0.0.1:{bare_port}{PATH}", (bare.pid or 0,), "fast"),
         Target("moc", f"{moc_url}{PATH}", (moc.pid,), "fast"),
     ]
+    other = None
+    if args.compare_with is not None:
+        src = args.compare_with.resolve()
+        other, other_port, _ = start_moc(tmp / "other", moc_config(responder_port, None), src=src)
+        url = f"http://127.0.0.1:{other_port}{PATH}"
+        targets.append(Target(OTHER, url, (other.pid,), "fast"))
     clients = [50] if args.skip_500 else [50, 500]
     try:
         with (
@@ -445,6 +463,8 @@ def run(args: argparse.Namespace, with_litellm: Path | None) -> None:
                 targets.append(Target(LITELLM, url, pids, "fast", litellm.headers))
             notes = probe(http, targets)
             print(f"\nmachine: {os.cpu_count()} CPUs; {args.seconds:g} s per run")
+            if other is not None:
+                print(f"{OTHER}: {args.compare_with}")
             if litellm is not None:
                 print(f"{LITELLM} {litellm.version}: {' '.join(litellm.command)}")
             print("\n### fast responder, 1 client")
@@ -472,8 +492,10 @@ def run(args: argparse.Namespace, with_litellm: Path | None) -> None:
                 table_load(llama, [50], args.seconds, [], "direct llama.cpp")
         print("\n" + "\n".join(f"- {n}" for n in notes) if notes else "\nall targets met")
     finally:
-        moc.terminate()
-        moc.wait()
+        for proc in (moc, other):
+            if proc is not None:
+                proc.terminate()
+                proc.wait()
         for proc in (bare, responder):
             proc.terminate()
             proc.join()

@@ -9,11 +9,9 @@ supervisor is the real state machine with the three runtime steps replaced.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 
 from moc.backends.context import RuntimeContext
-from moc.backends.record import RuntimeRecord
-from moc.backends.runtime import Handle, Recovered
+from moc.backends.runtime import Handle, RuntimeDefaults
 from moc.backends.supervisor import Hooks, Supervisor
 from moc.devices.probe import DeviceInfo
 from moc.errors import LoadFailed
@@ -51,7 +49,7 @@ class RecordingSupervisor(Supervisor):
         self._gone.set_result("it crashed (as asked)")
 
 
-class RecordingRuntime:
+class RecordingRuntime(RuntimeDefaults):
     kind = "llamacpp"
     managed = True
     held_by_others = False
@@ -64,16 +62,10 @@ class RecordingRuntime:
         self.failing: set[str] = set()  # models whose start fails
         self.supervisors: dict[str, RecordingSupervisor] = {}
 
-    async def check(self, spec: ModelSpec) -> str | None:
-        return None
-
     async def sizing(self, spec: ModelSpec, device: DeviceInfo) -> Sizing:
         if spec.memory is None:
             raise LoadFailed(f"model {spec.name}: the recording runtime needs memory set")
         return self.ctx.catalog.sizing_by_file_size(spec, "recorded", spec.memory, device.kind)
-
-    def known_sizing(self, spec: ModelSpec, device: DeviceInfo) -> Sizing | None:
-        return None
 
     def supervise(self, spec: ModelSpec, device: DeviceInfo, hooks: Hooks) -> Supervisor:
         sup = RecordingSupervisor(self, spec, hooks)
@@ -86,14 +78,3 @@ class RecordingRuntime:
 
     def fingerprint(self, spec: ModelSpec) -> str:
         return spec.name
-
-    async def survivors(
-        self,
-        specs: Sequence[ModelSpec],
-        records: Sequence[RuntimeRecord],
-        devices: Sequence[DeviceInfo],
-    ) -> Recovered:
-        return Recovered()
-
-    async def close(self) -> None:
-        return None

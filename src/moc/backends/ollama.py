@@ -32,7 +32,7 @@ import httpx
 from moc.backends.context import RuntimeContext
 from moc.backends.eligible import eligible_devices
 from moc.backends.record import RuntimeRecord
-from moc.backends.runtime import Handle, Recovered, Survivor
+from moc.backends.runtime import Handle, Recovered, RuntimeDefaults, Survivor
 from moc.backends.state import State
 from moc.backends.supervisor import Hooks, SupervisionPolicy, Supervisor
 from moc.devices.probe import DeviceInfo
@@ -167,7 +167,7 @@ class OllamaSupervisor(Supervisor):
             event(log, logging.INFO, "unload not confirmed", model=self.model, error=str(exc))
 
 
-class OllamaRuntime:
+class OllamaRuntime(RuntimeDefaults):
     """Models held resident in an Ollama server that runs already."""
 
     kind = "ollama"
@@ -181,18 +181,12 @@ class OllamaRuntime:
         assert spec.url is not None
         return OllamaApi(spec.url, self._ctx.http)
 
-    async def check(self, spec: ModelSpec) -> str | None:
-        return None  # Ollama may be started after moc: asked at load, not here
-
     async def sizing(self, spec: ModelSpec, device: DeviceInfo) -> Sizing:
         try:
             digest, size = await self._api(spec).file(tag(spec))
         except OllamaError as exc:
             raise LoadFailed(f"model {spec.name}: {exc}", model=spec.name) from exc
         return self._ctx.catalog.sizing_by_file_size(spec, digest, size, device.kind)
-
-    def known_sizing(self, spec: ModelSpec, device: DeviceInfo) -> Sizing | None:
-        return None
 
     def supervise(self, spec: ModelSpec, device: DeviceInfo, hooks: Hooks) -> Supervisor:
         return OllamaSupervisor(
@@ -241,9 +235,6 @@ class OllamaRuntime:
 
                 found.survivors.append(Survivor(spec.name, device.id, sizing, take_over))
         return found
-
-    async def close(self) -> None:
-        return None
 
 
 def tag(spec: ModelSpec) -> str:

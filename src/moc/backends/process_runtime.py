@@ -22,7 +22,7 @@ from moc.backends.context import RuntimeContext
 from moc.backends.launch import Launch
 from moc.backends.process import RuntimeProcess, free_port, process_matches
 from moc.backends.record import RuntimeRecord
-from moc.backends.runtime import Handle, Recovered, Survivor
+from moc.backends.runtime import Handle, Recovered, RuntimeDefaults, Survivor
 from moc.backends.supervisor import Hooks, ProcessSupervisor, SupervisionPolicy, Supervisor
 from moc.devices.probe import DeviceInfo
 from moc.errors import LoadFailed, ModelFileInvalid
@@ -45,7 +45,7 @@ async def stop_leftover(record: RuntimeRecord, grace_s: float) -> bool:
     return True
 
 
-class ProcessRuntime(ABC):
+class ProcessRuntime(RuntimeDefaults, ABC):
     """A runtime moc starts as a child process; subclasses say how (:meth:`launch`)
     and what it needs (:meth:`sizing`)."""
 
@@ -70,9 +70,6 @@ class ProcessRuntime(ABC):
 
     @abstractmethod
     async def sizing(self, spec: ModelSpec, device: DeviceInfo) -> Sizing: ...
-
-    def known_sizing(self, spec: ModelSpec, device: DeviceInfo) -> Sizing | None:
-        return None
 
     def supervise(self, spec: ModelSpec, device: DeviceInfo, hooks: Hooks) -> Supervisor:
         ctx = self._ctx
@@ -149,6 +146,3 @@ class ProcessRuntime(ABC):
             and record.device in devices
             and await self.healthy(record.port)
         )
-
-    async def close(self) -> None:
-        return None

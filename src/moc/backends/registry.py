@@ -27,8 +27,6 @@ class Runtimes:
         return list(self._by_kind.values())
 
     async def close(self) -> None:
-        for runtime in self._by_kind.values():
-            await runtime.close()
         await self.ctx.http.aclose()
 
 

@@ -5,11 +5,9 @@ variable the spec names, read per request so a rotated key takes effect."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 from moc.backends.context import RuntimeContext
-from moc.backends.record import RuntimeRecord
-from moc.backends.runtime import Handle, Recovered
+from moc.backends.runtime import Handle, RuntimeDefaults
 from moc.backends.supervisor import Hooks, Supervisor
 from moc.devices.probe import DeviceInfo
 from moc.errors import LoadFailed
@@ -17,16 +15,13 @@ from moc.models.catalog import Sizing
 from moc.models.spec import ModelSpec
 
 
-class RemoteRuntime:
+class RemoteRuntime(RuntimeDefaults):
     kind = "openai"
     managed = False
     held_by_others = False
 
     def __init__(self, ctx: RuntimeContext) -> None:
         self._ctx = ctx
-
-    async def check(self, spec: ModelSpec) -> str | None:
-        return None
 
     def _not_here(self, spec: ModelSpec) -> LoadFailed:
         return LoadFailed(
@@ -36,9 +31,6 @@ class RemoteRuntime:
 
     async def sizing(self, spec: ModelSpec, device: DeviceInfo) -> Sizing:
         raise self._not_here(spec)
-
-    def known_sizing(self, spec: ModelSpec, device: DeviceInfo) -> Sizing | None:
-        return None
 
     def supervise(self, spec: ModelSpec, device: DeviceInfo, hooks: Hooks) -> Supervisor:
         raise self._not_here(spec)
@@ -50,14 +42,3 @@ class RemoteRuntime:
 
     def fingerprint(self, spec: ModelSpec) -> str:
         return spec.url or ""
-
-    async def survivors(
-        self,
-        specs: Sequence[ModelSpec],
-        records: Sequence[RuntimeRecord],
-        devices: Sequence[DeviceInfo],
-    ) -> Recovered:
-        return Recovered()
-
-    async def close(self) -> None:
-        return None

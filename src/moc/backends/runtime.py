@@ -100,4 +100,21 @@ class Runtime(Protocol):
         runtimes in ``records`` that cannot be taken over are stopped."""
         ...
 
-    async def close(self) -> None: ...
+
+class RuntimeDefaults:
+    """The protocol's steps that most runtimes do alike; a runtime inherits
+    these and overrides what it does differently."""
+
+    async def check(self, spec: ModelSpec) -> str | None:
+        return None  # nothing to look at before a load (a server asked at load time)
+
+    def known_sizing(self, spec: ModelSpec, device: DeviceInfo) -> Sizing | None:
+        return None
+
+    async def survivors(
+        self,
+        specs: Sequence[ModelSpec],
+        records: Sequence[RuntimeRecord],
+        devices: Sequence[DeviceInfo],
+    ) -> Recovered:
+        return Recovered()  # nothing of its kind outlives moc
