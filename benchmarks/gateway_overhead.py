@@ -448,7 +448,8 @@ def run(args: argparse.Namespace, with_litellm: Path | None) -> None:
     other = None
     if args.compare_with is not None:
         src = args.compare_with.resolve()
-        other, other_port, _ = start_moc(tmp / "other", moc_config(responder_port, None), src=src)
+        config = moc_config(responder_port, None)
+        other, other_port, _ = start_moc(tmp / "other", config, src=src, device="other")
         url = f"http://127.0.0.1:{other_port}{PATH}"
         targets.append(Target(OTHER, url, (other.pid,), "fast"))
     clients = [50] if args.skip_500 else [50, 500]

@@ -48,9 +48,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_port(port: int, timeout: float = 20) -> None:
+def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode} before listening")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return
@@ -208,15 +210,17 @@ def pct(values: list[float], q: float) -> float:
 
 
 def start_moc(
-    tmp: Path, extra_config: str = "", src: Path | None = None
+    tmp: Path, extra_config: str = "", src: Path | None = None, device: str = "host"
 ) -> tuple[subprocess.Popen[bytes], int, int]:
     """``moc serve`` with one 4 GiB host device and quiet logs, plus
-    ``extra_config``; from ``src`` (a tree's ``src`` folder) when given."""
+    ``extra_config``; from ``src`` (a tree's ``src`` folder) when given. Two
+    mocs side by side need host devices of their own (``device``): moc
+    refuses to share one with another daemon."""
     http_port, grpc_port = free_port(), free_port()
     tmp.mkdir(parents=True, exist_ok=True)
     config = tmp / "moc.yaml"
     config.write_text(
-        "devices: {nvml: 'off', host: [{id: host, size: 4GiB}]}\nlog: {level: warning}\n"
+        f"devices: {{nvml: 'off', host: [{{id: {device}, size: 4GiB}}]}}\nlog: {{level: warning}}\n"
         + extra_config
     )
     proc = subprocess.Popen(
@@ -237,8 +241,8 @@ def start_moc(
         stdin=subprocess.DEVNULL,
         env=None if src is None else {**os.environ, "PYTHONPATH": str(src)},
     )
-    wait_port(http_port)
-    wait_port(grpc_port)
+    wait_port(http_port, proc)
+    wait_port(grpc_port, proc)
     return proc, http_port, grpc_port
 
 
@@ -257,8 +261,8 @@ def median(values: list[float]) -> float:
 def compare(other_src: Path, seconds: float, rounds: int) -> dict[str, Any]:
     """This tree's moc and one from ``other_src`` over HTTP, in turns."""
     tmp = Path(tempfile.mkdtemp(prefix="moc-bench-cmp-"))
-    here, here_port, _ = start_moc(tmp / "here", src=ROOT / "src")
-    there, there_port, _ = start_moc(tmp / "there", src=other_src)
+    here, here_port, _ = start_moc(tmp / "here", src=ROOT / "src", device="here")
+    there, there_port, _ = start_moc(tmp / "there", src=other_src, device="there")
     trees = {
         f"this tree ({ROOT})": (f"http://127.0.0.1:{here_port}", here.pid),
         f"other tree ({other_src.parent})": (f"http://127.0.0.1:{there_port}", there.pid),
