@@ -119,7 +119,7 @@ async def test_leases_expire_within_a_second(svc: Parts) -> None:
     assert ledger.view("d0").held == 0
     assert sample(metrics, "moc_lease_expiries_total", device="d0") == 1
     with pytest.raises(LeaseExpired):
-        service.renew(lease.id, None, None)
+        await service.renew(lease.id, None, None)
 
 
 async def test_too_many_waiters_is_queue_full(tmp_path: Path) -> None:
@@ -156,7 +156,7 @@ async def test_a_failed_write_changes_nothing(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable):
         await service.acquire(req(100))
     with pytest.raises(StoreUnavailable):
-        service.renew(lease.id, 999.0, None)
+        await service.renew(lease.id, 999.0, None)
     with pytest.raises(StoreUnavailable):
         service.release(lease.id, None)
     assert [l.id for l in service.live()] == [lease.id]
@@ -210,3 +210,45 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     sqlite3.connect(path).execute("PRAGMA user_version = 999").connection.close()
     with pytest.raises(StoreUnavailable, match="newer than this moc understands"):
         Database(path)
+
+
+def deny_commit(conn: sqlite3.Connection) -> None:
+    def authorize(action: int, arg1: str | None, *_: object) -> int:
+        if action == sqlite3.SQLITE_TRANSACTION and arg1 == "COMMIT":
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+
+    conn.set_authorizer(authorize)
+
+
+async def test_concurrent_grants_are_answered_only_once_committed(svc: Parts) -> None:
+    """Grants made in one turn of the loop share one commit (group commit);
+    each is acknowledged only after it, and a second connection sees them all."""
+    service, ledger, db, _ = svc
+    leases = await asyncio.gather(*(service.acquire(req(10)) for _ in range(8)))
+    with sqlite3.connect(db.path) as other:
+        stored = {r[0] for r in other.execute("SELECT id FROM leases WHERE state = 'active'")}
+    assert stored == {lease.id for lease in leases}
+    assert ledger.view("d0").held == 80 * MIB
+
+
+async def test_a_grant_whose_commit_fails_is_taken_back(svc: Parts) -> None:
+    service, ledger, db, _ = svc
+    deny_commit(db.conn)
+    outcomes = await asyncio.gather(
+        *(service.acquire(req(100)) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(o, StoreUnavailable) for o in outcomes)
+    assert ledger.view("d0").held == 0  # the memory came back
+    assert service.live() == []
+    db.conn.set_authorizer(None)
+    assert (await service.acquire(req(100))).bytes == 100 * MIB
+
+
+async def test_a_renew_whose_commit_fails_keeps_the_old_deadline(svc: Parts) -> None:
+    service, _, db, _ = svc
+    lease = await service.acquire(req(10, ttl_s=30.0))
+    deny_commit(db.conn)
+    with pytest.raises(StoreUnavailable):
+        await service.renew(lease.id, 999.0, None)
+    assert service.get(lease.id).expires_at == lease.expires_at

@@ -142,7 +142,10 @@ class LeaseService:
             self._metrics.lease_denials.labels(exc.code).inc()
             raise
         if isinstance(decision, Grant):
-            self._commit_grant(decision, now)
+            if decision.revoked:  # undoing a revocation is not safe: committed at once
+                self._commit_grant(decision, now)
+            else:
+                await self._staged_grant(decision, now)
             return decision.lease
         if request.wait_s <= 0:
             raise self._deny(request, decision)
@@ -221,8 +224,23 @@ class LeaseService:
                 continue
             fut.set_result(grant.lease)
 
+    async def _staged_grant(self, grant: Grant, now: float) -> None:
+        """Apply the grant now and answer once its batch is committed; taken back
+        if the batch is not (see moc.store.group_commit)."""
+
+        def undo() -> None:
+            self._table.undo_grant(grant.lease)
+            self._grant_waiters()
+
+        committed = self._store.stage_grant(grant.lease, undo)
+        self._applied_grant(grant, now)
+        await committed
+
     def _commit_grant(self, grant: Grant, now: float) -> None:
         self._store.save_grant(grant.lease, grant.revoked, now)
+        self._applied_grant(grant, now)
+
+    def _applied_grant(self, grant: Grant, now: float) -> None:
         self._table.apply_grant(grant, now)
         lease = grant.lease
         self._metrics.lease_grants.labels(lease.device).inc()
@@ -255,15 +273,24 @@ class LeaseService:
         self._wake.set()
 
     # --- renew, release, expire ----------------------------------------------
-    def renew(self, lease_id: str, ttl_s: float | None, fencing_token: int | None) -> Lease:
+    async def renew(self, lease_id: str, ttl_s: float | None, fencing_token: int | None) -> Lease:
+        """The lease with a new deadline, answered once that is committed (in
+        the tick's batch); the old deadline is back if the batch is not."""
         now = self._clock.now()
         try:
             lease = self._table.check_held(lease_id, fencing_token, now)
         finally:
             self._expire_due(now)  # a lease found past its TTL is reclaimed now
         renewed = self._table.renewed(lease, ttl_s if ttl_s is not None else lease.ttl_s, now)
-        self._store.save_renew(renewed)
+
+        def undo() -> None:
+            if self._table.get(lease.id) == renewed:
+                self._table.apply_renew(lease)
+                self._wake.set()
+
+        committed = self._store.stage_renew(renewed, undo)
         self._table.apply_renew(renewed)
+        await committed
         return renewed
 
     def release(self, lease_id: str, fencing_token: int | None) -> Lease:

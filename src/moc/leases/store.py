@@ -1,8 +1,15 @@
-"""Leases in SQLite: active rows, ended rows kept a while, fencing tokens."""
+"""Leases in SQLite: active rows, ended rows kept a while, fencing tokens.
+
+Grants that revoke nothing and renews may be *staged*: written at once into the
+tick's transaction (:mod:`moc.store.group_commit`), returning the batch future
+that tells when they are committed. Everything else commits before it returns.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from moc.errors import StoreUnavailable
@@ -61,34 +68,18 @@ class LeaseStore:
                     "UPDATE leases SET state = 'revoked', ended_at = ? WHERE id = ?",
                     (now, victim.id),
                 )
-            conn.execute(
-                f"INSERT INTO leases ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    lease.id,
-                    lease.device,
-                    lease.bytes,
-                    lease.holder,
-                    lease.pid,
-                    lease.priority,
-                    int(lease.preemptible),
-                    lease.fencing_token,
-                    lease.ttl_s,
-                    lease.created_at,
-                    lease.expires_at,
-                ),
-            )
-            conn.execute(
-                "INSERT INTO fencing (device, last) VALUES (?, ?) "
-                "ON CONFLICT(device) DO UPDATE SET last = excluded.last",
-                (lease.device, lease.fencing_token),
-            )
+            _insert(conn, lease)
 
-    def save_renew(self, lease: Lease) -> None:
-        with self._db.transaction() as conn:
-            conn.execute(
-                "UPDATE leases SET ttl_s = ?, expires_at = ? WHERE id = ?",
-                (lease.ttl_s, lease.expires_at, lease.id),
-            )
+    def stage_grant(self, lease: Lease, undo: Callable[[], None]) -> asyncio.Future[None]:
+        """A grant that revokes nothing, staged; the future: its commit."""
+        with self._db.group.stage(undo) as committed:
+            _insert(self._db.conn, lease)
+        return committed
+
+    def stage_renew(self, lease: Lease, undo: Callable[[], None]) -> asyncio.Future[None]:
+        with self._db.group.stage(undo) as committed:
+            _update_deadline(self._db.conn, lease)
+        return committed
 
     def save_end(self, lease_ids: list[str], state: EndState, now: float) -> None:
         with self._db.transaction() as conn:
@@ -100,3 +91,34 @@ class LeaseStore:
     def forget(self, lease_ids: list[str]) -> None:
         with self._db.transaction() as conn:
             conn.executemany("DELETE FROM leases WHERE id = ?", [(i,) for i in lease_ids])
+
+
+def _insert(conn: sqlite3.Connection, lease: Lease) -> None:
+    conn.execute(
+        f"INSERT INTO leases ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            lease.id,
+            lease.device,
+            lease.bytes,
+            lease.holder,
+            lease.pid,
+            lease.priority,
+            int(lease.preemptible),
+            lease.fencing_token,
+            lease.ttl_s,
+            lease.created_at,
+            lease.expires_at,
+        ),
+    )
+    conn.execute(
+        "INSERT INTO fencing (device, last) VALUES (?, ?) "
+        "ON CONFLICT(device) DO UPDATE SET last = excluded.last",
+        (lease.device, lease.fencing_token),
+    )
+
+
+def _update_deadline(conn: sqlite3.Connection, lease: Lease) -> None:
+    conn.execute(
+        "UPDATE leases SET ttl_s = ?, expires_at = ? WHERE id = ?",
+        (lease.ttl_s, lease.expires_at, lease.id),
+    )

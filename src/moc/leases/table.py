@@ -235,6 +235,12 @@ class LeaseTable:
         self._tokens[lease.device] = lease.fencing_token
         heapq.heappush(self._expiry_heap, (lease.expires_at, lease.id))
 
+    def undo_grant(self, lease: Lease) -> None:
+        """Take back a grant that was never stored, as if it had not been made.
+        The fencing token stays used: tokens only ever go up."""
+        if self._active.pop(lease.id, None) is not None:
+            self._ledger.release(lease.id)
+
     # --- waiting -------------------------------------------------------------
     def enqueue(self, seq: int, request: LeaseRequest, now: float) -> None:
         self._waiters[seq] = Waiter(seq, request, now)

@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from moc.errors import StoreUnavailable
+from moc.store.group_commit import GroupCommit
 
 # One ordered list for every part's tables: ``PRAGMA user_version`` counts the
 # scripts applied, so a script is appended and never edited or moved. The
@@ -183,8 +184,8 @@ class Checkpoints:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._finish_scheduled = False
 
-    def committed(self) -> None:
-        self._commits += 1
+    def committed(self, writes: int = 1) -> None:
+        self._commits += writes
         if self._asked_round is not None and self._worker.finished > self._asked_round:
             self._asked_round = None
         if (
@@ -249,6 +250,7 @@ class Database:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA busy_timeout=2000")
             self.conn.execute("PRAGMA wal_autocheckpoint=0")  # Checkpoints does it
+            self.group = GroupCommit(self.conn, path, self.checkpoints.committed)
             self._migrate()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open the state database {path}: {exc}") from exc
@@ -269,7 +271,10 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write; any sqlite error becomes StoreUnavailable."""
+        """One atomic write, committed before it returns; any sqlite error
+        becomes StoreUnavailable. A batch of staged writes still open is
+        committed first, so that writes reach the file in the order made."""
+        self.group.flush()
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -285,5 +290,6 @@ class Database:
     def close(self) -> None:
         """Stop the checkpoint worker first: SQLite checkpoints the WAL into the
         database file and removes it as the last connection closes."""
+        self.group.flush()
         self.checkpoints.close()
         self.conn.close()

@@ -107,7 +107,7 @@ class ModelOpsServicer(pb_grpc.ModelOpsServicer):
                 if request.ttl_seconds
                 else None
             )
-            lease = self._s.leases.renew(request.lease_id, ttl, request.fencing_token or None)
+            lease = await self._s.leases.renew(request.lease_id, ttl, request.fencing_token or None)
             return _reply(lease)
 
         return await _guard(context, call)

@@ -92,7 +92,7 @@ async def renew(request: Request) -> Response:
     s = services(request)
     body = await parse(request, LeaseRenewBody)
     ttl = None if body.ttl_s is None else validate.ttl(body.ttl_s, s.limits)
-    lease = s.leases.renew(request.path_params["lease_id"], ttl, body.fencing_token)
+    lease = await s.leases.renew(request.path_params["lease_id"], ttl, body.fencing_token)
     return json(_view(s, lease))
 
 

@@ -1,0 +1,132 @@
+"""Group commit against a real SQLite file: one commit for the writes of one
+turn of the event loop, each write undone alone when it fails, the batch
+failing whole when its commit does, and synchronous writes kept in order."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from moc.errors import StoreUnavailable
+from moc.store.group_commit import GroupCommit
+from moc.store.sqlite import Database
+
+
+def deny_commit(conn: sqlite3.Connection) -> None:
+    """Make the next COMMIT fail, as a full disk does, before any row is written."""
+
+    def authorize(action: int, arg1: str | None, *_: object) -> int:
+        if action == sqlite3.SQLITE_TRANSACTION and arg1 == "COMMIT":
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+
+    conn.set_authorizer(authorize)
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> tuple[sqlite3.Connection, Path]:
+    path = tmp_path / "moc.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    return conn, path
+
+
+def rows(path: Path) -> list[int]:
+    """What another connection sees: only what was committed."""
+    with sqlite3.connect(path) as other:
+        return [r[0] for r in other.execute("SELECT id FROM t ORDER BY id")]
+
+
+async def test_the_writes_of_one_turn_share_one_commit(
+    table: tuple[sqlite3.Connection, Path],
+) -> None:
+    conn, path = table
+    commits: list[int] = []
+    group = GroupCommit(conn, path, commits.append)
+    undone: list[int] = []
+    futures = []
+    for i in range(3):
+        with group.stage(lambda i=i: undone.append(i)) as committed:
+            conn.execute("INSERT INTO t VALUES (?)", (i,))
+        futures.append(committed)
+    assert rows(path) == []  # staged, not committed: nobody may be told yet
+    assert not any(f.done() for f in futures)
+    await asyncio.gather(*futures)
+    assert rows(path) == [0, 1, 2]
+    assert commits == [3]
+    assert undone == []
+
+
+async def test_a_write_that_fails_is_undone_alone(table: tuple[sqlite3.Connection, Path]) -> None:
+    conn, path = table
+    group = GroupCommit(conn, path, lambda writes: None)
+    undone: list[str] = []
+    with group.stage(lambda: undone.append("first")) as batch:
+        conn.execute("INSERT INTO t VALUES (1)")
+
+    def two_rows_one_taken() -> None:
+        with group.stage(lambda: undone.append("second")):
+            conn.execute("INSERT INTO t VALUES (2)")
+            conn.execute("INSERT INTO t VALUES (1)")  # fails: 2 goes with it
+
+    with pytest.raises(StoreUnavailable, match="UNIQUE"):
+        two_rows_one_taken()
+    await batch
+    assert rows(path) == [1]
+    assert undone == []  # a write that failed at once was never staged
+
+
+async def test_a_failed_commit_fails_the_whole_batch(
+    table: tuple[sqlite3.Connection, Path],
+) -> None:
+    conn, path = table
+    commits: list[int] = []
+    undone: list[int] = []
+    group = GroupCommit(conn, path, commits.append)
+    futures = []
+    for i in (1, 2):
+        with group.stage(lambda i=i: undone.append(i)) as committed:
+            conn.execute("INSERT INTO t VALUES (?)", (i,))
+        futures.append(committed)
+    futures[0].cancel()  # its writer went away: it is undone all the same
+    deny_commit(conn)
+    with pytest.raises(StoreUnavailable, match="cannot write the state database"):
+        await futures[1]
+    assert rows(path) == []
+    assert commits == []
+    assert undone == [2, 1]  # the last write first, so memory goes back as it was
+    conn.set_authorizer(None)
+    with group.stage(lambda: None) as again:  # the next turn starts a new transaction
+        conn.execute("INSERT INTO t VALUES (2)")
+    await again
+    assert rows(path) == [2]
+
+
+async def test_a_transaction_commits_the_open_batch_first(tmp_path: Path) -> None:
+    db = Database(tmp_path / "moc.db")
+    try:
+        db.conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, at INTEGER)")
+        with db.group.stage(lambda: None) as batch:
+            db.conn.execute("INSERT INTO t VALUES (1, 1)")
+        with db.transaction() as conn:  # would nest in the batch's BEGIN otherwise
+            conn.execute("INSERT INTO t VALUES (2, 2)")
+        assert batch.done()
+        assert batch.exception() is None
+        assert rows(db.path) == [1, 2]
+    finally:
+        db.close()
+
+
+async def test_closing_commits_what_is_staged(tmp_path: Path) -> None:
+    db = Database(tmp_path / "moc.db")
+    db.conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    with db.group.stage(lambda: None) as batch:
+        db.conn.execute("INSERT INTO t VALUES (7)")
+    db.close()
+    assert batch.done()
+    assert rows(tmp_path / "moc.db") == [7]
+    await asyncio.sleep(0)  # the flush scheduled for the turn finds nothing left
