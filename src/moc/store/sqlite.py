@@ -3,7 +3,8 @@
 WAL with ``synchronous=NORMAL``: a committed transaction survives the process
 being killed (kill -9); only a power loss can take the last ones back. Writes
 are small and run on the event-loop thread (about ten microseconds each),
-which keeps "decide, persist, apply" free of awaits.
+which keeps "decide, persist, apply" free of awaits; the lease writes that may
+be undone share one transaction per turn of the loop (:mod:`.group_commit`).
 
 Checkpoints run off that thread. SQLite's automatic checkpoint (every 1000 WAL
 pages) runs inside the COMMIT that crosses the mark, and costs two fsyncs (the
