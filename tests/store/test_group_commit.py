@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from asyncio import Future
 from pathlib import Path
 
 import pytest
@@ -41,42 +42,60 @@ def rows(path: Path) -> list[int]:
         return [r[0] for r in other.execute("SELECT id FROM t ORDER BY id")]
 
 
+def write(group: GroupCommit, conn: sqlite3.Connection, i: int, undone: list[int]) -> Future[None]:
+    with group.stage(lambda: undone.append(i)) as committed:
+        conn.execute("INSERT INTO t VALUES (?)", (i,))
+    return committed
+
+
+async def test_a_write_alone_commits_at_once(table: tuple[sqlite3.Connection, Path]) -> None:
+    conn, path = table
+    commits: list[int] = []
+    group = GroupCommit(conn, path, commits.append)
+    committed = write(group, conn, 1, [])
+    assert committed.done()  # nothing to wait for: no turn of the loop is spent
+    assert rows(path) == [1]
+    assert commits == [1]
+
+
 async def test_the_writes_of_one_turn_share_one_commit(
     table: tuple[sqlite3.Connection, Path],
 ) -> None:
     conn, path = table
     commits: list[int] = []
-    group = GroupCommit(conn, path, commits.append)
     undone: list[int] = []
-    futures = []
-    for i in range(3):
-        with group.stage(lambda i=i: undone.append(i)) as committed:
-            conn.execute("INSERT INTO t VALUES (?)", (i,))
-        futures.append(committed)
-    assert rows(path) == []  # staged, not committed: nobody may be told yet
-    assert not any(f.done() for f in futures)
-    await asyncio.gather(*futures)
+    group = GroupCommit(conn, path, commits.append)
+    first = [write(group, conn, i, undone) for i in range(3)]
+    assert first[0].done()  # alone so far: committed at once
+    assert rows(path) == [0]  # the others are staged: nobody may be told yet
+    assert not first[1].done()
+    await asyncio.gather(*first)
     assert rows(path) == [0, 1, 2]
-    assert commits == [3]
+    assert commits == [1, 2]
+    # The loop is busy now: the next turn's writes all wait for one commit.
+    second = [write(group, conn, i, undone) for i in range(3, 5)]
+    assert not second[0].done()
+    await asyncio.gather(*second)
+    assert commits == [1, 2, 2]
     assert undone == []
 
 
 async def test_a_write_that_fails_is_undone_alone(table: tuple[sqlite3.Connection, Path]) -> None:
     conn, path = table
     group = GroupCommit(conn, path, lambda writes: None)
-    undone: list[str] = []
-    with group.stage(lambda: undone.append("first")) as batch:
-        conn.execute("INSERT INTO t VALUES (1)")
+    undone: list[int] = []
+    committed = write(group, conn, 1, undone)
 
     def two_rows_one_taken() -> None:
-        with group.stage(lambda: undone.append("second")):
+        with group.stage(lambda: undone.append(2)):
             conn.execute("INSERT INTO t VALUES (2)")
             conn.execute("INSERT INTO t VALUES (1)")  # fails: 2 goes with it
 
     with pytest.raises(StoreUnavailable, match="UNIQUE"):
         two_rows_one_taken()
-    await batch
-    assert rows(path) == [1]
+    third = write(group, conn, 3, undone)
+    await asyncio.gather(committed, third)
+    assert rows(path) == [1, 3]
     assert undone == []  # a write that failed at once was never staged
 
 
@@ -87,36 +106,32 @@ async def test_a_failed_commit_fails_the_whole_batch(
     commits: list[int] = []
     undone: list[int] = []
     group = GroupCommit(conn, path, commits.append)
-    futures = []
-    for i in (1, 2):
-        with group.stage(lambda i=i: undone.append(i)) as committed:
-            conn.execute("INSERT INTO t VALUES (?)", (i,))
-        futures.append(committed)
-    futures[0].cancel()  # its writer went away: it is undone all the same
+    futures = [write(group, conn, i, undone) for i in range(3)]  # 0 alone, 1 and 2 staged
+    futures[1].cancel()  # its writer went away: it is undone all the same
     deny_commit(conn)
     with pytest.raises(StoreUnavailable, match="cannot write the state database"):
-        await futures[1]
-    assert rows(path) == []
-    assert commits == []
+        await futures[2]
+    assert rows(path) == [0]
+    assert commits == [1]
     assert undone == [2, 1]  # the last write first, so memory goes back as it was
     conn.set_authorizer(None)
-    with group.stage(lambda: None) as again:  # the next turn starts a new transaction
-        conn.execute("INSERT INTO t VALUES (2)")
-    await again
-    assert rows(path) == [2]
+    await write(group, conn, 5, undone)  # the next turn starts a new transaction
+    assert rows(path) == [0, 5]
 
 
 async def test_a_transaction_commits_the_open_batch_first(tmp_path: Path) -> None:
     db = Database(tmp_path / "moc.db")
     try:
         db.conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, at INTEGER)")
+        with db.group.stage(lambda: None):
+            db.conn.execute("INSERT INTO t VALUES (0, 0)")  # alone: committed at once
         with db.group.stage(lambda: None) as batch:
             db.conn.execute("INSERT INTO t VALUES (1, 1)")
         with db.transaction() as conn:  # would nest in the batch's BEGIN otherwise
             conn.execute("INSERT INTO t VALUES (2, 2)")
         assert batch.done()
         assert batch.exception() is None
-        assert rows(db.path) == [1, 2]
+        assert rows(db.path) == [0, 1, 2]
     finally:
         db.close()
 
@@ -124,9 +139,11 @@ async def test_a_transaction_commits_the_open_batch_first(tmp_path: Path) -> Non
 async def test_closing_commits_what_is_staged(tmp_path: Path) -> None:
     db = Database(tmp_path / "moc.db")
     db.conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
-    with db.group.stage(lambda: None) as batch:
-        db.conn.execute("INSERT INTO t VALUES (7)")
+    for i in (6, 7):
+        with db.group.stage(lambda: None) as batch:
+            db.conn.execute("INSERT INTO t VALUES (?)", (i,))
+    assert not batch.done()
     db.close()
     assert batch.done()
-    assert rows(tmp_path / "moc.db") == [7]
+    assert rows(tmp_path / "moc.db") == [6, 7]
     await asyncio.sleep(0)  # the flush scheduled for the turn finds nothing left

@@ -15,7 +15,14 @@ the batch calls each write's ``undo``, which takes the write back out of
 memory; it is called by the batch, not by the waiting caller, so a caller
 cancelled meanwhile (its client went away) still has its write undone.
 
-So only writes whose undo is always safe are staged: a grant (undone, it frees
+Batching costs a write two more turns of the loop before its answer, which
+pays only when other writes share the turn. So a write alone in a quiet loop
+(the last turn that wrote held one write, and none is open in this one)
+commits at once and its future is done before ``stage`` returns; the second
+write of a turn opens a batch, and while turns keep holding several writes,
+each is staged.
+
+Only writes whose undo is always safe are staged: a grant (undone, it frees
 memory) or a renew (undone, the old deadline); never one that frees memory
 others may have taken meanwhile (a release, a revocation). Those use
 ``Database.transaction``, which commits any open batch first, so writes reach
@@ -51,6 +58,8 @@ class GroupCommit:
         self._path = path
         self._committed = committed  # told how many writes each commit carried
         self._batch: _Batch | None = None
+        self._turn_writes = 0  # writes made in this turn of the loop so far
+        self._busy = False  # the last turn that wrote made more than one write
 
     def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailable:
         return StoreUnavailable(f"cannot write the state database {self._path}: {exc}")
@@ -62,6 +71,25 @@ class GroupCommit:
         then nothing is staged and StoreUnavailable is raised here)."""
         conn = self._conn
         loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        if self._turn_writes == 0:
+            loop.call_soon(self._turn_over)
+        self._turn_writes += 1
+        if self._batch is None and self._turn_writes == 1 and not self._busy:
+            try:  # alone: committed before the caller applies anything
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield done
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:  # a failed COMMIT may leave it open
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise self._unavailable(exc) from exc
+            done.set_result(None)
+            self._committed(1)
+            return
         try:
             if self._batch is None:
                 conn.execute("BEGIN IMMEDIATE")
@@ -69,7 +97,6 @@ class GroupCommit:
                 loop.call_soon(self.flush)
             batch = self._batch
             conn.execute("SAVEPOINT staged")
-            done = loop.create_future()
             try:
                 yield done
             except BaseException:
@@ -81,6 +108,10 @@ class GroupCommit:
             raise self._unavailable(exc) from exc
         batch.done.append(done)
         batch.undo.append(undo)
+
+    def _turn_over(self) -> None:
+        self._busy = self._turn_writes > 1
+        self._turn_writes = 0
 
     def flush(self) -> None:
         """Commit the open batch, if any, and tell its writers how it went."""

@@ -280,10 +280,11 @@ class Database:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
+                self.conn.execute("COMMIT")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:  # a failed COMMIT may leave it open
+                    self.conn.execute("ROLLBACK")
                 raise
-            self.conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot write the state database {self.path}: {exc}") from exc
         self.checkpoints.committed()
