@@ -68,7 +68,10 @@ async def _acquire_release(rounds: int, number: int) -> float:
                         await client.delete(f"/v1/leases/{lease['id']}")
                     best = min(best, (time.perf_counter() - start) / number)
         finally:
-            await services.models.close()
+            # The lifecycle owns the runtimes; a tree from before it was split
+            # (run with PYTHONPATH to compare) closed them through its models.
+            owner = getattr(services, "lifecycle", None) or services.models
+            await owner.close()
             db.close()
         return best
 
