@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from moc.backends.context import RuntimeContext
-from moc.backends.runtime import Handle, RuntimeDefaults
+from moc.backends.runtime import Handle, Placement, RuntimeDefaults
 from moc.backends.supervisor import Hooks, Supervisor
 from moc.devices.probe import DeviceInfo
 from moc.errors import LoadFailed
@@ -20,9 +20,12 @@ from moc.models.spec import ModelSpec
 
 
 class RecordingSupervisor(Supervisor):
-    def __init__(self, runtime: RecordingRuntime, spec: ModelSpec, hooks: Hooks) -> None:
+    def __init__(
+        self, runtime: RecordingRuntime, spec: ModelSpec, device: Placement, hooks: Hooks
+    ) -> None:
         super().__init__(spec.name, runtime.ctx.policy, hooks)
         self._runtime = runtime
+        self._device = device
         self._gone: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     @property
@@ -32,6 +35,7 @@ class RecordingSupervisor(Supervisor):
     async def _bring_up(self) -> None:
         runtime = self._runtime
         runtime.effects.append(f"start {self.model}")
+        runtime.devices.append(f"{self.model} on {self._device().id}")
         await asyncio.sleep(runtime.start_s)
         if self.model in runtime.failing:
             raise self._failure("would not start (as asked)")
@@ -59,6 +63,7 @@ class RecordingRuntime(RuntimeDefaults):
         self.start_s = start_s
         self.stop_s = stop_s
         self.effects: list[str] = []
+        self.devices: list[str] = []  # where each start ran
         self.failing: set[str] = set()  # models whose start fails
         self.supervisors: dict[str, RecordingSupervisor] = {}
 
@@ -67,8 +72,8 @@ class RecordingRuntime(RuntimeDefaults):
             raise LoadFailed(f"model {spec.name}: the recording runtime needs memory set")
         return self.ctx.catalog.sizing_by_file_size(spec, "recorded", spec.memory, device.kind)
 
-    def supervise(self, spec: ModelSpec, device: DeviceInfo, hooks: Hooks) -> Supervisor:
-        sup = RecordingSupervisor(self, spec, hooks)
+    def supervise(self, spec: ModelSpec, device: Placement, hooks: Hooks) -> Supervisor:
+        sup = RecordingSupervisor(self, spec, device, hooks)
         self.supervisors[spec.name] = sup
         return sup
 

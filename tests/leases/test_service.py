@@ -252,3 +252,23 @@ async def test_a_renew_whose_commit_fails_keeps_the_old_deadline(svc: Parts) -> 
     with pytest.raises(StoreUnavailable):
         await service.renew(lease.id, 999.0, None)
     assert service.get(lease.id).expires_at == lease.expires_at
+
+
+async def test_a_grant_whose_client_left_before_the_commit_is_released(svc: Parts) -> None:
+    """The second of two grants in one turn waits for the batch's commit; its
+    client going away then must not leave its memory held until the TTL."""
+    service, ledger, db, _ = svc
+    first = asyncio.create_task(service.acquire(req(100, ttl_s=3600.0)))
+    second = asyncio.create_task(service.acquire(req(200, ttl_s=3600.0)))
+    await asyncio.sleep(0)  # both ran: the first committed alone, the second is staged
+    assert first.done()
+    assert not second.done()
+    second.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    await asyncio.sleep(0.05)  # the batch commits, and the unclaimed lease is released
+    assert [lease.id for lease in service.live()] == [first.result().id]
+    assert ledger.view("d0").held == 100 * MIB
+    with sqlite3.connect(db.path) as other:
+        states = sorted(r[0] for r in other.execute("SELECT state FROM leases"))
+    assert states == ["active", "released"]

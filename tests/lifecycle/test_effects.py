@@ -32,9 +32,11 @@ MIB = 1 << 20
 
 
 class World:
-    """A loader over one 100 MiB host device (90 MiB to hand out)."""
+    """A loader over host devices of 100 MiB each (90 MiB to hand out), or as given."""
 
-    def __init__(self, tmp_path: Path, models: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, tmp_path: Path, models: list[dict[str, Any]], devices: dict[str, int] | None = None
+    ) -> None:
         specs = [{"path": str(tmp_path / f"{m['name']}.gguf"), **m} for m in models]
         config = Config(data_dir=tmp_path, models=specs)  # type: ignore[arg-type]
         self.db = Database(tmp_path / "moc.db")
@@ -42,11 +44,13 @@ class World:
         catalog = Catalog(list(config.models), sizes)
         self.runtime = RecordingRuntime(RuntimeContext.of(config, catalog))
         self.ledger = Ledger()
-        self.ledger.add_device("host", "host", 100 * MIB, 0.9)
-        device = DeviceInfo(id="host", kind="host", name="host memory", total=100 * MIB)
+        infos = []
+        for name, mib in (devices or {"host": 100}).items():
+            self.ledger.add_device(name, "host", mib * MIB, 0.9)
+            infos.append(DeviceInfo(id=name, kind="host", name=name, total=mib * MIB))
         clock, metrics = SystemClock(), Metrics()
         runtimes = Runtimes(self.runtime.ctx, [self.runtime])
-        self.table = ModelTable(catalog, runtimes, self.ledger, [device], clock, metrics, _nothing)
+        self.table = ModelTable(catalog, runtimes, self.ledger, infos, clock, metrics, _nothing)
         usage = Usage(self.table, sizes, clock, metrics, _unmeasured)
         self.loader = Loader(
             self.table, usage, RuntimeStore(self.db), clock, metrics, drain_timeout_s=5.0
@@ -74,9 +78,11 @@ async def _unmeasured(pid: int, device: str) -> int | None:
 async def world(tmp_path: Path) -> AsyncIterator[Any]:
     made: list[World] = []
 
-    def make(*models: tuple[str, int], **extra: dict[str, Any]) -> World:
+    def make(
+        *models: tuple[str, int], devices: dict[str, int] | None = None, **extra: dict[str, Any]
+    ) -> World:
         specs = [{"name": n, "memory": f"{mib}MiB", **extra.get(n, {})} for n, mib in models]
-        made.append(World(tmp_path, specs))
+        made.append(World(tmp_path, specs, devices))
         return made[-1]
 
     yield make
@@ -163,3 +169,15 @@ async def test_unload_stops_and_frees(world: Any) -> None:
     view = w.table.view("a")
     assert view.state is State.STOPPED
     assert view.device is None
+
+
+async def test_a_model_loaded_again_starts_where_it_is_placed_now(world: Any) -> None:
+    # small holds 45 MiB, large 90: a goes to small (the best fit), and after
+    # pinned p takes small, to large. Its supervisor is the same one.
+    w = world(("a", 30), ("p", 30), devices={"small": 50, "large": 100}, p={"pinned": True})
+    await w.loader.ensure_loaded("a")
+    await w.loader.unload("a")
+    await w.loader.ensure_loaded("p")
+    await w.loader.ensure_loaded("a")
+    assert w.runtime.devices == ["a on small", "p on small", "a on large"]
+    assert w.table.view("a").device == "large"

@@ -32,7 +32,7 @@ import httpx
 from moc.backends.context import RuntimeContext
 from moc.backends.eligible import eligible_devices
 from moc.backends.record import RuntimeRecord
-from moc.backends.runtime import Handle, Recovered, RuntimeDefaults, Survivor
+from moc.backends.runtime import Handle, Placement, Recovered, RuntimeDefaults, Survivor
 from moc.backends.state import State
 from moc.backends.supervisor import Hooks, SupervisionPolicy, Supervisor
 from moc.devices.probe import DeviceInfo
@@ -117,7 +117,7 @@ class OllamaSupervisor(Supervisor):
         model: str,
         tag: str,
         api: OllamaApi,
-        device_kind: str,
+        device: Placement,
         policy: SupervisionPolicy,
         hooks: Hooks,
     ) -> None:
@@ -125,7 +125,7 @@ class OllamaSupervisor(Supervisor):
         super().__init__(model, replace(policy, restart_limit=1 << 30), hooks)
         self.tag = tag
         self.api = api
-        self._kind = device_kind
+        self._device = device
 
     @property
     def url(self) -> str:
@@ -135,7 +135,7 @@ class OllamaSupervisor(Supervisor):
         """Take over the model, found resident after a restart of moc."""
         self._to(State.STARTING, "found resident in Ollama after a restart of moc")
         self._became_ready("adopted")
-        self._hooks.on_usage(used_bytes(entry, self._kind))
+        self._hooks.on_usage(used_bytes(entry, self._device().kind))
 
     async def _bring_up(self) -> None:
         try:
@@ -145,7 +145,7 @@ class OllamaSupervisor(Supervisor):
             raise self._failure(str(exc)) from exc
         if entry is None:
             raise self._failure(f"Ollama did not list {self.tag} in /api/ps after loading it")
-        self._hooks.on_usage(used_bytes(entry, self._kind))
+        self._hooks.on_usage(used_bytes(entry, self._device().kind))
 
     async def _until_down(self) -> str:
         while True:
@@ -158,7 +158,7 @@ class OllamaSupervisor(Supervisor):
                 return str(exc)
             if entry is None:
                 return f"Ollama no longer has {self.tag} loaded"
-            self._hooks.on_usage(used_bytes(entry, self._kind))
+            self._hooks.on_usage(used_bytes(entry, self._device().kind))
 
     async def _bring_down(self) -> None:
         try:
@@ -188,9 +188,9 @@ class OllamaRuntime(RuntimeDefaults):
             raise LoadFailed(f"model {spec.name}: {exc}", model=spec.name) from exc
         return self._ctx.catalog.sizing_by_file_size(spec, digest, size, device.kind)
 
-    def supervise(self, spec: ModelSpec, device: DeviceInfo, hooks: Hooks) -> Supervisor:
+    def supervise(self, spec: ModelSpec, device: Placement, hooks: Hooks) -> Supervisor:
         return OllamaSupervisor(
-            spec.name, tag(spec), self._api(spec), device.kind, self._ctx.policy, hooks
+            spec.name, tag(spec), self._api(spec), device, self._ctx.policy, hooks
         )
 
     def handle(self, spec: ModelSpec, supervisor: Supervisor | None, device: str | None) -> Handle:

@@ -22,7 +22,7 @@ from moc.backends.context import RuntimeContext
 from moc.backends.launch import Launch
 from moc.backends.process import RuntimeProcess, free_port, process_matches
 from moc.backends.record import RuntimeRecord
-from moc.backends.runtime import Handle, Recovered, RuntimeDefaults, Survivor
+from moc.backends.runtime import Handle, Placement, Recovered, RuntimeDefaults, Survivor
 from moc.backends.supervisor import Hooks, ProcessSupervisor, SupervisionPolicy, Supervisor
 from moc.devices.probe import DeviceInfo
 from moc.errors import LoadFailed, ModelFileInvalid
@@ -71,11 +71,11 @@ class ProcessRuntime(RuntimeDefaults, ABC):
     @abstractmethod
     async def sizing(self, spec: ModelSpec, device: DeviceInfo) -> Sizing: ...
 
-    def supervise(self, spec: ModelSpec, device: DeviceInfo, hooks: Hooks) -> Supervisor:
+    def supervise(self, spec: ModelSpec, device: Placement, hooks: Hooks) -> Supervisor:
         ctx = self._ctx
 
         def make_launch() -> Launch:
-            return ctx.systemd.confine(self.launch(spec, device, free_port()), spec)
+            return ctx.systemd.confine(self.launch(spec, device(), free_port()), spec)
 
         return ProcessSupervisor(
             spec.name,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from moc.backends.context import RuntimeContext
-from moc.backends.runtime import Handle, RuntimeDefaults
+from moc.backends.runtime import Handle, Placement, RuntimeDefaults
 from moc.backends.supervisor import Hooks, Supervisor
 from moc.devices.probe import DeviceInfo
 from moc.errors import LoadFailed
@@ -32,7 +32,7 @@ class RemoteRuntime(RuntimeDefaults):
     async def sizing(self, spec: ModelSpec, device: DeviceInfo) -> Sizing:
         raise self._not_here(spec)
 
-    def supervise(self, spec: ModelSpec, device: DeviceInfo, hooks: Hooks) -> Supervisor:
+    def supervise(self, spec: ModelSpec, device: Placement, hooks: Hooks) -> Supervisor:
         raise self._not_here(spec)
 
     def handle(self, spec: ModelSpec, supervisor: Supervisor | None, device: str | None) -> Handle:

@@ -26,6 +26,8 @@ from moc.devices.probe import DeviceInfo
 from moc.models.catalog import Sizing
 from moc.models.spec import ModelSpec
 
+Placement = Callable[[], DeviceInfo]
+
 
 @dataclass(frozen=True)
 class Handle:
@@ -78,8 +80,10 @@ class Runtime(Protocol):
         file or asking a server (for the scheduler's guesses); else None."""
         ...
 
-    def supervise(self, spec: ModelSpec, device: DeviceInfo, hooks: Hooks) -> Supervisor:
-        """A new supervisor for the model on ``device``, not started."""
+    def supervise(self, spec: ModelSpec, device: Placement, hooks: Hooks) -> Supervisor:
+        """A new supervisor for the model, not started. ``device()`` is where
+        the model is placed, read at each start: a model unloaded and loaded
+        again may be placed on another device, with the same supervisor."""
         ...
 
     def handle(self, spec: ModelSpec, supervisor: Supervisor | None, device: str | None) -> Handle:

@@ -185,7 +185,7 @@ class Supervisor:
     async def stop(self, reason: str) -> None:
         """Stop the runtime (SIGTERM, SIGKILL after the grace period).
 
-        One caller at a time: the lifecycle manager shares one stop per model.
+        One caller at a time: the loader shares one stop per model.
         """
         if self.state is State.STOPPED:
             return

@@ -2,9 +2,12 @@
 
 It runs every decision of :class:`~moc.leases.table.LeaseTable` as
 decide → persist → apply, with no ``await`` in between, so admission is
-atomic and a failed write changes nothing. It owns the futures of waiting
-requests, the expiry sweeper, and what is known of each lease holder's
-measured use.
+atomic and a failed write changes nothing. Grants that revoke nothing and
+renews are *staged* instead (group commit, :mod:`moc.store.group_commit`):
+decide → stage → apply, then the answer waits for the commit, and a commit
+that fails undoes them (a grant frees its memory, a renew gets its old
+deadline). It owns the futures of waiting requests, the expiry sweeper, and
+what is known of each lease holder's measured use.
 """
 
 from __future__ import annotations
@@ -230,11 +233,27 @@ class LeaseService:
 
         def undo() -> None:
             self._table.undo_grant(grant.lease)
-            self._grant_waiters()
+            # Later, not now: this runs inside a commit that a write of
+            # someone else's may be waiting on, decided before the undo.
+            asyncio.get_running_loop().call_soon(self._grant_waiters)
 
         committed = self._store.stage_grant(grant.lease, undo)
         self._applied_grant(grant, now)
-        await committed
+        try:
+            await asyncio.shield(committed)
+        except asyncio.CancelledError:
+            # The client went away before the commit: once it is stored, give
+            # the memory back, since nobody will ever release it otherwise.
+            committed.add_done_callback(lambda _: self._release_unclaimed(grant.lease))
+            raise
+
+    def _release_unclaimed(self, lease: Lease) -> None:
+        if self._table.get(lease.id) != lease:
+            return  # undone (its commit failed), or already ended
+        try:
+            self._end([lease], EndState.RELEASED)
+        except StoreUnavailable as exc:
+            event(log, logging.WARNING, "lease left to expire", lease=lease.id, error=str(exc))
 
     def _commit_grant(self, grant: Grant, now: float) -> None:
         self._store.save_grant(grant.lease, grant.revoked, now)
@@ -290,7 +309,7 @@ class LeaseService:
 
         committed = self._store.stage_renew(renewed, undo)
         self._table.apply_renew(renewed)
-        await committed
+        await asyncio.shield(committed)  # a renewer gone away cancels no one's commit
         return renewed
 
     def release(self, lease_id: str, fencing_token: int | None) -> Lease:

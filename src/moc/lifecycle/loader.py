@@ -28,6 +28,7 @@ from moc.backends.runtime import Handle
 from moc.backends.state import HOLDS_MEMORY, State
 from moc.backends.supervisor import Change, Hooks, Supervisor
 from moc.clock import Clock
+from moc.devices.probe import DeviceInfo
 from moc.errors import (
     ExceedsCapacity,
     InsufficientMemory,
@@ -320,14 +321,17 @@ class Loader:
 
     # --- what a runtime's supervisor reports -----------------------------------------
     def _supervise(self, slot: Slot) -> Supervisor:
-        assert slot.device is not None
+        def placed() -> DeviceInfo:
+            assert slot.device is not None  # reserved before any start
+            return self._table.devices[slot.device]
+
         hooks = Hooks(
             on_change=lambda change: self._on_change(slot, change),
             on_started=lambda pid, port: self._record(slot, pid, port),
             on_oom=lambda lines: self._usage.on_oom(slot, lines),
             on_usage=lambda used: self._usage.note_measured(slot, used),
         )
-        return slot.runtime.supervise(slot.spec, self._table.devices[slot.device], hooks)
+        return slot.runtime.supervise(slot.spec, placed, hooks)
 
     def take_over(self, slot: Slot, device: str, sizing: Sizing) -> Supervisor:
         """A supervisor for a runtime found serving after a restart of moc, with

@@ -33,13 +33,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from moc.errors import StoreUnavailable
+from moc.telemetry.logs import event
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,11 +56,16 @@ class _Batch:
 
 class GroupCommit:
     def __init__(
-        self, conn: sqlite3.Connection, path: Path, committed: Callable[[int], None]
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        transaction: Callable[[], AbstractContextManager[sqlite3.Connection]],
+        committed: Callable[[int], None],
     ) -> None:
         self._conn = conn
         self._path = path
-        self._committed = committed  # told how many writes each commit carried
+        self._transaction = transaction  # a write alone: the database's own
+        self._committed = committed  # told how many writes each batch carried
         self._batch: _Batch | None = None
         self._turn_writes = 0  # writes made in this turn of the loop so far
         self._busy = False  # the last turn that wrote made more than one write
@@ -69,27 +78,17 @@ class GroupCommit:
         """One write in the tick's transaction; yields the future of its commit.
         ``undo`` is called if that commit fails (not if the write itself does:
         then nothing is staged and StoreUnavailable is raised here)."""
-        conn = self._conn
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         if self._turn_writes == 0:
             loop.call_soon(self._turn_over)
         self._turn_writes += 1
         if self._batch is None and self._turn_writes == 1 and not self._busy:
-            try:  # alone: committed before the caller applies anything
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield done
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:  # a failed COMMIT may leave it open
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise self._unavailable(exc) from exc
+            with self._transaction():  # alone: committed before the caller applies it
+                yield done
             done.set_result(None)
-            self._committed(1)
             return
+        conn = self._conn
         try:
             if self._batch is None:
                 conn.execute("BEGIN IMMEDIATE")
@@ -100,11 +99,16 @@ class GroupCommit:
             try:
                 yield done
             except BaseException:
-                conn.execute("ROLLBACK TO staged")
-                conn.execute("RELEASE staged")
+                if conn.in_transaction:  # else SQLite took the whole batch back
+                    conn.execute("ROLLBACK TO staged")
+                    conn.execute("RELEASE staged")
                 raise
             conn.execute("RELEASE staged")
         except sqlite3.Error as exc:
+            if not conn.in_transaction:
+                # SQLite rolled the whole transaction back (a full disk, an I/O
+                # error): the writes staged before this one are gone with it.
+                self._fail(exc)
             raise self._unavailable(exc) from exc
         batch.done.append(done)
         batch.undo.append(undo)
@@ -113,23 +117,44 @@ class GroupCommit:
         self._busy = self._turn_writes > 1
         self._turn_writes = 0
 
-    def flush(self) -> None:
-        """Commit the open batch, if any, and tell its writers how it went."""
-        batch, self._batch = self._batch, None
-        if batch is None:
-            return
+    def flush(self) -> bool:
+        """Commit the open batch, if any, and tell its writers how it went;
+        False when it failed (its writes are undone by then)."""
+        if self._batch is None:
+            return True
         try:
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
-            for undo in reversed(batch.undo):  # memory back as the file has it
-                undo()
-            for done in batch.done:
-                if not done.done():  # a writer cancelled meanwhile waits no more
-                    done.set_exception(self._unavailable(exc))
-            return
+            self._fail(exc)
+            return False
+        batch, self._batch = self._batch, None
         for done in batch.done:
-            if not done.done():
+            if not done.done():  # a writer cancelled meanwhile waits no more
                 done.set_result(None)
         self._committed(len(batch.done))
+        return True
+
+    def _fail(self, exc: sqlite3.Error) -> None:
+        """The open batch is lost: memory back as the file has it, every writer told."""
+        batch, self._batch = self._batch, None
+        if batch is None:
+            return
+        event(
+            log,
+            logging.WARNING,
+            "staged writes not stored, undone",
+            writes=len(batch.done),
+            error=str(exc),
+        )
+        try:
+            for undo in reversed(batch.undo):  # the last write first
+                try:
+                    undo()
+                except Exception:
+                    log.exception("undoing a staged write failed")
+        finally:
+            for done in batch.done:
+                if not done.done():
+                    done.set_exception(self._unavailable(exc))

@@ -105,7 +105,8 @@ MIGRATIONS: list[str] = [
 ]
 
 
-# A lease write is about three WAL pages: 200 commits keep the WAL near 600.
+# Counted in writes (a group commit of n writes counts n): a lease write is
+# about three WAL pages, so 200 keep the WAL near 600.
 CHECKPOINT_AFTER_COMMITS = 200
 # Under steady writes there is no quiet moment: the connection's own
 # checkpoint then comes after this many commits, which bounds the WAL's size
@@ -183,6 +184,7 @@ class Checkpoints:
         self._asked_round: int | None = None  # worker.finished then; None once it is back
         self._last_commit = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._closed = False
         self._finish_scheduled = False
 
     def committed(self, writes: int = 1) -> None:
@@ -225,6 +227,8 @@ class Checkpoints:
         it between transactions, so it copies every page back and the next
         write starts the WAL over."""
         self._finish_scheduled = False
+        if self._closed:
+            return  # scheduled just before the database closed
         if self._db.conn.in_transaction:
             return  # the next commit tries again
         try:
@@ -236,6 +240,7 @@ class Checkpoints:
         self._done_at = self._commits
 
     def close(self) -> None:
+        self._closed = True
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         self._worker.stop()
@@ -251,7 +256,7 @@ class Database:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA busy_timeout=2000")
             self.conn.execute("PRAGMA wal_autocheckpoint=0")  # Checkpoints does it
-            self.group = GroupCommit(self.conn, path, self.checkpoints.committed)
+            self.group = GroupCommit(self.conn, path, self.transaction, self.checkpoints.committed)
             self._migrate()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open the state database {path}: {exc}") from exc
@@ -274,8 +279,14 @@ class Database:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic write, committed before it returns; any sqlite error
         becomes StoreUnavailable. A batch of staged writes still open is
-        committed first, so that writes reach the file in the order made."""
-        self.group.flush()
+        committed first, so that writes reach the file in the order made;
+        if that commit fails, this write is refused too, since the caller
+        decided it on memory that held the writes just undone."""
+        if not self.group.flush():
+            raise StoreUnavailable(
+                f"cannot write the state database {self.path}: the writes before this "
+                "one could not be stored"
+            )
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
