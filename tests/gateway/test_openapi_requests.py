@@ -127,9 +127,6 @@ JOBS: list[dict[str, Any]] = [
 REFUSED_UNSTATED = [  # a limit JSON Schema cannot state; the metadata's description says it
     {"model": "m", "prompt": "hi", "metadata": {"k": "v" * (MAX_METADATA + 1)}},
 ]
-STATED_UNCHECKED = [  # no lease's token: a live lease refuses it as fencing_token_mismatch (409)
-    {"fencing_token": -1},
-]
 
 
 @pytest.fixture
@@ -157,8 +154,6 @@ async def _agree(
         documented = validator.is_valid(body)
         if body in REFUSED_UNSTATED:
             documented = False
-        if body in STATED_UNCHECKED:
-            documented = True
         assert (response.status_code != 400) == documented, (body, response.text)
 
 

@@ -31,6 +31,18 @@ class TtlLimits:
         return cls(config.default_ttl_s, config.max_ttl_s, config.max_wait_s)
 
 
+MAX_TOKEN = 2**63 - 1  # what SQLite stores
+
+
+def fencing_token(value: int | None) -> int | None:
+    """A caller's fencing token: none, or an integer a lease may have been given."""
+    if value is not None and not 0 <= value <= MAX_TOKEN:
+        raise InvalidRequest(
+            "fencing_token", f"must be an integer from 0 to {MAX_TOKEN}", value=value
+        )
+    return value
+
+
 def ttl(value: float | None, limits: TtlLimits, field: str = "ttl_s") -> float:
     if value is None:
         return limits.default_ttl_s

@@ -92,7 +92,8 @@ async def renew(request: Request) -> Response:
     s = services(request)
     body = await parse(request, LeaseRenewBody)
     ttl = None if body.ttl_s is None else validate.ttl(body.ttl_s, s.limits)
-    lease = await s.leases.renew(request.path_params["lease_id"], ttl, body.fencing_token)
+    token = validate.fencing_token(body.fencing_token)
+    lease = await s.leases.renew(request.path_params["lease_id"], ttl, token)
     return json(_view(s, lease))
 
 
@@ -105,7 +106,7 @@ async def release(request: Request) -> Response:
         if not (raw.isascii() and raw.isdigit()):
             raise InvalidRequest("fencing_token", "must be a non-negative integer", value=raw)
         token = int(raw)
-    lease = s.leases.release(request.path_params["lease_id"], token)
+    lease = s.leases.release(request.path_params["lease_id"], validate.fencing_token(token))
     return json({"released": True, "lease": _view(s, lease)})
 
 

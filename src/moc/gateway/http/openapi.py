@@ -19,6 +19,7 @@ from moc.config import Config
 from moc.gateway.http.errors import ErrorKind, error_kinds
 from moc.gateway.http.openapi_schemas import PRIORITY_LABELS, Schema, ref, schemas
 from moc.jobs.model import JobStatus
+from moc.leases.validate import MAX_TOKEN
 from moc.version import __version__
 
 JSON = "application/json"
@@ -179,7 +180,7 @@ def _system_paths() -> dict[str, Any]:
 def _lease_paths() -> dict[str, Any]:
     lease = ref("Lease")
     lease_id = [_path("lease_id")]
-    token = _query("fencing_token", {"type": "integer", "minimum": 0})
+    token = _query("fencing_token", {"type": "integer", "minimum": 0, "maximum": MAX_TOKEN})
     return {
         "/v1/leases": {
             "post": _op(

@@ -80,7 +80,7 @@ def _one_of(a: Schema, b: Schema) -> list[Schema]:
     return [{**a, "not": b}, {**b, "not": a}]
 
 
-_TOKEN: Schema = {"minimum": 0}
+_TOKEN: Schema = {"minimum": 0, "maximum": validate.MAX_TOKEN}
 
 
 def _ttl(config: Config) -> Schema:
