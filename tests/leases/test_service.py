@@ -20,6 +20,7 @@ from moc.leases.store import LeaseStore
 from moc.ledger import Ledger
 from moc.store.sqlite import Database
 from moc.telemetry.metrics import Metrics
+from tests.store.sqlite_faults import deny_commit
 
 MIB = 1024 * 1024
 Parts = tuple[LeaseService, Ledger, Database, Metrics]
@@ -210,15 +211,6 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     sqlite3.connect(path).execute("PRAGMA user_version = 999").connection.close()
     with pytest.raises(StoreUnavailable, match="newer than this moc understands"):
         Database(path)
-
-
-def deny_commit(conn: sqlite3.Connection) -> None:
-    def authorize(action: int, arg1: str | None, *_: object) -> int:
-        if action == sqlite3.SQLITE_TRANSACTION and arg1 == "COMMIT":
-            return sqlite3.SQLITE_DENY
-        return sqlite3.SQLITE_OK
-
-    conn.set_authorizer(authorize)
 
 
 async def test_concurrent_grants_are_answered_only_once_committed(svc: Parts) -> None:

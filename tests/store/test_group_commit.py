@@ -16,17 +16,7 @@ import pytest
 from moc.errors import StoreUnavailable
 from moc.store.group_commit import GroupCommit
 from moc.store.sqlite import Database
-
-
-def deny_commit(conn: sqlite3.Connection) -> None:
-    """Make the next COMMIT fail, as a full disk does, before any row is written."""
-
-    def authorize(action: int, arg1: str | None, *_: object) -> int:
-        if action == sqlite3.SQLITE_TRANSACTION and arg1 == "COMMIT":
-            return sqlite3.SQLITE_DENY
-        return sqlite3.SQLITE_OK
-
-    conn.set_authorizer(authorize)
+from tests.store.sqlite_faults import deny_commit
 
 
 @pytest.fixture

@@ -200,7 +200,7 @@ class LeaseService:
             # The client went away. If the grant raced the cancellation, give
             # the memory back: nobody will ever release it otherwise.
             if fut.done() and not fut.cancelled() and fut.exception() is None:
-                self._end([fut.result()], EndState.RELEASED)
+                self._release_unclaimed(fut.result())
             raise
         finally:
             self._table.drop_waiter(seq)

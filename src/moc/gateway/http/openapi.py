@@ -397,40 +397,29 @@ def _ollama_manage_paths() -> dict[str, Any]:
                 body=ref("OllamaPullRequest"),
             )
         },
-        "/api/delete": {
-            "delete": _refused(
-                "Ollama delete: refused (unload with keep_alive 0)",
-                _errors(400, 404, shape="OllamaError"),
-                ref("OllamaDeleteRequest"),
-            )
-        },
-        "/api/copy": {
-            "post": _refused(
-                "Ollama copy: refused",
-                _errors(400, 404, shape="OllamaError"),
-                ref("OllamaCopyRequest"),
-            )
-        },
-        "/api/create": {
-            "post": _refused(
-                "Ollama create: refused",
-                _errors(400, 404, shape="OllamaError"),
-                ref("OllamaCreateRequest"),
-            )
-        },
-        "/api/push": {
-            "post": _refused(
-                "Ollama push: refused",
-                _errors(400, 404, shape="OllamaError"),
-                ref("OllamaPushRequest"),
-            )
-        },
+        **_refusals(),
     }
 
 
-def _refused(summary: str, errors: dict[str, Any], body: Schema) -> dict[str, Any]:
+# Ollama's management calls moc never carries out: (path, method, what, body).
+_REFUSED = (
+    ("/api/delete", "delete", "delete: refused (unload with keep_alive 0)", "OllamaDeleteRequest"),
+    ("/api/copy", "post", "copy: refused", "OllamaCopyRequest"),
+    ("/api/create", "post", "create: refused", "OllamaCreateRequest"),
+    ("/api/push", "post", "push: refused", "OllamaPushRequest"),
+)
+
+
+def _refusals() -> dict[str, Any]:
     """An operation moc never carries out: its answers are its errors."""
-    return _op(summary, None, errors, body=body)
+    return {
+        path: {
+            method: _op(
+                f"Ollama {what}", None, _errors(400, 404, shape="OllamaError"), body=ref(body)
+            )
+        }
+        for path, method, what, body in _REFUSED
+    }
 
 
 def document(config: Config) -> dict[str, Any]:
