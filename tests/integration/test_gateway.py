@@ -30,6 +30,9 @@ pytestmark = pytest.mark.usefixtures("no_stray_runtimes")
 # Tiny models write about a thousand tokens a second on two cores: long enough
 # to hold a slot while other requests queue behind it.
 LONG = {"max_tokens": 1500, "ignore_eos": True}
+# Holds the one slot while several other requests queue, are refused and time
+# out behind it: several seconds even on a fast machine (the model's context is 4,096).
+BLOCKER = {"max_tokens": 4000, "ignore_eos": True}
 
 
 def post(moc_url: str, body: dict[str, Any], **headers: Any) -> httpx.Response:
@@ -186,7 +189,7 @@ def test_priority_decides_the_order_under_saturation(
     moc_factory: Factory, tiny_models: dict[str, Path]
 ) -> None:
     moc = start(
-        moc_factory, [spec(tiny_models, "a", ctx=2048)], size="1GiB", gateway={"max_in_flight": 1}
+        moc_factory, [spec(tiny_models, "a", ctx=4096)], size="1GiB", gateway={"max_in_flight": 1}
     )
     # When each answer came. With one request at a time, the answers come in
     # the order the requests were sent on; each runs long enough (~0.5 s on a
@@ -201,7 +204,7 @@ def test_priority_decides_the_order_under_saturation(
 
     with httpx.Client(base_url=moc.url) as http:
         load(http, "a")
-        blocker, _ = in_background(send, "blocker", chat("a", **LONG), {})
+        blocker, _ = in_background(send, "blocker", chat("a", **BLOCKER), {})
         wait_for(lambda: running(http) == 1)
         threads = []
         for n, (label, body, headers) in enumerate(
@@ -224,14 +227,14 @@ def test_full_queue_is_429_and_a_missed_deadline_is_503(
     queues = {"low": {"max_waiting": 1, "timeout_s": 60}, "normal": {"timeout_s": 0.3}}
     moc = start(
         moc_factory,
-        [spec(tiny_models, "a", ctx=2048)],
+        [spec(tiny_models, "a", ctx=4096)],
         size="1GiB",
         gateway={"max_in_flight": 1, "queues": queues},
     )
     low = {"x-moc-priority": "low"}
     with httpx.Client(base_url=moc.url) as http:
         load(http, "a")
-        blocker, _ = in_background(post, moc.url, chat("a", **LONG))
+        blocker, _ = in_background(post, moc.url, chat("a", **BLOCKER))
         wait_for(lambda: running(http) == 1)
         waiter, _ = in_background(post, moc.url, chat("a"), **low)
         wait_for(lambda: queued(http) == 1)
