@@ -238,6 +238,30 @@ class JobsConfig(Section):
     )
 
 
+class LearningConfig(Section):
+    python: str | None = Field(
+        None,
+        description="the Python that runs learning jobs (needs moc[learning]); default: moc's own",
+    )
+    max_parallel_jobs: int = Field(2, ge=1, le=64, description="learning jobs running at once")
+    yield_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="a job asked to yield that has not is killed after this"
+    )
+    priority: int = Field(
+        20, ge=0, le=100, description="a job's default priority; inference loads count as 50"
+    )
+    checkpoint_every: int = Field(
+        50, ge=1, le=1_000_000, description="sft: steps between checkpoints by default"
+    )
+
+
+class GoalsConfig(Section):
+    max_active_goals: int = Field(10, ge=1, le=10_000)
+    policy: Literal["fair", "priority_queue", "round_robin"] = Field(
+        "fair", description="how queued learning jobs of different goals take turns"
+    )
+
+
 class LogConfig(Section):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -263,6 +287,8 @@ class Config(BaseSettings):
     runtimes: RuntimesConfig = RuntimesConfig()
     gateway: GatewayConfig = GatewayConfig()
     jobs: JobsConfig = JobsConfig()
+    learning: LearningConfig = LearningConfig()
+    goals: GoalsConfig = GoalsConfig()
     models: list[ModelSpec] = Field(default_factory=list)
 
     @field_validator("models")

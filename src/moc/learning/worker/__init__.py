@@ -1,0 +1,1 @@
+"""What runs inside a learning job's child process (see protocol.py)."""
