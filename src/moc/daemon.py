@@ -317,7 +317,7 @@ def build_models(
                 return reading.process_usage.get(pid)
         return None
 
-    return build_lifecycle(
+    lifecycle = build_lifecycle(
         config,
         specs,
         ledger,
@@ -327,7 +327,10 @@ def build_models(
         metrics,
         measure,
         on_more_free=leases.memory_changed,
+        yielders=leases,
     )
+    leases.on_freed(lifecycle.table.notify)  # a load waiting for a yield decides again
+    return lifecycle
 
 
 def serve(config: Config) -> None:

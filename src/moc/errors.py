@@ -96,6 +96,18 @@ class JobNotFound(NotFound):
     code = "job_not_found"
 
 
+class LearningJobNotFound(NotFound):
+    """No such learning job."""
+
+    code = "learning_job_not_found"
+
+
+class IndexNotFound(NotFound):
+    """No index of that name (an ``index`` learning job makes one)."""
+
+    code = "index_not_found"
+
+
 class LeaseNotFound(NotFound):
     """No such lease."""
 

@@ -17,6 +17,9 @@ from moc.clock import SystemClock
 from moc.config import Config
 from moc.devices.probe import DeviceInfo
 from moc.errors import ExceedsCapacity, InsufficientMemory, LoadFailed
+from moc.leases.model import LeaseRequest
+from moc.leases.service import LeaseService
+from moc.leases.store import LeaseStore
 from moc.ledger import Ledger
 from moc.lifecycle.loader import Loader
 from moc.lifecycle.records import RuntimeStore
@@ -52,8 +55,18 @@ class World:
         runtimes = Runtimes(self.runtime.ctx, [self.runtime])
         self.table = ModelTable(catalog, runtimes, self.ledger, infos, clock, metrics, _nothing)
         usage = Usage(self.table, sizes, clock, metrics, _unmeasured)
+        self.leases = LeaseService(
+            self.ledger, LeaseStore(self.db), clock, metrics, Config().leases
+        )
+        self.leases.on_freed(self.table.notify)
         self.loader = Loader(
-            self.table, usage, RuntimeStore(self.db), clock, metrics, drain_timeout_s=5.0
+            self.table,
+            usage,
+            RuntimeStore(self.db),
+            clock,
+            metrics,
+            drain_timeout_s=5.0,
+            yielders=self.leases,
         )
 
     @property
@@ -61,6 +74,7 @@ class World:
         return self.runtime.effects
 
     async def close(self) -> None:
+        await self.leases.close()
         await self.loader.close()
         await self.table.runtimes.close()
         self.db.close()
@@ -181,3 +195,53 @@ async def test_a_model_loaded_again_starts_where_it_is_placed_now(world: Any) ->
     await w.loader.ensure_loaded("a")
     assert w.runtime.devices == ["a on small", "p on small", "a on large"]
     assert w.table.view("a").device == "large"
+
+
+# --- learning jobs and other yieldable leases ---------------------------------------
+async def test_a_load_asks_a_yieldable_lease_to_let_go_and_starts_after_it_has(
+    world: Any,
+) -> None:
+    w = world(("a", 50))
+    w.leases.start()
+    job = await w.leases.acquire(
+        LeaseRequest(bytes=60 * MIB, ttl_s=60, priority=20, yield_s=5.0, holder="learning:x")
+    )
+    events = w.leases.watch(job.id)
+
+    async def holder() -> float:
+        assert (await events.get())["event"] == "yield"
+        await asyncio.sleep(0.2)  # a checkpoint
+        w.leases.release(job.id, None)
+        return asyncio.get_running_loop().time()
+
+    let_go = asyncio.create_task(holder())
+    await w.loader.ensure_loaded("a")
+    assert w.effects == ["start a", "ready a"]
+    assert let_go.done()
+    # what it freed went to the load, and the job's new request waits behind it
+    again = asyncio.create_task(
+        w.leases.acquire(LeaseRequest(bytes=60 * MIB, ttl_s=60, priority=20, wait_s=0.2))
+    )
+    with pytest.raises(InsufficientMemory):
+        await again
+
+
+async def test_a_lease_that_ranks_above_loads_is_not_asked(world: Any) -> None:
+    w = world(("a", 50))
+    w.leases.start()
+    await w.leases.acquire(LeaseRequest(bytes=60 * MIB, ttl_s=60, priority=80, yield_s=5.0))
+    with pytest.raises(InsufficientMemory, match="leases and other processes hold the rest"):
+        await w.loader.ensure_loaded("a")
+    assert w.effects == []
+
+
+async def test_a_holder_that_does_not_let_go_is_revoked_and_the_load_goes_on(
+    world: Any,
+) -> None:
+    w = world(("a", 50))
+    w.leases.start()
+    job = await w.leases.acquire(LeaseRequest(bytes=60 * MIB, ttl_s=60, priority=20, yield_s=0.3))
+    await w.loader.ensure_loaded("a")
+    assert w.effects == ["start a", "ready a"]
+    assert w.leases.live() == []
+    assert job.id not in {lease.id for lease in w.leases.live()}

@@ -7,10 +7,13 @@ from moc.lifecycle.policy import (
     Evict,
     Fits,
     NoRoom,
+    Reclaim,
     Resident,
     Room,
     TooLarge,
+    Yielder,
     place,
+    reclaim,
 )
 
 MIB = 1024 * 1024
@@ -95,3 +98,30 @@ def test_residents_on_other_devices_are_not_victims_for_this_one() -> None:
     residents = [res("elsewhere", 900, device="d1")]
     decision = place(500 * MIB, [room(100, device="d0")], residents)
     assert decision == NoRoom("d0", 100 * MIB)
+
+
+# --- reclaiming from holders that yield ---------------------------------------------
+def y(name: str, mib: int, device: str = "d0") -> Yielder:
+    return Yielder(name, device, mib * MIB)
+
+
+def test_reclaim_counts_idle_models_as_gone_and_asks_only_enough_yielders() -> None:
+    # 100 free + 200 idle; 900 needed: the first yielder (the lowest priority) is
+    # asked, and the second too only because the first is not enough
+    residents = [res("idle", 200), res("busy", 100, busy=True)]
+    yielders = [y("job1", 300), y("job2", 400), y("job3", 500)]
+    assert reclaim(900 * MIB, [room(100)], residents, yielders) == Reclaim("d0", ("job1", "job2"))
+    assert reclaim(500 * MIB, [room(100)], residents, yielders) == Reclaim("d0", ("job1",))
+
+
+def test_reclaim_picks_the_device_where_the_fewest_bytes_yield() -> None:
+    rooms = [room(0, device="a"), room(300, device="b")]
+    yielders = [y("big", 800, "a"), y("small", 300, "b")]
+    assert reclaim(500 * MIB, rooms, [], yielders) == Reclaim("b", ("small",))
+
+
+def test_no_reclaim_when_yielders_cannot_make_enough_room() -> None:
+    assert reclaim(900 * MIB, [room(100)], [], [y("job", 300)]) is None
+    assert reclaim(900 * MIB, [room(100)], [], []) is None
+    pinned = [res("pinned", 500, pinned=True)]
+    assert reclaim(900 * MIB, [room(100)], pinned, [y("job", 300)]) is None

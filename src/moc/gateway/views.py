@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from moc.devices.probe import DeviceInfo
 from moc.jobs import model as jobs
+from moc.learning.jobs import model as learning
 from moc.leases import model as leases
 from moc.ledger import DeviceView
 from moc.lifecycle.slot import ModelView
@@ -19,6 +20,7 @@ from moc.models.catalog import Sizing
 from moc.models.spec import ModelSpec
 from moc.wire import Device, Job, Lease, Model, ModelSize
 from moc.wire.jobs import PriorityLabel
+from moc.wire.learning import LearningJob
 from moc.wire.models import SizeSource
 
 
@@ -51,6 +53,8 @@ def lease_view(lease: leases.Lease, now: float, used: int | None, over_limit: bo
         "expires_in_s": round(max(0.0, lease.expires_at - now), 3),
         "used_bytes": used,
         "over_limit": over_limit,
+        "yield_s": lease.yield_s,
+        "yield_by": None if lease.yield_by is None else iso(lease.yield_by),
     }
 
 
@@ -153,6 +157,40 @@ def job_view(job: jobs.Job) -> Job:
         "error": job.error,
         "created_at": iso(job.created_at),
         "queued_at": _maybe_iso(job.queued_at),
+        "started_at": _maybe_iso(job.started_at),
+        "finished_at": _maybe_iso(job.finished_at),
+    }
+
+
+def learning_job_view(job: learning.LearningJob) -> LearningJob:
+    p = job.progress
+    return {
+        "id": job.id,
+        "kind": job.kind.value,
+        "status": job.status.value,
+        "base": job.base,
+        "model": job.model,
+        "dataset": job.dataset,
+        "goal": job.goal,
+        "priority": job.priority,
+        "device": job.device,
+        "params": job.params,
+        "progress": {
+            "step": p.step,
+            "total": p.total,
+            "loss": p.loss,
+            "tokens_per_s": p.tokens_per_s,
+            "eta_s": p.eta_s,
+        },
+        "bytes": job.bytes,
+        "bytes_source": job.bytes_source,
+        "held_on": job.held_on,
+        "peak_used_bytes": job.peak_used,
+        "yields": job.yields,
+        "resumes": job.resumes,
+        "error": job.error,
+        "output": job.output,
+        "created_at": iso(job.created_at),
         "started_at": _maybe_iso(job.started_at),
         "finished_at": _maybe_iso(job.finished_at),
     }

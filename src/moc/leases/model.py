@@ -28,6 +28,7 @@ class LeaseRequest:
     pid: int | None = None
     wait_s: float = 0.0
     preemptible: bool = False
+    yield_s: float | None = None  # yieldable: how long the holder needs to let go
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Lease:
     ttl_s: float
     created_at: float
     expires_at: float
+    yield_s: float | None = None  # yieldable: moc asks it to let go instead of waiting
+    yield_by: float | None = None  # asked to yield: released by then, or revoked
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ import itertools
 import logging
 import secrets
 from collections import Counter as Tally
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from moc.clock import Clock
 from moc.config import LeasesConfig
@@ -31,6 +33,10 @@ from moc.telemetry.metrics import Metrics
 from moc.units import format_size
 
 log = logging.getLogger(__name__)
+
+LeaseEvent = dict[
+    str, object
+]  # {"event": "yield", "yield_by", "reason"} | {"event": "ended", "state"}
 
 HOUSEKEEPING_EVERY_S = 60.0
 MAX_ENDED_REMEMBERED = 100_000
@@ -64,6 +70,9 @@ class LeaseService:
         self._usage: dict[str, int] = {}  # lease id → bytes its pid was last seen using
         self._over: set[str] = set()  # leases whose pid uses more than they leased
         self._sweeper: asyncio.Task[None] | None = None
+        self._watchers: dict[str, list[asyncio.Queue[LeaseEvent]]] = {}
+        self._on_freed: list[Callable[[], None]] = []
+        self._hold_keys = itertools.count(1)
 
     # --- lifecycle -----------------------------------------------------------
     def restore(self) -> tuple[int, int]:
@@ -152,6 +161,10 @@ class LeaseService:
             return decision.lease
         if request.wait_s <= 0:
             raise self._deny(request, decision)
+        # A waiter is first in line on its devices, so what a yielding lease of
+        # lower priority lets go of comes to it.
+        if reclaim := self._table.to_reclaim(request):
+            self.request_yield([x.id for x in reclaim], f"a lease of priority {request.priority}")
         if self._table.waiter_count() >= self._config.max_waiters:
             self._metrics.lease_denials.labels("queue_full").inc()
             raise QueueFull(
@@ -210,6 +223,8 @@ class LeaseService:
                 self._grant_waiters()  # a dropped waiter may have been blocking others
 
     def _grant_waiters(self) -> None:
+        for listener in self._on_freed:
+            listener()
         if self._closing:
             return
         for seq, fut in list(self._futures.items()):
@@ -265,6 +280,7 @@ class LeaseService:
         self._metrics.lease_grants.labels(lease.device).inc()
         for victim in grant.revoked:
             self._forget_usage(victim.id)
+            self._publish(victim.id, {"event": "ended", "state": "revoked"}, last=True)
             self._metrics.lease_revocations.labels(victim.device).inc()
             event(
                 log,
@@ -327,6 +343,7 @@ class LeaseService:
         for lease in leases:
             self._table.apply_end(lease.id, state, now)
             self._forget_usage(lease.id)
+            self._publish(lease.id, {"event": "ended", "state": state.value}, last=True)
             if state is EndState.RELEASED:
                 self._metrics.lease_releases.labels(lease.device).inc()
                 event(
@@ -353,6 +370,7 @@ class LeaseService:
         for lease in due:
             self._table.apply_end(lease.id, EndState.EXPIRED, now)
             self._forget_usage(lease.id)
+            self._publish(lease.id, {"event": "ended", "state": "expired"}, last=True)
             self._metrics.lease_expiries.labels(lease.device).inc()
             event(
                 log,
@@ -372,10 +390,12 @@ class LeaseService:
         while True:
             now = self._clock.now()
             self._expire_due(now)
+            self._revoke_unyielded(now)
             if now >= next_housekeeping:
                 self._forget_old(now)
                 next_housekeeping = now + HOUSEKEEPING_EVERY_S
-            nxt = self._table.next_expiry()
+            due = [t for t in (self._table.next_expiry(), self._table.next_yield_deadline()) if t]
+            nxt = min(due, default=None)
             timeout = 1.0 if nxt is None else min(1.0, max(0.0, nxt - self._clock.now()))
             self._wake.clear()
             try:
@@ -391,6 +411,115 @@ class LeaseService:
                 self._store.forget(gone)
             except StoreUnavailable as exc:
                 event(log, logging.WARNING, "could not prune ended leases", error=str(exc))
+
+    # --- yielding --------------------------------------------------------------
+    def on_freed(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever leases may have given memory back."""
+        self._on_freed.append(listener)
+
+    @contextlib.contextmanager
+    def hold_back(self, device: str, priority: int) -> Iterator[None]:
+        """While inside, nobody below ``priority`` is granted memory on ``device``:
+        what a yielding lease frees stays for the reclaim that asked for it."""
+        key = next(self._hold_keys)
+        self._table.hold(key, device, priority)
+        try:
+            yield
+        finally:
+            self._table.unhold(key)
+            self._grant_waiters()
+
+    def yieldable(self, devices: list[str], below: int) -> list[Lease]:
+        return self._table.yieldable(devices, below)
+
+    def request_yield(self, lease_ids: list[str], reason: str) -> float:
+        """Ask these leases' holders to let go; returns the seconds until the
+        last of their deadlines (a lease asked before keeps its deadline)."""
+        now = self._clock.now()
+        latest = now
+        for lease_id in lease_ids:
+            lease = self._table.get(lease_id)
+            if lease is None:
+                continue
+            asked = self._table.asked_to_yield(lease, now)
+            if asked is None:
+                latest = max(latest, lease.yield_by or now)
+                continue
+            self._table.apply_update(asked)
+            assert asked.yield_by is not None
+            latest = max(latest, asked.yield_by)
+            self._metrics.lease_yield_requests.labels(lease.device).inc()
+            self._publish(
+                lease_id, {"event": "yield", "yield_by": asked.yield_by, "reason": reason}
+            )
+            event(
+                log,
+                logging.INFO,
+                "lease asked to yield",
+                lease=lease_id,
+                holder=lease.holder,
+                device=lease.device,
+                bytes=lease.bytes,
+                within_s=lease.yield_s,
+                reason=reason,
+            )
+        self._wake.set()
+        return latest - now
+
+    def _revoke_unyielded(self, now: float) -> None:
+        overdue = self._table.yield_overdue(now)
+        if not overdue:
+            return
+        for lease in overdue:
+            event(
+                log,
+                logging.WARNING,
+                "lease revoked: not released in time after a yield request",
+                lease=lease.id,
+                holder=lease.holder,
+                device=lease.device,
+                bytes=lease.bytes,
+                yield_s=lease.yield_s,
+            )
+            self._metrics.lease_revocations.labels(lease.device).inc()
+        try:
+            self._end(overdue, EndState.REVOKED)
+        except StoreUnavailable as exc:
+            event(log, logging.ERROR, "could not record a lease revocation", error=str(exc))
+            for lease in overdue:  # the memory is reclaimed regardless
+                self._table.apply_end(lease.id, EndState.REVOKED, now)
+                self._publish(lease.id, {"event": "ended", "state": "revoked"}, last=True)
+            self._grant_waiters()
+
+    def watch(self, lease_id: str) -> asyncio.Queue[LeaseEvent]:
+        """A queue of the lease's events (a yield request, its end); the lease
+        must be live. Stop with :meth:`unwatch`."""
+        lease = self.get(lease_id)
+        queue: asyncio.Queue[LeaseEvent] = asyncio.Queue()
+        self._watchers.setdefault(lease_id, []).append(queue)
+        if lease.yield_by is not None:
+            queue.put_nowait({"event": "yield", "yield_by": lease.yield_by, "reason": "asked"})
+        return queue
+
+    def unwatch(self, lease_id: str, queue: asyncio.Queue[LeaseEvent]) -> None:
+        queues = self._watchers.get(lease_id, [])
+        if queue in queues:
+            queues.remove(queue)
+        if not queues:
+            self._watchers.pop(lease_id, None)
+
+    def _publish(self, lease_id: str, item: LeaseEvent, last: bool = False) -> None:
+        queues = self._watchers.pop(lease_id, []) if last else self._watchers.get(lease_id, [])
+        for queue in queues:
+            queue.put_nowait(item)
+
+    def attach_pid(self, lease_id: str, pid: int | None) -> Lease:
+        """Name the process that uses a live lease's memory (its holder started
+        it after the grant), so the monitor measures it."""
+        lease = replace(self.get(lease_id), pid=pid)
+        self._store.save_pid(lease)
+        self._table.apply_update(lease)
+        return lease
 
     # --- observed use ----------------------------------------------------------
     def note_usage(self, used_by_lease: dict[str, int]) -> None:

@@ -18,12 +18,15 @@ from moc.store.sqlite import Database
 
 _COLUMNS = (
     "id, device, bytes, holder, pid, priority, preemptible, fencing_token, ttl_s, "
-    "created_at, expires_at"
+    "created_at, expires_at, yield_s"
 )
 
 
 def _lease(row: tuple[Any, ...]) -> Lease:
-    (id_, device, nbytes, holder, pid, priority, preemptible, token, ttl_s, created, expires) = row
+    (id_, device, nbytes, holder, pid, priority, preemptible, token, ttl_s, created, expires) = row[
+        :11
+    ]
+    yield_s = row[11]
     return Lease(
         id=str(id_),
         device=str(device),
@@ -36,6 +39,7 @@ def _lease(row: tuple[Any, ...]) -> Lease:
         ttl_s=float(ttl_s),
         created_at=float(created),
         expires_at=float(expires),
+        yield_s=None if yield_s is None else float(yield_s),
     )
 
 
@@ -88,6 +92,10 @@ class LeaseStore:
                 [(state.value, now, i) for i in lease_ids],
             )
 
+    def save_pid(self, lease: Lease) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE leases SET pid = ? WHERE id = ?", (lease.pid, lease.id))
+
     def forget(self, lease_ids: list[str]) -> None:
         with self._db.transaction() as conn:
             conn.executemany("DELETE FROM leases WHERE id = ?", [(i,) for i in lease_ids])
@@ -95,7 +103,7 @@ class LeaseStore:
 
 def _insert(conn: sqlite3.Connection, lease: Lease) -> None:
     conn.execute(
-        f"INSERT INTO leases ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        f"INSERT INTO leases ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             lease.id,
             lease.device,
@@ -108,6 +116,7 @@ def _insert(conn: sqlite3.Connection, lease: Lease) -> None:
             lease.ttl_s,
             lease.created_at,
             lease.expires_at,
+            lease.yield_s,
         ),
     )
     conn.execute(

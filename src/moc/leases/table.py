@@ -19,6 +19,13 @@ Without that, a stream of small requests would starve a large one forever.
 Preemption. A new request may revoke leases marked ``preemptible`` whose
 priority is strictly lower than its own, lowest priority first, then newest
 first, on the device where that frees the least memory.
+
+Yielding. A lease acquired with ``yield_s`` is *yieldable*: instead of waiting
+for its TTL, whoever needs its memory (a model load, a higher-priority
+request) asks its holder to let go within ``yield_s``; a lease not released
+by then is revoked. While such a reclaim is under way, a *hold* keeps the
+freed bytes for the one who asked: nobody of lower priority may take memory
+on that device (the yielded holder's own request to resume included).
 """
 
 from __future__ import annotations
@@ -76,6 +83,7 @@ class LeaseTable:
         self._tokens: dict[str, int] = {}  # last fencing token handed out per device
         self._waiters: dict[int, Waiter] = {}
         self._expiry_heap: list[tuple[float, str]] = []
+        self._holds: dict[int, tuple[str, int]] = {}  # key → (device, priority)
 
     # --- state from the store ----------------------------------------------
     def restore(self, active: list[Lease], ended: list[Ended], tokens: dict[str, int]) -> None:
@@ -139,10 +147,14 @@ class LeaseTable:
             )
         return [request.device]
 
+    def _held_above(self, priority: int) -> set[str]:
+        """Devices held for a reclaim of higher priority than ``priority``."""
+        return {device for device, p in self._holds.values() if p > priority}
+
     def _blocked_for(self, priority: int) -> set[str]:
         """Devices a request of ``priority`` may not use: a waiter of equal or
-        higher priority is first in line for them."""
-        blocked: set[str] = set()
+        higher priority is first in line for them, or a reclaim holds them."""
+        blocked = self._held_above(priority)
         for w in self._waiters.values():
             if w.request.priority >= priority:
                 blocked.update(self._candidates(w.request))
@@ -170,6 +182,7 @@ class LeaseTable:
             ttl_s=request.ttl_s,
             created_at=now,
             expires_at=now + request.ttl_s,
+            yield_s=request.yield_s,
         )
 
     def _victims(self, request: LeaseRequest, device: str) -> list[Lease] | None:
@@ -257,12 +270,78 @@ class LeaseTable:
         blocked: set[str] = set()
         for w in sorted(self._waiters.values(), key=_waiter_order):
             candidates = self._candidates(w.request)
-            eligible = [d for d in candidates if d not in blocked]
+            held = self._held_above(w.request.priority)
+            eligible = [d for d in candidates if d not in blocked and d not in held]
             device = self._ledger.best_fit(w.request.bytes, eligible)
             if device is not None:
                 return w, Grant(self._new_lease(w.request, device, lease_id, now))
             blocked.update(candidates)
         return None
+
+    # --- yielding ------------------------------------------------------------
+    def hold(self, key: int, device: str, priority: int) -> None:
+        self._holds[key] = (device, priority)
+
+    def unhold(self, key: int) -> None:
+        self._holds.pop(key, None)
+
+    def yieldable(self, devices: list[str], below: int) -> list[Lease]:
+        """Yieldable leases on ``devices`` of priority lower than ``below``, in the
+        order they should be asked: lowest priority first, then newest."""
+        return sorted(
+            (
+                lease
+                for lease in self._active.values()
+                if lease.yield_s is not None and lease.priority < below and lease.device in devices
+            ),
+            key=lambda lease: (lease.priority, -lease.created_at),
+        )
+
+    def to_reclaim(self, request: LeaseRequest) -> list[Lease]:
+        """The yieldable leases to ask so that ``request`` fits: on the eligible
+        device where the fewest bytes must yield; [] when none would do."""
+        best: list[Lease] = []
+        for device in self._candidates(request):
+            shortfall = request.bytes - self._ledger.free(device)
+            if shortfall <= 0 or not self._ledger.could_ever_fit(device, request.bytes):
+                continue
+            chosen: list[Lease] = []
+            for lease in self.yieldable([device], request.priority):
+                chosen.append(lease)
+                shortfall -= lease.bytes
+                if shortfall <= 0:
+                    break
+            if shortfall <= 0 and (
+                not best or sum(x.bytes for x in chosen) < sum(x.bytes for x in best)
+            ):
+                best = chosen
+        return best
+
+    def asked_to_yield(self, lease: Lease, now: float) -> Lease | None:
+        """The lease with its yield deadline set, or None if it is not
+        yieldable or was asked already (the first deadline stands)."""
+        if lease.yield_s is None or lease.yield_by is not None:
+            return None
+        return replace(lease, yield_by=now + lease.yield_s)
+
+    def apply_update(self, lease: Lease) -> None:
+        """Put a changed copy of a live lease in place (a yield request, a pid);
+        its bytes, device and deadline are as they were."""
+        if lease.id in self._active:
+            self._active[lease.id] = lease
+
+    def yield_overdue(self, now: float) -> list[Lease]:
+        return [
+            lease
+            for lease in self._active.values()
+            if lease.yield_by is not None and lease.yield_by <= now
+        ]
+
+    def next_yield_deadline(self) -> float | None:
+        return min(
+            (lease.yield_by for lease in self._active.values() if lease.yield_by is not None),
+            default=None,
+        )
 
     # --- renew, release, end -------------------------------------------------
     def _ended_error(self, lease_id: str) -> Exception:

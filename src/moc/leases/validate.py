@@ -18,6 +18,8 @@ MAX_BYTES = 2**50  # 1 PiB: larger is a unit mistake, not a device
 MIN_MB = 1 / MIB  # one byte: less would round to an empty lease
 MAX_HOLDER = 200
 MAX_PID = 2**22  # Linux's pid_max ceiling
+MIN_YIELD_S = 0.1  # how long a yieldable lease's holder may take to let go
+MAX_YIELD_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ def lease_request(
     pid: int | None = None,
     wait_s: float | None = None,
     preemptible: bool = False,
+    yield_s: float | None = None,
 ) -> LeaseRequest:
     if (nbytes is None) == (mb is None):
         raise InvalidRequest("bytes", "give exactly one of 'bytes' or 'mb'")
@@ -116,6 +119,13 @@ def lease_request(
             value=wait_s,
             limit=limits.max_wait_s,
         )
+    if yield_s is not None and not MIN_YIELD_S <= yield_s <= MAX_YIELD_S:
+        raise InvalidRequest(
+            "yield_s",
+            f"must be between {MIN_YIELD_S:g} and {MAX_YIELD_S:g} seconds",
+            value=yield_s,
+            limit=MAX_YIELD_S,
+        )
     if device is not None and not device:
         raise InvalidRequest("device", "must not be empty; leave it out for best fit")
     return LeaseRequest(
@@ -127,4 +137,5 @@ def lease_request(
         pid=pid,
         wait_s=float(wait_s),
         preemptible=preemptible,
+        yield_s=None if yield_s is None else float(yield_s),
     )

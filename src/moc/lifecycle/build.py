@@ -16,6 +16,7 @@ from moc.lifecycle.recovery import check_files, recover
 from moc.lifecycle.sweeper import IdleSweeper
 from moc.lifecycle.table import ModelTable
 from moc.lifecycle.usage import Measure, Usage
+from moc.lifecycle.yielding import Yielders
 from moc.models.catalog import Catalog
 from moc.models.spec import ModelSpec
 from moc.models.store import SizeStore
@@ -57,6 +58,7 @@ def build_lifecycle(
     metrics: Metrics,
     measure: Measure,
     on_more_free: Callable[[], None],
+    yielders: Yielders | None = None,
 ) -> Lifecycle:
     """Raises ConfigError for a runtime setting that cannot work."""
     sizes, records = SizeStore(db), RuntimeStore(db)
@@ -65,5 +67,5 @@ def build_lifecycle(
     table = ModelTable(catalog, runtimes, ledger, devices, clock, metrics, on_more_free)
     usage = Usage(table, sizes, clock, metrics, measure)
     drain_timeout_s = config.runtimes.llamacpp.ready_timeout_s
-    loader = Loader(table, usage, records, clock, metrics, drain_timeout_s)
+    loader = Loader(table, usage, records, clock, metrics, drain_timeout_s, yielders)
     return Lifecycle(table, loader, usage, IdleSweeper(table, loader, clock, metrics), records)

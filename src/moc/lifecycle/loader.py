@@ -45,6 +45,7 @@ from moc.lifecycle.slot import Slot
 from moc.lifecycle.steps import Step, next_step
 from moc.lifecycle.table import ModelTable
 from moc.lifecycle.usage import Usage
+from moc.lifecycle.yielding import LOAD_PRIORITY, NoYielders, Yielders
 from moc.models.advice import too_large_advice
 from moc.models.catalog import Sizing
 from moc.scheduler.waiting import ModelFacts
@@ -53,6 +54,10 @@ from moc.telemetry.metrics import Metrics
 from moc.units import format_size
 
 log = logging.getLogger(__name__)
+
+# After the last yield deadline, how long the lease service may take to revoke
+# a holder that did not let go and the memory to show free.
+RECLAIM_GRACE_S = 5.0
 
 
 class Loader:
@@ -64,8 +69,10 @@ class Loader:
         clock: Clock,
         metrics: Metrics,
         drain_timeout_s: float,
+        yielders: Yielders | None = None,
     ) -> None:
         self._table = table
+        self._yielders: Yielders = yielders or NoYielders()
         self._usage = usage
         self._records = records
         self._clock = clock
@@ -252,9 +259,15 @@ class Loader:
         need = sizing.bytes
         deadline = time.monotonic() + self._drain_timeout_s
         drained: tuple[str, ...] = ()
+        holds = contextlib.ExitStack()
+        held: set[str] = set()
+        reclaim_by: float | None = None
         try:
             while True:
+                decision: policy.Decision | policy.Reclaim
                 decision = policy.place(need, table.rooms(eligible), table.residents())
+                if isinstance(decision, policy.Drain | policy.NoRoom):
+                    decision = self._reclaim(need, eligible) or decision
                 match decision:
                     case policy.Fits(device):
                         table.reserve(slot, device, sizing)
@@ -278,6 +291,26 @@ class Loader:
                             bytes_needed=need,
                             capacity=capacity,
                         )
+                    case policy.Reclaim(device, ids):
+                        if device not in held:  # what they free stays for this load
+                            holds.enter_context(self._yielders.hold_back(device, LOAD_PRIORITY))
+                            held.add(device)
+                        within = self._yielders.request_yield(
+                            list(ids), f"model {spec.name} needs the memory"
+                        )
+                        if reclaim_by is None:
+                            reclaim_by = time.monotonic() + within + RECLAIM_GRACE_S
+                        if time.monotonic() >= reclaim_by:
+                            raise InsufficientMemory(
+                                f"model {spec.name} needs {format_size(need)} on {device}; the "
+                                f"learning jobs and leases asked to yield it ({', '.join(ids)}) "
+                                "did not in time",
+                                retry_after_s=5.0,
+                                model=spec.name,
+                                bytes_needed=need,
+                            )
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(table.changed(), reclaim_by - time.monotonic())
                     case policy.Drain(device, names):
                         if time.monotonic() >= deadline:
                             raise InsufficientMemory(
@@ -312,6 +345,17 @@ class Loader:
                         )
         finally:
             self._drain(drained, False)
+            holds.close()
+
+    def _reclaim(self, need: int, eligible: list[str]) -> policy.Reclaim | None:
+        table = self._table
+        yielders = [
+            policy.Yielder(lease.id, lease.device, lease.bytes)
+            for lease in self._yielders.yieldable(eligible, LOAD_PRIORITY)
+        ]
+        if not yielders:
+            return None
+        return policy.reclaim(need, table.rooms(eligible), table.residents(), yielders)
 
     def _drain(self, names: tuple[str, ...], on: bool) -> None:
         for name in names:

@@ -11,6 +11,12 @@ memory, :func:`place` returns one decision:
   fit, so fail at once instead of evicting anything;
 - ``NoRoom``: pinned models, leases or memory used outside moc hold the rest.
 
+When idle models alone do not free enough, :func:`reclaim` says which
+*yieldable* holders (learning jobs, yieldable leases; all of lower priority
+than the load) to ask to let go, on the device where the fewest bytes must
+yield once every idle unpinned model there is counted as gone too. Asking a
+holder built to yield is preferred to waiting for busy models to drain.
+
 Victims are chosen by how little they are worth keeping: a model idle for
 long is worth less, one that is slow to load again worth more. When one idle
 model alone frees enough, the least valuable such model goes; otherwise the
@@ -74,6 +80,21 @@ class TooLarge:
 class NoRoom:
     device: str
     free_if_all_evicted: int
+
+
+@dataclass(frozen=True)
+class Yielder:
+    """A holder of memory that lets go when asked (a learning job, a yieldable lease)."""
+
+    id: str
+    device: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Reclaim:
+    device: str
+    yielders: tuple[str, ...]
 
 
 Decision = Fits | Evict | Drain | TooLarge | NoRoom
@@ -144,3 +165,32 @@ def place(need: int, rooms: Sequence[Room], residents: Sequence[Resident]) -> De
     if drain is not None:
         return drain[1]
     return NoRoom(*most_free)
+
+
+def reclaim(
+    need: int, rooms: Sequence[Room], residents: Sequence[Resident], yielders: Sequence[Yielder]
+) -> Reclaim | None:
+    """The yielders to ask so that ``need`` fits once they and the idle models
+    on that device are gone; None when no device gets there. ``yielders`` come
+    in the order they should be asked (lowest priority first)."""
+    best: tuple[int, Reclaim] | None = None
+    for room in rooms:
+        if room.capacity < need:
+            continue
+        idle = sum(
+            r.bytes for r in residents if r.device == room.device and not r.pinned and not r.busy
+        )
+        shortfall = need - room.free - idle
+        chosen: list[Yielder] = []
+        for y in yielders:
+            if shortfall <= 0:
+                break
+            if y.device == room.device:
+                chosen.append(y)
+                shortfall -= y.bytes
+        if shortfall > 0 or not chosen:
+            continue
+        asked = sum(y.bytes for y in chosen)
+        if best is None or asked < best[0]:
+            best = (asked, Reclaim(room.device, tuple(y.id for y in chosen)))
+    return None if best is None else best[1]

@@ -102,6 +102,29 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_status ON jobs(status, priority, created_at);
     CREATE INDEX jobs_created ON jobs(created_at);
     """,
+    # 4: yieldable leases (moc.leases.store)
+    """
+    ALTER TABLE leases ADD COLUMN yield_s REAL;
+    """,
+    # 5: learning jobs and what they were measured using (moc.learning.jobs.store)
+    """
+    CREATE TABLE learning_jobs (
+        id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        dataset TEXT,
+        goal TEXT,
+        created_at REAL NOT NULL,
+        record BLOB NOT NULL
+    );
+    CREATE INDEX learning_jobs_status ON learning_jobs(status, seq);
+    CREATE TABLE learning_sizes (
+        key TEXT PRIMARY KEY,
+        bytes INTEGER NOT NULL,
+        measured_at REAL NOT NULL
+    );
+    """,
 ]
 
 

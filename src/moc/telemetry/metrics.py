@@ -79,6 +79,17 @@ class _StateCollector(Collector):
         )
 
 
+class _LearningCollector(Collector):
+    def __init__(self, by_status: Callable[[], dict[str, int]]) -> None:
+        self._by_status = by_status
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        jobs = GaugeMetricFamily("moc_learning_jobs", "Learning jobs by status.", labels=["status"])
+        for status, count in self._by_status().items():
+            jobs.add_metric([status], float(count))
+        yield jobs
+
+
 class _GatewayCollector(Collector):
     def __init__(
         self,
@@ -128,7 +139,13 @@ class Metrics:
         )
         self.lease_revocations = Counter(
             "moc_lease_revocations",
-            "Preemptible leases revoked for higher priority.",
+            "Leases revoked: preemptible for higher priority, or yieldable and not let go in time.",
+            ["device"],
+            registry=r,
+        )
+        self.lease_yield_requests = Counter(
+            "moc_lease_yield_requests",
+            "Yieldable leases asked to let go of their memory.",
             ["device"],
             registry=r,
         )
@@ -146,6 +163,36 @@ class Metrics:
             "Time lease requests waited before grant or refusal.",
             ["outcome"],
             buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        self.learning_jobs = Counter(
+            "moc_learning_job_events",
+            "Learning jobs submitted and finished, by kind and outcome.",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.learning_steps = Counter(
+            "moc_learning_steps", "Training steps learning jobs took.", ["kind"], registry=r
+        )
+        self.learning_loss = Gauge(
+            "moc_learning_loss", "The last loss a learning job reported.", ["kind"], registry=r
+        )
+        self.learning_yields = Counter(
+            "moc_learning_yields",
+            "Times a learning job gave its memory back to inference.",
+            ["kind"],
+            registry=r,
+        )
+        self.learning_yield_seconds = Histogram(
+            "moc_learning_yield_seconds",
+            "From a yield request to the job's memory being free.",
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        self.learning_resumes = Counter(
+            "moc_learning_resumes",
+            "Learning job runs that resumed from a checkpoint.",
+            ["kind"],
             registry=r,
         )
         self.device_read_errors = Counter(
@@ -274,6 +321,9 @@ class Metrics:
         waiters: Callable[[], int],
     ) -> None:
         self.registry.register(_StateCollector(devices, leases_by_device, waiters))
+
+    def watch_learning(self, by_status: Callable[[], dict[str, int]]) -> None:
+        self.registry.register(_LearningCollector(by_status))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

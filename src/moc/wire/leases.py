@@ -41,6 +41,10 @@ class Lease(TypedDict):
     """what its process was last measured using; null: no pid, or not measured yet"""
     over_limit: bool
     """the process uses more than the lease holds"""
+    yield_s: float | None
+    """yieldable: seconds its holder is given to let go when asked; null: not yieldable"""
+    yield_by: str | None
+    """asked to yield: release it by then (UTC, ISO 8601) or it is revoked; null: not asked"""
 
 
 @closed

@@ -13,8 +13,9 @@ from moc import wire
 from moc.errors import InvalidRequest
 from moc.gateway.http.body import parse
 from moc.gateway.http.respond import json, services
+from moc.gateway.http.sse import sse
 from moc.gateway.http.wire import LeaseAcquireBody, LeaseReleaseBody, LeaseRenewBody
-from moc.gateway.views import lease_view
+from moc.gateway.views import iso, lease_view
 from moc.leases import validate
 from moc.leases.model import Lease
 from moc.services import Services
@@ -63,6 +64,7 @@ async def acquire(request: Request) -> Response:
         pid=body.pid,
         wait_s=body.wait_s,
         preemptible=body.preemptible,
+        yield_s=body.yield_s,
     )
     if lease_request.wait_s > 0:
         lease = await _until_disconnect(
@@ -110,10 +112,31 @@ async def release(request: Request) -> Response:
     return json({"released": True, "lease": _view(s, lease)})
 
 
+async def events(request: Request) -> Response:
+    """The lease's events as server-sent events: ``yield`` (release it by
+    ``yield_by``), then ``ended`` with how it ended, and the stream closes."""
+    s = services(request)
+    lease_id = request.path_params["lease_id"]
+    queue = s.leases.watch(lease_id)
+
+    def encode(item: dict[str, Any]) -> dict[str, Any]:
+        if item.get("event") == "yield":
+            return {**item, "lease_id": lease_id, "yield_by": iso(float(item["yield_by"]))}
+        return {**item, "lease_id": lease_id}
+
+    return sse(
+        queue,
+        encode,
+        last=lambda item: item.get("event") == "ended",
+        close=lambda: s.leases.unwatch(lease_id, queue),
+    )
+
+
 routes = [
     Route("/v1/leases", acquire, methods=["POST"]),
     Route("/v1/leases", list_leases, methods=["GET"]),
     Route("/v1/leases/{lease_id}", get_lease, methods=["GET"]),
     Route("/v1/leases/{lease_id}", release, methods=["DELETE"]),
     Route("/v1/leases/{lease_id}/renew", renew, methods=["POST"]),
+    Route("/v1/leases/{lease_id}/events", events, methods=["GET"]),
 ]

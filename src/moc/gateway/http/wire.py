@@ -47,6 +47,12 @@ class LeaseAcquireBody(Body):
         None, description="seconds to wait for room before answering insufficient_memory"
     )
     preemptible: bool = Field(False, description="whether a higher priority may revoke it")
+    yield_s: int | float | None = Field(
+        None,
+        description="yieldable: when a load or a higher priority needs the memory, moc asks "
+        "the holder to release it within this many seconds (renew answers and "
+        "/v1/leases/{lease_id}/events say so), then revokes it",
+    )
 
 
 class LeaseRenewBody(Body):

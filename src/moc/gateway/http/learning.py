@@ -1,0 +1,95 @@
+"""Learning jobs over HTTP: submit, list, look up, cancel, follow (SSE)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from moc.errors import InvalidRequest
+from moc.gateway.http.body import read_body
+from moc.gateway.http.errors import from_validation
+from moc.gateway.http.respond import json, services
+from moc.gateway.http.sse import sse
+from moc.gateway.views import learning_job_view
+from moc.learning.jobs.model import Kind, LearningJobRequest, Status
+
+MAX_BODY = 1024 * 1024
+MAX_LIST = 1000
+
+
+def _choice(request: Request, name: str, kind: type[Status] | type[Kind]) -> Any:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        allowed = "|".join(x.value for x in kind)
+        raise InvalidRequest(name, f"must be one of {allowed}", value=raw, limit=allowed) from None
+
+
+async def submit(request: Request) -> Response:
+    raw = await read_body(request, MAX_BODY)
+    try:
+        body = LearningJobRequest.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        raise from_validation(exc) from None
+    job = services(request).learning.submit(body)
+    return json(learning_job_view(job), 202, {"location": f"/v1/learning/jobs/{job.id}"})
+
+
+async def list_jobs(request: Request) -> Response:
+    status = _choice(request, "status", Status)
+    kind = _choice(request, "kind", Kind)
+    text = request.query_params.get("limit", "100")
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIST:
+        raise InvalidRequest(
+            "limit", f"must be a whole number from 1 to {MAX_LIST}", value=text, limit=MAX_LIST
+        )
+    jobs = services(request).learning.find(status, kind, int(text))
+    return json({"jobs": [learning_job_view(j) for j in jobs]})
+
+
+async def get_job(request: Request) -> Response:
+    return json(learning_job_view(services(request).learning.get(request.path_params["job_id"])))
+
+
+async def cancel_job(request: Request) -> Response:
+    job = services(request).learning.cancel(request.path_params["job_id"])
+    return json(learning_job_view(job))
+
+
+async def events(request: Request) -> Response:
+    """The job as it changes, as server-sent events: ``status`` on every change
+    of status, ``progress`` per step, ``checkpoint``; the stream ends after
+    the job has finished."""
+    runner = services(request).learning
+    job_id = request.path_params["job_id"]
+    queue = runner.watch(job_id)
+
+    def encode(item: dict[str, Any]) -> dict[str, Any] | None:
+        if item["event"] == "end":
+            return None
+        return {"event": item["event"], "job": learning_job_view(item["job"])}
+
+    def last(item: dict[str, Any]) -> bool:
+        job = item.get("job")
+        return item["event"] == "end" or (job is not None and job.status.value in _DONE)
+
+    return sse(queue, encode, last, close=lambda: runner.unwatch(job_id, queue))
+
+
+_DONE = {"complete", "failed", "cancelled"}
+
+routes = [
+    Route("/v1/learning/jobs", submit, methods=["POST"]),
+    Route("/v1/learning/jobs", list_jobs, methods=["GET"]),
+    Route("/v1/learning/jobs/{job_id}", get_job, methods=["GET"]),
+    Route("/v1/learning/jobs/{job_id}", cancel_job, methods=["DELETE"]),
+    Route("/v1/learning/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
+    Route("/v1/learning/jobs/{job_id}/events", events, methods=["GET"]),
+]

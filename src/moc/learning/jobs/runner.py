@@ -1,0 +1,592 @@
+"""Running learning jobs: their turn, their memory, their child process, yielding.
+
+Ownership: :class:`LearningRunner` owns the live jobs (``_live``: job id → the
+task that drives it) and, after a job is accepted, is the only writer of its
+row; every change of status is written before it is acted on. It runs on the
+event loop.
+
+A job's turn comes from the goals (:class:`~moc.learning.goals.policy.GoalTurns`),
+at most ``learning.max_parallel_jobs`` at once. Its memory is a *yieldable
+lease* (holder ``learning:<id>``) of its priority, sized from the estimate or
+what the same (base, kind, settings) was measured using before, so it shows
+in ``/v1/leases``, ``/v1/devices`` and ``moc ps`` and the device monitor
+measures its process. A job that does not fit waits (``queued``) as a lease
+waiter; one that can never fit fails with ``exceeds_capacity``.
+
+Yielding: when a model load or a higher-priority lease needs the memory, the
+lease service asks the lease to yield; the driver sends the child SIGUSR1, the
+child checkpoints at its next step and exits, the lease is released, and the
+job waits for memory again (``yielded``), resuming from its checkpoint. A
+child that has not exited within ``learning.yield_timeout_s`` is killed and
+resumes from its last checkpoint. The lease's own yield deadline is a few
+seconds later, so the driver always acts first and the memory is handed on
+only once the child is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from moc.clock import Clock
+from moc.config import Config
+from moc.errors import (
+    ExceedsCapacity,
+    InsufficientMemory,
+    LearningJobNotFound,
+    MocError,
+    ShuttingDown,
+)
+from moc.leases.model import Lease, LeaseRequest
+from moc.leases.service import LeaseService
+from moc.learning.goals.policy import Candidate, GoalTurns, GoalWeight
+from moc.learning.jobs import sizing
+from moc.learning.jobs.model import (
+    FINISHED,
+    Kind,
+    LearningJob,
+    LearningJobRequest,
+    Progress,
+    Status,
+    new_job_id,
+)
+from moc.learning.jobs.process import WorkerProcess
+from moc.learning.jobs.store import LearningJobStore
+from moc.learning.jobs.validate import Accepted, Lookups, accept
+from moc.learning.worker.protocol import EXIT_DONE, EXIT_YIELDED, JobFile
+from moc.telemetry.logs import event
+from moc.telemetry.metrics import Metrics
+from moc.units import format_size
+
+log = logging.getLogger(__name__)
+
+HOLDER_PREFIX = "learning:"
+LEASE_MARGIN_S = 5.0  # the lease's yield deadline, past the driver's kill
+LEASE_TTL_S = 3600.0  # renewed by the driver while the job holds it
+WAIT_SLICE_S = 3600.0  # one lease wait; waited again while the job is queued
+PROGRESS_WRITE_EVERY_S = 1.0
+STOP_GRACE_S = 10.0
+
+JobEvent = dict[str, Any]
+
+
+def holder_of(job_id: str) -> str:
+    return HOLDER_PREFIX + job_id
+
+
+class _Live:
+    """What the driver of one job shares with the API calls about it."""
+
+    def __init__(self) -> None:
+        self.cancel = asyncio.Event()
+        self.proc: WorkerProcess | None = None
+        self.lease: Lease | None = None
+
+
+class LearningRunner:
+    def __init__(
+        self,
+        store: LearningJobStore,
+        leases: LeaseService,
+        lookups: Lookups,
+        goals: Callable[[], dict[str, GoalWeight]],
+        clock: Clock,
+        metrics: Metrics,
+        config: Config,
+        moc_url: str,
+    ) -> None:
+        self._store = store
+        self._leases = leases
+        self._lookups = lookups
+        self._goals = goals
+        self._clock = clock
+        self._metrics = metrics
+        self._config = config
+        self._learning = config.learning
+        self._python = config.learning.python or os.environ.get("MOC_LEARNING_PYTHON") or _python()
+        self._root = config.data_dir / "learning" / "jobs"
+        self._indexes = config.data_dir / "indexes"
+        self._moc_url = moc_url
+        self._turns = GoalTurns(config.goals.policy)
+        self._live: dict[str, _Live] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._sources: dict[str, dict[str, Path]] = {}
+        self._watchers: dict[str, list[asyncio.Queue[JobEvent]]] = {}
+        self._wake = asyncio.Event()
+        self._scheduler: asyncio.Task[None] | None = None
+        self._closing = False
+        self._last_write: dict[str, float] = {}
+        self._latest: dict[str, LearningJob] = {}  # live jobs' progress, ahead of the store
+        self._pace: dict[str, tuple[float, int]] = {}  # job id → (when, step) its run began
+
+    # --- the API's operations --------------------------------------------------------
+    def submit(self, request: LearningJobRequest) -> LearningJob:
+        if self._closing:
+            raise ShuttingDown("moc is shutting down; submit the job again after it restarts")
+        accepted = accept(request, self._lookups, self._new, self._learning.priority)
+        job = self._sized(accepted)
+        self._store.put(job)
+        self._sources[job.id] = accepted.sources
+        self._metrics.learning_jobs.labels(job.kind.value, "submitted").inc()
+        event(log, logging.INFO, "learning job accepted", job=job.id, kind=job.kind.value,
+              bytes=format_size(job.bytes or 0), goal=job.goal)  # fmt: skip
+        self._wake.set()
+        return job
+
+    def _new(self, **fields: Any) -> LearningJob:
+        now = self._clock.now()
+        return LearningJob(
+            id=new_job_id(), created_at=now, updated_at=now, seq=self._store.next_seq(), **fields
+        )
+
+    def _sized(self, accepted: Accepted) -> LearningJob:
+        job = accepted.job
+        measured = self._store.measured(sizing.key(job))
+        if measured is not None:
+            return dataclasses.replace(job, bytes=measured, bytes_source="measured")
+        nbytes = sizing.estimate_bytes(job, accepted.sources)
+        return dataclasses.replace(job, bytes=nbytes, bytes_source="estimate")
+
+    def get(self, job_id: str) -> LearningJob:
+        job = self._latest.get(job_id) or self._store.get(job_id)
+        if job is None:
+            raise LearningJobNotFound(f"no learning job {job_id!r}", job_id=job_id)
+        return job
+
+    def find(self, status: Status | None, kind: Kind | None, limit: int) -> list[LearningJob]:
+        return self._store.find(status, kind, limit)
+
+    def using_dataset(self, dataset_id: str) -> list[str]:
+        return self._store.using_dataset(dataset_id)
+
+    def cancel(self, job_id: str) -> LearningJob:
+        """Cancel a job that has not finished; a finished one is returned as it is."""
+        job = self.get(job_id)
+        if job.status in FINISHED:
+            return job
+        live = self._live.get(job_id)
+        if live is not None:
+            live.cancel.set()  # its driver stops the child and releases the memory
+            return job
+        return self._set(job, Status.CANCELLED, finished_at=self._clock.now())
+
+    def watch(self, job_id: str) -> asyncio.Queue[JobEvent]:
+        """A queue of the job's events (progress, status); :meth:`unwatch` ends it."""
+        job = self.get(job_id)
+        queue: asyncio.Queue[JobEvent] = asyncio.Queue(maxsize=10_000)
+        queue.put_nowait({"event": "status", "job": job})
+        if job.status not in FINISHED:
+            self._watchers.setdefault(job_id, []).append(queue)
+        return queue
+
+    def unwatch(self, job_id: str, queue: asyncio.Queue[JobEvent]) -> None:
+        queues = self._watchers.get(job_id, [])
+        if queue in queues:
+            queues.remove(queue)
+        if not queues:
+            self._watchers.pop(job_id, None)
+
+    def goals_changed(self) -> None:
+        """A goal was paused, resumed or reweighted: yield the paused goals'
+        running jobs, and look at the queue again."""
+        active = self._goals()
+        for job_id, live in self._live.items():
+            job = self._store.get(job_id)
+            if job is None or job.goal is None or job.goal in active:
+                continue
+            if live.lease is not None and job.status is Status.RUNNING:
+                self._leases.request_yield([live.lease.id], f"goal {job.goal} is paused")
+        self._wake.set()
+
+    def holding(self) -> dict[str, LearningJob]:
+        """Live jobs holding memory now, by lease id (for ``moc ps``)."""
+        found: dict[str, LearningJob] = {}
+        for job_id, live in self._live.items():
+            if live.lease is not None and (job := self._store.get(job_id)) is not None:
+                found[live.lease.id] = job
+        return found
+
+    # --- start and stop ----------------------------------------------------------
+    def restore(self) -> int:
+        """After a restart: release the leases the last moc's jobs held (their
+        children died with it) and put unfinished jobs back in line; they
+        resume from their checkpoints. Returns how many."""
+        for lease in self._leases.live():
+            if lease.holder.startswith(HOLDER_PREFIX):
+                with contextlib.suppress(MocError):
+                    self._leases.release(lease.id, None)
+        again = 0
+        for job in self._store.unfinished():
+            if job.status is not Status.PENDING:
+                self._set(job, Status.PENDING, held_on=None)
+                again += 1
+        return again
+
+    def start(self) -> None:
+        self._scheduler = asyncio.create_task(self._schedule(), name="learning-scheduler")
+
+    async def close(self) -> None:
+        """Stop every child (each checkpoints if it can within the yield
+        timeout); their jobs resume after the next start."""
+        self._closing = True
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+        for live in self._live.values():
+            if live.proc is not None:
+                live.proc.ask_to_yield()
+        tasks = list(self._tasks.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self._learning.yield_timeout_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        with contextlib.suppress(asyncio.CancelledError):
+            if self._scheduler is not None:
+                await self._scheduler
+
+    # --- whose turn --------------------------------------------------------------
+    async def _schedule(self) -> None:
+        while True:
+            self._wake.clear()
+            self._start_turns()
+            await self._wake.wait()
+
+    def _start_turns(self) -> None:
+        goals = self._goals()
+        while len(self._live) < self._learning.max_parallel_jobs and not self._closing:
+            pending = [j for j in self._store.unfinished() if j.status is Status.PENDING]
+            candidates = [
+                Candidate(j.id, j.goal, j.priority, j.seq)
+                for j in pending
+                if j.id not in self._live
+            ]
+            chosen = self._turns.pick(candidates, goals)
+            if chosen is None:
+                return
+            self._turns.started(chosen)
+            self._live[chosen.job_id] = _Live()
+            task = asyncio.create_task(self._drive(chosen.job_id), name=f"learn {chosen.job_id}")
+            self._tasks[chosen.job_id] = task
+            task.add_done_callback(lambda _, job_id=chosen.job_id: self._ended(job_id))
+
+    def _ended(self, job_id: str) -> None:
+        if (latest := self._latest.pop(job_id, None)) is not None:
+            with contextlib.suppress(MocError):
+                self._store.put(latest)
+        self._live.pop(job_id, None)
+        self._tasks.pop(job_id, None)
+        self._wake.set()
+
+    # --- one job, start to end ---------------------------------------------------
+    async def _drive(self, job_id: str) -> None:
+        live = self._live[job_id]
+        job = self.get(job_id)
+        try:
+            while True:
+                job = self._set(job, Status.QUEUED)
+                lease = await self._memory(job, live)
+                if lease is None:
+                    return  # cancelled while waiting, or failed
+                job = self.get(job_id)
+                try:
+                    outcome = await self._run_child(job, live, lease)
+                finally:
+                    self._let_go(live)
+                job = self.get(job_id)
+                if outcome != "yielded":
+                    return
+                if job.goal is not None and job.goal not in self._goals():
+                    self._set(job, Status.PENDING)  # waits for its goal to be active again
+                    return
+        except asyncio.CancelledError:
+            if live.proc is not None:
+                await live.proc.stop(STOP_GRACE_S)
+            self._let_go(live)
+            raise
+        except MocError as exc:
+            self._fail(self.get(job_id), exc.message)
+        except Exception as exc:  # a bug: the job fails, the daemon goes on
+            log.exception("learning job %s failed unexpectedly", job_id)
+            self._fail(self.get(job_id), f"internal error: {exc!r}")
+
+    async def _memory(self, job: LearningJob, live: _Live) -> Lease | None:
+        """Wait for the job's lease; None if it was cancelled or can never fit."""
+        assert job.bytes is not None
+        request = LeaseRequest(
+            bytes=job.bytes,
+            ttl_s=LEASE_TTL_S,
+            device=job.device,
+            priority=job.priority,
+            holder=holder_of(job.id),
+            wait_s=WAIT_SLICE_S,
+            yield_s=self._learning.yield_timeout_s + LEASE_MARGIN_S,
+        )
+        while True:
+            acquire = asyncio.ensure_future(self._leases.acquire(request))
+            cancel = asyncio.ensure_future(live.cancel.wait())
+            try:
+                await asyncio.wait({acquire, cancel}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                cancel.cancel()
+            if live.cancel.is_set():
+                acquire.cancel()
+                with contextlib.suppress(BaseException):
+                    lease = await acquire
+                    self._leases.release(lease.id, None)
+                self._set(job, Status.CANCELLED, finished_at=self._clock.now())
+                return None
+            try:
+                lease = acquire.result()
+            except ExceedsCapacity as exc:
+                self._fail(job, exc.message)
+                return None
+            except InsufficientMemory:
+                continue  # waited a whole slice: wait again
+            live.lease = lease
+            return lease
+
+    def _let_go(self, live: _Live) -> None:
+        if live.lease is not None:
+            with contextlib.suppress(MocError):
+                self._leases.release(live.lease.id, None)
+            live.lease = None
+        live.proc = None
+
+    async def _run_child(self, job: LearningJob, live: _Live, lease: Lease) -> str:
+        """Run the child once: "done", "yielded", "failed" or "cancelled"."""
+        job_dir = self._root / job.id
+        job_dir.mkdir(parents=True, exist_ok=True)
+        self._job_file(job, lease).write(job_dir)
+        try:
+            proc = await WorkerProcess.start(self._python, job_dir, self._env(lease))
+        except OSError as exc:
+            self._fail(job, exc.strerror or str(exc))
+            return "failed"
+        live.proc = proc
+        self._leases.attach_pid(lease.id, proc.pid)
+        resumed = job.status is Status.YIELDED or job.progress.step > 0
+        job = self._set(job, Status.RUNNING, started_at=job.started_at or self._clock.now(),
+                        held_on=lease.device, error=None)  # fmt: skip
+        if resumed:
+            self._metrics.learning_resumes.labels(job.kind.value).inc()
+            job = self._set(job, job.status, resumes=job.resumes + 1)
+
+        watch = self._leases.watch(lease.id)
+        state: dict[str, Any] = {"done": None, "failed": None, "asked_at": None}
+        reader = asyncio.ensure_future(self._read(job.id, proc, state))
+        waits: dict[str, asyncio.Future[Any]] = {
+            "exit": asyncio.ensure_future(proc.wait()),
+            "lease": asyncio.ensure_future(watch.get()),
+            "cancel": asyncio.ensure_future(live.cancel.wait()),
+        }
+        kill_at: float | None = None
+        try:
+            while not waits["exit"].done():
+                timeout = None if kill_at is None else max(0.0, kill_at - time.monotonic())
+                done, _ = await asyncio.wait(
+                    set(waits.values()), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if kill_at is not None and time.monotonic() >= kill_at:
+                    event(log, logging.WARNING, "learning job did not yield in time: killed",
+                          job=job.id, yield_timeout_s=self._learning.yield_timeout_s)  # fmt: skip
+                    proc.kill()
+                    kill_at = None
+                if waits["lease"] in done:
+                    item = waits["lease"].result()
+                    if item.get("event") == "yield" and state["asked_at"] is None:
+                        state["asked_at"] = time.monotonic()
+                        job = self._set(self.get(job.id), Status.YIELDING)
+                        proc.ask_to_yield()
+                        kill_at = time.monotonic() + self._learning.yield_timeout_s
+                    elif item.get("event") == "ended":  # revoked: the memory is gone
+                        proc.kill()
+                    waits["lease"] = asyncio.ensure_future(watch.get())
+                if waits["cancel"] in done and waits["cancel"].result() is True:
+                    waits["cancel"] = asyncio.ensure_future(asyncio.Event().wait())
+                    await proc.stop(STOP_GRACE_S)
+            code = waits["exit"].result()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(reader, 5.0)  # the last lines after the exit
+        finally:
+            for fut in waits.values():
+                fut.cancel()
+            reader.cancel()
+            self._leases.unwatch(lease.id, watch)
+        job = self.get(job.id)
+        self._remember_size(job, lease)
+        if live.cancel.is_set():
+            self._set(job, Status.CANCELLED, finished_at=self._clock.now(), held_on=None)
+            self._metrics.learning_jobs.labels(job.kind.value, "cancelled").inc()
+            return "cancelled"
+        if code == EXIT_DONE and state["done"] is not None:
+            self._complete(job, state["done"])
+            return "done"
+        if state["asked_at"] is not None or code == EXIT_YIELDED:
+            self._released_after_yield(job, state["asked_at"])
+            return "yielded"
+        reason = state["failed"] or f"the trainer exited with status {code}"
+        tail = proc.log_tail()
+        self._fail(job, f"{reason}\n--- last lines of {proc.log_path}:\n{tail}" if tail else reason)
+        return "failed"
+
+    async def _read(self, job_id: str, proc: WorkerProcess, state: dict[str, Any]) -> None:
+        async for item in proc.events():
+            kind = item["event"]
+            if kind in ("progress", "started", "checkpoint", "yielded"):
+                self._progressed(job_id, item)
+            elif kind == "done":
+                state["done"] = item.get("output") or {}
+            elif kind == "failed":
+                state["failed"] = str(item.get("reason", "the trainer failed"))
+
+    def _progressed(self, job_id: str, item: dict[str, Any]) -> None:
+        """A progress line: kept in memory at once, written at most once a second."""
+        job = self.get(job_id)
+        step = int(item.get("step", job.progress.step))
+        total = item.get("total", job.progress.total)
+        loss = item.get("loss", job.progress.loss)
+        rate = item.get("tokens_per_s", job.progress.tokens_per_s)
+        now = time.monotonic()
+        if item["event"] == "started":
+            self._pace[job_id] = (now, step)
+        progress = Progress(step, total, loss, rate, self._eta(job_id, step, total, now))
+        if item["event"] == "progress":
+            self._metrics.learning_steps.labels(job.kind.value).inc()
+            if loss is not None:
+                self._metrics.learning_loss.labels(job.kind.value).set(float(loss))
+        updated = dataclasses.replace(job, progress=progress, updated_at=self._clock.now())
+        self._latest[job_id] = updated
+        if now - self._last_write.get(job_id, 0.0) >= PROGRESS_WRITE_EVERY_S:
+            self._store.put(updated)
+            self._last_write[job_id] = now
+        self._publish(job_id, {"event": item["event"], "job": updated})
+
+    def _eta(self, job_id: str, step: int, total: Any, now: float) -> float | None:
+        """Seconds left at this run's pace so far."""
+        began = self._pace.get(job_id)
+        if began is None or not isinstance(total, int) or step <= began[1]:
+            return None
+        per_step = (now - began[0]) / (step - began[1])
+        return round(max(0, total - step) * per_step, 1)
+
+    # --- the end of a run ----------------------------------------------------------
+    def _released_after_yield(self, job: LearningJob, asked_at: float | None) -> None:
+        if asked_at is not None:
+            self._metrics.learning_yield_seconds.observe(time.monotonic() - asked_at)
+        self._metrics.learning_yields.labels(job.kind.value).inc()
+        self._set(job, Status.YIELDED, yields=job.yields + 1, held_on=None)
+        event(log, logging.INFO, "learning job yielded", job=job.id, step=job.progress.step)
+
+    def _complete(self, job: LearningJob, output: dict[str, Any]) -> None:
+        job_dir = self._root / job.id
+        if job.kind is Kind.INDEX:
+            output = self._publish_index(job, job_dir / "output", output)
+        self._set(job, Status.COMPLETE, output=output, finished_at=self._clock.now(), held_on=None)
+        self._metrics.learning_jobs.labels(job.kind.value, "complete").inc()
+        event(log, logging.INFO, "learning job complete", job=job.id, kind=job.kind.value)
+
+    def _publish_index(self, job: LearningJob, out: Path, output: dict[str, Any]) -> dict[str, Any]:
+        """Put a finished index in place under its name (the one before it goes)."""
+        name = str(job.params["name"])
+        self._indexes.mkdir(parents=True, exist_ok=True)
+        target = self._indexes / name
+        old = self._indexes / f".{name}.old-{job.id}"
+        if target.exists():
+            target.replace(old)
+        out.replace(target)
+        shutil.rmtree(old, ignore_errors=True)
+        return {**output, "path": str(target / "index.sqlite"), "name": name}
+
+    def _fail(self, job: LearningJob, reason: str) -> None:
+        self._set(job, Status.FAILED, error=reason, finished_at=self._clock.now(), held_on=None)
+        self._metrics.learning_jobs.labels(job.kind.value, "failed").inc()
+        event(
+            log, logging.WARNING, "learning job failed", job=job.id, reason=reason.splitlines()[0]
+        )
+
+    def _remember_size(self, job: LearningJob, lease: Lease) -> None:
+        used = self._leases.used_bytes(lease.id)
+        if used is None:
+            return
+        peak = max(used, job.peak_used or 0)
+        self._set(job, job.status, peak_used=peak)
+        with contextlib.suppress(MocError):
+            self._store.remember(sizing.key(job), sizing.with_headroom(peak), self._clock.now())
+
+    # --- helpers ---------------------------------------------------------------------
+    def _set(self, job: LearningJob, status: Status, **changes: Any) -> LearningJob:
+        updated = dataclasses.replace(job, status=status, updated_at=self._clock.now(), **changes)
+        self._store.put(updated)
+        if job.id in self._latest or job.id in self._live:
+            self._latest[job.id] = updated
+        if status in FINISHED or status is Status.PENDING:
+            self._latest.pop(job.id, None)
+            self._pace.pop(job.id, None)
+            self._last_write.pop(job.id, None)
+        if status is not job.status:
+            self._publish(job.id, {"event": "status", "job": updated}, last=status in FINISHED)
+        return updated
+
+    def _publish(self, job_id: str, item: JobEvent, last: bool = False) -> None:
+        queues = self._watchers.pop(job_id, []) if last else self._watchers.get(job_id, [])
+        for queue in queues:
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(item)
+            if last:
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait({"event": "end"})
+
+    def _job_file(self, job: LearningJob, lease: Lease) -> JobFile:
+        job_dir = self._root / job.id
+        sources = self._sources.get(job.id) or self._sources_again(job)
+        params = dict(job.params)
+        if job.kind is Kind.SFT and params.get("checkpoint_every") is None:
+            params["checkpoint_every"] = self._learning.checkpoint_every
+        return JobFile(
+            id=job.id,
+            kind=job.kind.value,
+            params=params,
+            output_dir=str(job_dir / "output"),
+            checkpoint_dir=str(job_dir / "checkpoints"),
+            base=str(sources["base"]) if "base" in sources else None,
+            model=str(sources["model"]) if "model" in sources else None,
+            dataset=str(sources["dataset"]) if "dataset" in sources else None,
+            dataset_format=job.dataset_format,
+            moc_url=self._moc_url,
+            extra={"device": lease.device, "bytes": lease.bytes},
+        )
+
+    def _sources_again(self, job: LearningJob) -> dict[str, Path]:
+        """What a job accepted before a restart reads, looked up again."""
+        sources: dict[str, Path] = {}
+        if job.base is not None:
+            sources["base"] = self._lookups.base(job.base)
+        if job.model is not None:
+            sources["model"] = self._lookups.gguf(job.model)
+        if job.dataset is not None:
+            sources["dataset"] = self._lookups.dataset(job.dataset).path
+        self._sources[job.id] = sources
+        return sources
+
+    def _env(self, lease: Lease) -> dict[str, str]:
+        """Which device the child may use: the GPU its lease is on, or none (a
+        lease on host memory runs on the CPU)."""
+        gpu = self._lookups.gpu_of(lease.device)
+        return {
+            "CUDA_VISIBLE_DEVICES": gpu or "",
+            "HF_HUB_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
+
+
+def _python() -> str:
+    return sys.executable
