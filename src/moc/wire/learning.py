@@ -38,7 +38,7 @@ class LearningJob(TypedDict):
     id: str
     kind: LearningKind
     status: LearningStatus
-    """pending, queued (waiting for memory), running, yielding, yielded, complete, failed, cancelled"""
+    """pending, queued (for memory), running, yielding, yielded, complete, failed, cancelled"""
     base: str | None
     """sft: the base model"""
     model: str | None
