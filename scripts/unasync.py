@@ -54,6 +54,8 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     (r"\b__aiter__\b", "__iter__"),
     (r"\b__anext__\b", "__next__"),
     (r"\baclose\b", "close"),
+    (r"\baread\b", "read"),
+    (r"\baiter_lines\b", "iter_lines"),
 ]
 # Phrases are matched literally; the rest are regular expressions.
 _PROSE = 6

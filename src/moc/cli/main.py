@@ -9,6 +9,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.text import Text
 
+from moc.cli.learning import register as register_learning
 from moc.cli.render import (
     devices_table,
     emit_json,
@@ -405,6 +406,9 @@ def lease_release(
             f"lease {lease.id} released ({format_size(lease.bytes)} on {lease.device})",
             highlight=False,
         )
+
+
+register_learning(app)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -26,6 +26,7 @@ from moc.sdk.wire import (
     job_body,
     own_pid,
     renew_interval,
+    sse_data,
     unreachable,
 )
 
@@ -116,6 +117,68 @@ class Client:
         result: wire.Job = self._call("DELETE", f"/v1/jobs/{job_id}")
         return result
 
+    # --- learning ------------------------------------------------------------------
+    def submit_learning(
+        self,
+        kind: str,
+        *,
+        base: str | None = None,
+        model: str | None = None,
+        dataset: str | None = None,
+        goal: str | None = None,
+        priority: int | None = None,
+        device: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> wire.LearningJob:
+        """Submit a learning job (``POST /v1/learning/jobs``): ``sft`` (base +
+        dataset), ``quantize`` (model + params.type) or ``index`` (dataset +
+        params.name)."""
+        given = {"base": base, "model": model, "dataset": dataset, "goal": goal}
+        given |= {"priority": priority, "device": device}
+        body: dict[str, Any] = {"kind": kind, "params": params or {}}
+        body |= {k: v for k, v in given.items() if v is not None}
+        result: wire.LearningJob = self._call("POST", "/v1/learning/jobs", json=body)
+        return result
+
+    def learning_job(self, job_id: str) -> wire.LearningJob:
+        result: wire.LearningJob = self._call("GET", f"/v1/learning/jobs/{job_id}")
+        return result
+
+    def learning_jobs(
+        self, *, status: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[wire.LearningJob]:
+        """Learning jobs, newest first."""
+        params: dict[str, Any] = {"limit": limit}
+        params |= {k: v for k, v in (("status", status), ("kind", kind)) if v is not None}
+        answer: wire.LearningJobList = self._call("GET", "/v1/learning/jobs", params=params)
+        return answer["jobs"]
+
+    def cancel_learning(self, job_id: str) -> wire.LearningJob:
+        """Cancel a learning job; a finished one is returned unchanged."""
+        result: wire.LearningJob = self._call("DELETE", f"/v1/learning/jobs/{job_id}")
+        return result
+
+    def learning_events(self, job_id: str) -> Iterator[dict[str, Any]]:
+        """The job's events as they happen (``{"event", "job"}``: status, progress,
+        checkpoint), until it has finished."""
+        path = f"/v1/learning/jobs/{job_id}/events"
+        try:
+            with self._http.stream("GET", path, timeout=None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    check(response)
+                for line in response.iter_lines():
+                    if (item := sse_data(line)) is not None:
+                        yield item
+        except httpx.HTTPError as exc:
+            raise unreachable(self.url, exc) from exc
+
+    def query_index(self, name: str, query: str, *, k: int = 5) -> wire.IndexResults:
+        """The ``k`` chunks of index ``name`` closest to ``query``."""
+        body = {"query": query, "k": k}
+        result: wire.IndexResults = self._call("POST", f"/v1/indexes/{name}/query", json=body)
+        return result
+
     def stats(self) -> wire.Stats:
         """Queues by status and priority, loaded models and devices (``GET /v1/stats``)."""
         result: wire.Stats = self._call("GET", "/v1/stats")
@@ -133,7 +196,9 @@ class Client:
         pid: int | None = None,
         wait_s: float | None = None,
         preemptible: bool = False,
+        yield_s: float | None = None,
     ) -> LeaseInfo:
+        """Take a lease; ``yield_s`` makes it yieldable (see :meth:`lease`)."""
         body = acquire_body(
             bytes=bytes,
             mb=mb,
@@ -144,6 +209,7 @@ class Client:
             pid=pid,
             wait_s=wait_s,
             preemptible=preemptible,
+            yield_s=yield_s,
         )
         timeout = self._timeout + (wait_s or 0.0)
         data: wire.Lease = self._call("POST", "/v1/leases", json=body, timeout=timeout)
@@ -179,11 +245,20 @@ class Client:
         pid: int | None = None,
         wait_s: float | None = None,
         preemptible: bool = False,
+        yield_s: float | None = None,
         renew_every_s: float | None = None,
         on_lost: Callable[[errors.MocError], None] | None = None,
+        on_yield: Callable[[str], None] | None = None,
     ) -> HeldLease:
         """A lease held for a ``with`` block: acquired on entry, renewed in
-        the background, released on exit (also when the block raises)."""
+        the background, released on exit (also when the block raises).
+
+        With ``yield_s`` the lease is yieldable: when a model load or a
+        higher-priority request needs its memory, moc asks for it back instead
+        of waiting for the TTL. The renewals see the request: ``yield_requested``
+        is set, ``yield_by`` says by when, and ``on_yield(yield_by)`` is called
+        from the renew thread. Leave the block (or release) by then, or the lease
+        is revoked."""
         return HeldLease(
             self,
             {
@@ -196,9 +271,11 @@ class Client:
                 "pid": own_pid(self.url, pid),
                 "wait_s": wait_s,
                 "preemptible": preemptible,
+                "yield_s": yield_s,
             },
             renew_every_s,
             on_lost,
+            on_yield,
         )
 
     def close(self) -> None:
@@ -218,6 +295,8 @@ class HeldLease:
     renewing stops, ``lost`` (a ``threading.Event``) is set, ``lost_reason``
     holds the error and ``on_lost`` is called from the renew thread. Code that
     must not run without its memory should call :meth:`check` at safe points.
+    A yieldable lease asked to let go sets ``yield_requested`` (a ``threading.Event``)
+    and calls ``on_yield`` once.
     """
 
     def __init__(
@@ -226,8 +305,11 @@ class HeldLease:
         request: dict[str, Any],
         renew_every_s: float | None,
         on_lost: Callable[[errors.MocError], None] | None,
+        on_yield: Callable[[str], None] | None = None,
     ) -> None:
         self._client = client
+        self._on_yield = on_yield
+        self.yield_requested = threading.Event()
         self._request = request
         self._every = renew_every_s
         self._on_lost = on_lost
@@ -251,6 +333,7 @@ class HeldLease:
         assert self.info is not None
         try:
             self.info = self._client.renew(self.info.id, fencing_token=self.info.fencing_token)
+            self._yield_asked()
         except LOST as err:
             self.lost_reason = err
             self.lost.set()
@@ -263,9 +346,21 @@ class HeldLease:
             log.warning("lease %s: renew failed, will retry: %s", self.info.id, err)
         return True
 
+    @property
+    def yield_by(self) -> str | None:
+        """When moc wants the memory back by (UTC, ISO 8601); None: not asked."""
+        return None if self.info is None else self.info.yield_by
+
+    def _yield_asked(self) -> None:
+        if self.yield_by is None or self.yield_requested.is_set():
+            return
+        self.yield_requested.set()
+        if self._on_yield is not None:
+            self._on_yield(self.yield_by)
+
     def __enter__(self) -> HeldLease:
         self.info = self._client.acquire(**self._request)
-        every = renew_interval(self.info.ttl_s, self._every)
+        every = renew_interval(self.info.ttl_s, self._every, self.info.yield_s)
         self._ticker = ThreadTicker(self._renew, every, f"moc-lease-{self.info.id[:8]}")
         self._ticker.start()
         return self

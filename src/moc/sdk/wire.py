@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import os
 import sys
 from collections.abc import Mapping
@@ -49,6 +51,8 @@ class LeaseInfo:
     expires_in_s: float
     used_bytes: int | None = None
     over_limit: bool = False
+    yield_s: float | None = None
+    yield_by: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LeaseInfo:
@@ -75,6 +79,7 @@ def acquire_body(
     pid: int | None,
     wait_s: float | None,
     preemptible: bool,
+    yield_s: float | None = None,
 ) -> dict[str, Any]:
     """The acquire request, without the fields left to moc's defaults."""
     body: dict[str, Any] = {
@@ -86,6 +91,7 @@ def acquire_body(
         "holder": holder if holder is not None else default_holder(),
         "pid": pid,
         "wait_s": wait_s,
+        "yield_s": yield_s,
     }
     body = {k: v for k, v in body.items() if v is not None}
     if preemptible:
@@ -127,6 +133,17 @@ def check(response: httpx.Response) -> Any:
         ) from None
 
 
+def sse_data(line: str) -> dict[str, Any] | None:
+    """The JSON of a server-sent event's ``data:`` line; None for any other line."""
+    if not line.startswith("data:"):
+        return None
+    try:
+        value = json.loads(line[5:])
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def unreachable(url: str, exc: httpx.HTTPError) -> errors.Unavailable:
     return errors.Unavailable(f"cannot reach moc at {url}: {exc}")
 
@@ -135,5 +152,13 @@ def unreachable(url: str, exc: httpx.HTTPError) -> errors.Unavailable:
 LOST = (errors.LeaseNotFound, errors.LeaseRevoked, errors.FencingTokenMismatch)
 
 
-def renew_interval(ttl_s: float, every_s: float | None) -> float:
-    return every_s if every_s is not None else max(0.2, ttl_s / 3)
+def renew_interval(ttl_s: float, every_s: float | None, yield_s: float | None = None) -> float:
+    """How often a held lease renews: a third of its TTL, and for a yieldable
+    one often enough that a yield request (in the renew answer) is seen with
+    most of ``yield_s`` left."""
+    if every_s is not None:
+        return every_s
+    every = ttl_s / 3
+    if yield_s is not None:
+        every = min(every, yield_s / 4)
+    return max(0.2, every)

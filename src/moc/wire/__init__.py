@@ -17,6 +17,13 @@ pulling in any server part. The ``Literal`` sets that mirror a server enum
 from moc.wire.devices import Device, DeviceList
 from moc.wire.errors import Error, ErrorBody, OllamaError
 from moc.wire.jobs import Job, JobList
+from moc.wire.learning import (
+    IndexHit,
+    IndexResults,
+    LearningJob,
+    LearningJobList,
+    LearningProgress,
+)
 from moc.wire.leases import Lease, LeaseList, LeaseReleased
 from moc.wire.models import (
     Model,
@@ -34,8 +41,13 @@ __all__ = [
     "Error",
     "ErrorBody",
     "Health",
+    "IndexHit",
+    "IndexResults",
     "Job",
     "JobList",
+    "LearningJob",
+    "LearningJobList",
+    "LearningProgress",
     "Lease",
     "LeaseList",
     "LeaseReleased",
