@@ -108,7 +108,7 @@ def _follow_plain(
 
 def _detail(job: wire.LearningJob) -> str:
     p = job["progress"]
-    parts = [job["status"]]
+    parts: list[str] = [job["status"]]
     if p["total"]:
         parts.append(f"step {p['step']}/{p['total']}")
     if p["loss"] is not None:
@@ -212,8 +212,8 @@ def index(
             chosen = {"kind": "moc", "model": embedder[4:]}
         else:
             chosen = {"kind": "sentence-transformers", "model": embedder}
-    params = {"name": name, "chunk_size": chunk_size, "chunk_overlap": chunk_overlap}
-    params["embedder"] = chosen
+    params: dict[str, Any] = {"name": name, "chunk_size": chunk_size}
+    params |= {"chunk_overlap": chunk_overlap, "embedder": chosen}
     _submit(url, follow, as_json, "index", params, dataset=dataset, goal=goal,
             priority=priority, device=device)  # fmt: skip
 
@@ -297,8 +297,8 @@ def show(job_id: str, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
         return
     out.print(f"[bold]{job['id']}[/bold] {job['kind']}: {_detail(job)}", highlight=False)
     for key in ("base", "model", "dataset", "goal", "priority", "held_on", "created_at"):
-        if job[key] is not None:  # type: ignore[literal-required]
-            out.print(f"  {key}: {job[key]}", highlight=False)  # type: ignore[literal-required]
+        if job[key] is not None:
+            out.print(f"  {key}: {job[key]}", highlight=False)
     out.print(f"  memory: {_asks(job)}", highlight=False)
     if job["output"]:
         for key, value in job["output"].items():

@@ -133,8 +133,8 @@ class AsyncClient:
         """Submit a learning job (``POST /v1/learning/jobs``): ``sft`` (base +
         dataset), ``quantize`` (model + params.type) or ``index`` (dataset +
         params.name)."""
-        given = {"base": base, "model": model, "dataset": dataset, "goal": goal}
-        given |= {"priority": priority, "device": device}
+        given: dict[str, Any] = {"base": base, "model": model, "dataset": dataset}
+        given |= {"goal": goal, "priority": priority, "device": device}
         body: dict[str, Any] = {"kind": kind, "params": params or {}}
         body |= {k: v for k, v in given.items() if v is not None}
         result: wire.LearningJob = await self._call("POST", "/v1/learning/jobs", json=body)

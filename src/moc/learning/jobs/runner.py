@@ -37,6 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from moc.learning.goals.policy import Candidate, GoalTurns, GoalWeight
+
 from moc.clock import Clock
 from moc.config import Config
 from moc.errors import (
@@ -46,9 +48,6 @@ from moc.errors import (
     MocError,
     ShuttingDown,
 )
-from moc.leases.model import Lease, LeaseRequest
-from moc.leases.service import LeaseService
-from moc.learning.goals.policy import Candidate, GoalTurns, GoalWeight
 from moc.learning.jobs import sizing
 from moc.learning.jobs.model import (
     FINISHED,
@@ -63,6 +62,8 @@ from moc.learning.jobs.process import WorkerProcess
 from moc.learning.jobs.store import LearningJobStore
 from moc.learning.jobs.validate import Accepted, Lookups, accept
 from moc.learning.worker.protocol import EXIT_DONE, EXIT_YIELDED, JobFile
+from moc.leases.model import Lease, LeaseRequest
+from moc.leases.service import LeaseService
 from moc.telemetry.logs import event
 from moc.telemetry.metrics import Metrics
 from moc.units import format_size
