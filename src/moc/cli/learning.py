@@ -50,8 +50,8 @@ def _submit(
 ) -> None:
     client = Client(url)
     try:
-        job = client.submit_learning(kind, params={k: v for k, v in params.items() if v is not None},
-                                     **fields)  # fmt: skip
+        given = {k: v for k, v in params.items() if v is not None}
+        job = client.submit_learning(kind, params=given, **fields)
         if follow:
             job = _follow(client, job, as_json)
     except MocError as exc:
