@@ -253,6 +253,10 @@ class LearningConfig(Section):
     checkpoint_every: int = Field(
         50, ge=1, le=1_000_000, description="sft: steps between checkpoints by default"
     )
+    bases: dict[str, Path] = Field(
+        default_factory=dict,
+        description="base models for sft by name: Hugging Face model folders (tiny-base is built in)",
+    )
 
 
 class GoalsConfig(Section):

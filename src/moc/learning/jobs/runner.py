@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import shutil
@@ -103,7 +104,7 @@ class LearningRunner:
         clock: Clock,
         metrics: Metrics,
         config: Config,
-        moc_url: str,
+        moc_url: str = "",
     ) -> None:
         self._store = store
         self._leases = leases
@@ -116,7 +117,7 @@ class LearningRunner:
         self._python = config.learning.python or os.environ.get("MOC_LEARNING_PYTHON") or _python()
         self._root = config.data_dir / "learning" / "jobs"
         self._indexes = config.data_dir / "indexes"
-        self._moc_url = moc_url
+        self.moc_url = moc_url  # set once the HTTP socket is bound (its port may be 0)
         self._turns = GoalTurns(config.goals.policy)
         self._live: dict[str, _Live] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -199,14 +200,19 @@ class LearningRunner:
     def goals_changed(self) -> None:
         """A goal was paused, resumed or reweighted: yield the paused goals'
         running jobs, and look at the queue again."""
-        active = self._goals()
         for job_id, live in self._live.items():
             job = self._store.get(job_id)
-            if job is None or job.goal is None or job.goal in active:
+            if job is None or self._goal_active(job):
                 continue
             if live.lease is not None and job.status is Status.RUNNING:
                 self._leases.request_yield([live.lease.id], f"goal {job.goal} is paused")
         self._wake.set()
+
+    def _goal_active(self, job: LearningJob) -> bool:
+        if job.goal is None:
+            return True
+        weight = self._goals().get(job.goal)
+        return weight is not None and weight.active
 
     def holding(self) -> dict[str, LearningJob]:
         """Live jobs holding memory now, by lease id (for ``moc ps``)."""
@@ -277,9 +283,9 @@ class LearningRunner:
             self._live[chosen.job_id] = _Live()
             task = asyncio.create_task(self._drive(chosen.job_id), name=f"learn {chosen.job_id}")
             self._tasks[chosen.job_id] = task
-            task.add_done_callback(lambda _, job_id=chosen.job_id: self._ended(job_id))
+            task.add_done_callback(functools.partial(self._ended, chosen.job_id))
 
-    def _ended(self, job_id: str) -> None:
+    def _ended(self, job_id: str, _: object = None) -> None:
         if (latest := self._latest.pop(job_id, None)) is not None:
             with contextlib.suppress(MocError):
                 self._store.put(latest)
@@ -303,9 +309,9 @@ class LearningRunner:
                 finally:
                     self._let_go(live)
                 job = self.get(job_id)
-                if outcome != "yielded":
+                if outcome != "yielded" or self._closing:
                     return
-                if job.goal is not None and job.goal not in self._goals():
+                if not self._goal_active(job):
                     self._set(job, Status.PENDING)  # waits for its goal to be active again
                     return
         except asyncio.CancelledError:
@@ -352,6 +358,8 @@ class LearningRunner:
                 return None
             except InsufficientMemory:
                 continue  # waited a whole slice: wait again
+            except ShuttingDown:
+                return None  # queued as it is: it runs after the next start
             live.lease = lease
             return lease
 
@@ -562,7 +570,7 @@ class LearningRunner:
             model=str(sources["model"]) if "model" in sources else None,
             dataset=str(sources["dataset"]) if "dataset" in sources else None,
             dataset_format=job.dataset_format,
-            moc_url=self._moc_url,
+            moc_url=self.moc_url,
             extra={"device": lease.device, "bytes": lease.bytes},
         )
 
