@@ -253,6 +253,9 @@ class LearningConfig(Section):
     checkpoint_every: int = Field(
         50, ge=1, le=1_000_000, description="sft: steps between checkpoints by default"
     )
+    max_dataset_bytes: Size = Field(
+        1024**3, le=1024**4, description="largest dataset upload (JSONL), streamed to disk"
+    )
 
 
 class GoalsConfig(Section):

@@ -102,6 +102,20 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_status ON jobs(status, priority, created_at);
     CREATE INDEX jobs_created ON jobs(created_at);
     """,
+    # 4: datasets for learning jobs (moc.learning.datasets.store)
+    """
+    CREATE TABLE datasets (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        format TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        rows INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        tokens INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX datasets_sha256 ON datasets(sha256);
+    """,
 ]
 
 
