@@ -17,7 +17,7 @@ from moc.learning.datasets import Dataset
 from moc.learning.datasets.validate import check_format, check_name
 from moc.wire import Dataset as DatasetShape
 
-BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+BOOLEANS = {"true": True, "false": False}
 
 
 def dataset_view(ds: Dataset) -> DatasetShape:
@@ -35,9 +35,9 @@ def dataset_view(ds: Dataset) -> DatasetShape:
 
 def _flag(request: Request, name: str) -> bool:
     text = request.query_params.get(name, "false")
-    if text.lower() not in BOOLEANS:
+    if text not in BOOLEANS:
         raise InvalidRequest(name, "must be true or false", value=text, limit="true|false")
-    return BOOLEANS[text.lower()]
+    return BOOLEANS[text]
 
 
 def _declared(request: Request) -> int | None:
