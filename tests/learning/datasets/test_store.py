@@ -61,9 +61,11 @@ async def test_an_upload_is_stored_with_its_counts_and_found_by_name_or_id(
     ds = added.dataset
     assert added.created
     assert (ds.name, ds.format, ds.rows, ds.bytes) == ("docs", Format.DOCUMENTS, 10, len(DOCS))
-    assert ds.digest.startswith("sha256:") and ds.path.read_bytes() == DOCS
+    assert ds.digest.startswith("sha256:")
+    assert ds.path.read_bytes() == DOCS
     assert ds.path == tmp_path / "datasets" / "sha256" / f"{ds.sha256}.jsonl"
-    assert ds.id.startswith("ds_") and len(ds.id) == 27
+    assert ds.id.startswith("ds_")
+    assert len(ds.id) == 27
     assert datasets.get("docs") == ds == datasets.get(ds.id)
     assert leftovers(tmp_path) == []
     row = sqlite3.connect(db.path).execute("SELECT name, rows, sha256 FROM datasets").fetchall()
@@ -82,7 +84,8 @@ async def test_the_same_content_under_two_names_is_one_file_removed_with_the_las
     datasets = service(db, tmp_path)
     a = (await datasets.add("a", chunks(DOCS))).dataset
     b = (await datasets.add("b", chunks(DOCS, 5))).dataset
-    assert a.id != b.id and a.path == b.path
+    assert a.id != b.id
+    assert a.path == b.path
     assert content_files(tmp_path) == [a.path]
     datasets.remove("a")
     assert content_files(tmp_path) == [a.path]
@@ -96,7 +99,9 @@ async def test_a_bad_file_stores_nothing(db: Database, tmp_path: Path) -> None:
     with pytest.raises(DatasetInvalid) as caught:
         await datasets.add("bad", chunks(DOCS + b'{"text": 5}\n'))
     assert caught.value.details["errors"][0]["line"] == 11
-    assert datasets.list() == [] and content_files(tmp_path) == [] and leftovers(tmp_path) == []
+    assert datasets.list() == []
+    assert content_files(tmp_path) == []
+    assert leftovers(tmp_path) == []
 
 
 async def test_a_body_over_the_limit_is_refused_by_its_length_or_as_it_arrives(
@@ -109,7 +114,9 @@ async def test_a_body_over_the_limit_is_refused_by_its_length_or_as_it_arrives(
     assert "learning.max_dataset_bytes" in caught.value.message
     with pytest.raises(InvalidRequest):
         await datasets.add("big", chunks(DOCS))
-    assert datasets.list() == [] and content_files(tmp_path) == [] and leftovers(tmp_path) == []
+    assert datasets.list() == []
+    assert content_files(tmp_path) == []
+    assert leftovers(tmp_path) == []
 
 
 async def test_a_name_is_taken_unless_replaced_and_the_same_content_changes_nothing(
@@ -118,12 +125,14 @@ async def test_a_name_is_taken_unless_replaced_and_the_same_content_changes_noth
     datasets = service(db, tmp_path)
     first = (await datasets.add("d", chunks(DOCS))).dataset
     again = await datasets.add("d", chunks(DOCS))
-    assert not again.created and again.dataset == first
+    assert not again.created
+    assert again.dataset == first
     with pytest.raises(DatasetExists):
         await datasets.add("d", chunks(OTHER))
     assert datasets.get("d") == first
     replaced = (await datasets.add("d", chunks(OTHER), replace=True)).dataset
-    assert replaced.id != first.id and replaced.format is Format.INSTRUCTION
+    assert replaced.id != first.id
+    assert replaced.format is Format.INSTRUCTION
     assert datasets.get("d") == replaced
     with pytest.raises(DatasetNotFound):
         datasets.get(first.id)
@@ -142,7 +151,8 @@ async def test_a_dataset_in_use_is_neither_removed_nor_replaced(
     assert "lj_1, lj_2" in caught.value.message
     with pytest.raises(DatasetInUse):
         await datasets.add("d", chunks(OTHER), replace=True)
-    assert datasets.get("d") == ds and ds.path.exists()
+    assert datasets.get("d") == ds
+    assert ds.path.exists()
     datasets.in_use = lambda dataset_id: []
     assert datasets.remove("d") == ds
     with pytest.raises(DatasetNotFound) as missing:
@@ -160,7 +170,8 @@ async def test_what_a_killed_moc_left_is_swept_at_the_next_start(
     orphan = tmp_path / "datasets" / "sha256" / f"{'0' * 64}.jsonl"
     orphan.write_bytes(OTHER)
     assert service(db, tmp_path).recover() == (1, 1)
-    assert content_files(tmp_path) == [kept.path] and leftovers(tmp_path) == []
+    assert content_files(tmp_path) == [kept.path]
+    assert leftovers(tmp_path) == []
     assert service(db, tmp_path).recover() == (0, 0)
 
 
@@ -173,4 +184,6 @@ async def test_an_upload_cancelled_mid_way_leaves_nothing(db: Database, tmp_path
 
     with pytest.raises(ConnectionResetError):
         await datasets.add("d", cut_off())
-    assert datasets.list() == [] and leftovers(tmp_path) == [] and content_files(tmp_path) == []
+    assert datasets.list() == []
+    assert leftovers(tmp_path) == []
+    assert content_files(tmp_path) == []

@@ -40,7 +40,9 @@ def check(data: bytes, fmt: Format | None = None, chunk: int | None = None) -> S
 def errors(data: bytes, fmt: Format | None = None, **kw: Any) -> list[tuple[int, str, str, Any]]:
     with pytest.raises(DatasetInvalid) as caught:
         check(data, fmt, **kw)
-    return [(e["line"], e["field"], e["expected"], e["got"]) for e in caught.value.details["errors"]]
+    return [
+        (e["line"], e["field"], e["expected"], e["got"]) for e in caught.value.details["errors"]
+    ]
 
 
 @pytest.mark.parametrize(
