@@ -257,6 +257,9 @@ class LearningConfig(Section):
         default_factory=dict,
         description="base models for sft by name: Hugging Face model folders (tiny-base is built in)",
     )
+    max_dataset_bytes: Size = Field(
+        1024**3, le=1024**4, description="largest dataset upload (JSONL), streamed to disk"
+    )
 
 
 class GoalsConfig(Section):

@@ -46,6 +46,9 @@ from moc.gateway.grpc.server import GrpcServer
 from moc.gateway.http.app import build_app
 from moc.jobs.runner import JobRunner
 from moc.jobs.store import JobStore
+from moc.learning.datasets import DatasetService
+from moc.learning.datasets.files import ContentFiles
+from moc.learning.datasets.store import DatasetStore
 from moc.leases.service import LeaseService
 from moc.leases.store import LeaseStore
 from moc.ledger import Ledger
@@ -141,6 +144,10 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
         config.jobs,
         window=min(4096, max(64, 2 * config.gateway.max_in_flight)),
     )
+    files = ContentFiles(config.data_dir.expanduser() / "datasets")
+    datasets = DatasetService(
+        DatasetStore(db, files.path), files, clock, config.learning.max_dataset_bytes
+    )
     metrics.watch_state(ledger.views, leases.counts_by_device, leases.waiter_count)
     metrics.watch_gateway(
         lambda: {p.label: scheduler.room.depth(p) for p in Priority},
@@ -157,6 +164,7 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
         scheduler=scheduler,
         dispatcher=dispatcher,
         jobs=jobs,
+        datasets=datasets,
         metrics=metrics,
         started_at=clock.now(),
     )
@@ -170,6 +178,7 @@ async def _run(
     scheduler, jobs, metrics = services.scheduler, services.jobs, services.metrics
     devices = services.devices
     restored, expired_while_down = leases.restore()
+    services.datasets.recover()
     monitor = DeviceMonitor(
         probes,
         ledger,

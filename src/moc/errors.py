@@ -12,6 +12,7 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
     │   ├── DeviceNotFound            device_not_found
     │   ├── ModelNotFound             model_not_found
     │   ├── JobNotFound               job_not_found
+    │   ├── DatasetNotFound           dataset_not_found
     │   └── LeaseNotFound             lease_not_found
     │       ├── LeaseExpired          lease_expired
     │       └── LeaseReleased         lease_released
@@ -21,6 +22,9 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
     │   └── ExceedsCapacity           exceeds_capacity
     ├── QueueFull                     queue_full
     ├── ModelFileInvalid              model_file_invalid
+    ├── DatasetInvalid                dataset_invalid
+    ├── DatasetExists                 dataset_exists
+    ├── DatasetInUse                  dataset_in_use
     ├── Unavailable                   unavailable
     │   ├── ShuttingDown              shutting_down
     │   ├── StoreUnavailable          store_unavailable
@@ -106,6 +110,10 @@ class IndexNotFound(NotFound):
     """No index of that name (an ``index`` learning job makes one)."""
 
     code = "index_not_found"
+class DatasetNotFound(NotFound):
+    """No such dataset, by name or id."""
+
+    code = "dataset_not_found"
 
 
 class LeaseNotFound(NotFound):
@@ -175,6 +183,28 @@ class ModelFileInvalid(MocError):
     or the configuration, so it carries no ``Retry-After``."""
 
     code = "model_file_invalid"
+
+
+class DatasetInvalid(MocError):
+    """An uploaded dataset has lines that are not of its format; nothing was stored.
+    ``details.errors`` lists the first of them, each with its line, field and
+    what was expected; ``details.error_count`` counts them all."""
+
+    code = "dataset_invalid"
+
+
+class DatasetExists(MocError):
+    """A dataset of that name exists with other content; upload with
+    ``replace=true`` to replace it."""
+
+    code = "dataset_exists"
+
+
+class DatasetInUse(MocError):
+    """The dataset is used by unfinished learning jobs, named in ``details.jobs``;
+    it cannot be removed or replaced until they finish."""
+
+    code = "dataset_in_use"
 
 
 class Unavailable(MocError):

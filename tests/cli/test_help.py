@@ -23,6 +23,11 @@ COMMANDS = [
     ["lease", "list"],
     ["lease", "renew"],
     ["lease", "release"],
+    ["dataset"],
+    ["dataset", "add"],
+    ["dataset", "list"],
+    ["dataset", "show"],
+    ["dataset", "rm"],
 ]
 
 

@@ -10,6 +10,7 @@ import typer
 from rich.text import Text
 
 from moc.cli.learning import register as register_learning
+from moc.cli.datasets import dataset_app
 from moc.cli.render import (
     devices_table,
     emit_json,
@@ -41,6 +42,7 @@ lease_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(lease_app, name="lease")
+app.add_typer(dataset_app, name="dataset")
 
 UrlOpt = Annotated[str | None, typer.Option("--url", envvar="MOC_URL", help="moc's HTTP address.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -19,10 +21,12 @@ from moc import errors, wire
 from moc.sdk.background import AsyncTicker
 from moc.sdk.wire import (
     LOST,
+    UPLOAD_CHUNK,
     LeaseInfo,
     acquire_body,
     base_url,
     check,
+    dataset_params,
     job_body,
     own_pid,
     renew_interval,
@@ -31,6 +35,14 @@ from moc.sdk.wire import (
 )
 
 log = logging.getLogger(__name__)
+
+
+async def _file_chunks(path: str | os.PathLike[str]) -> AsyncIterator[bytes]:
+    """A file's bytes, a chunk at a time: an upload never holds the whole file."""
+    # Local reads of a megabyte: a thread for each would cost more than it spares.
+    with open(path, "rb") as file:  # noqa: ASYNC230
+        while chunk := file.read(UPLOAD_CHUNK):
+            yield chunk
 
 
 class AsyncClient:
@@ -183,6 +195,47 @@ class AsyncClient:
         """Queues by status and priority, loaded models and devices (``GET /v1/stats``)."""
         result: wire.Stats = await self._call("GET", "/v1/stats")
         return result
+
+    async def add_dataset(
+        self,
+        name: str,
+        data: str | os.PathLike[str] | bytes,
+        *,
+        format: str | None = None,
+        replace: bool = False,
+    ) -> wire.Dataset:
+        """Upload a JSONL dataset (``POST /v1/datasets``) from a file's path or
+        from bytes; ``format`` (chat, instruction, documents) is told by the
+        first line when not given. A file with any wrong line raises
+        ``DatasetInvalid``, whose ``details["errors"]`` name each line and field."""
+        params = dataset_params(name, format, replace)
+        content: bytes | AsyncIterator[bytes] = data if isinstance(data, bytes) else b""
+        headers = {}
+        if not isinstance(data, bytes):
+            # Sent as a stream with its length, so that moc can refuse a file
+            # over its limit before any of it is sent.
+            headers["content-length"] = str(Path(data).stat().st_size)  # noqa: ASYNC240
+            content = _file_chunks(data)
+        path = "/v1/datasets"
+        result: wire.Dataset = await self._call(
+            "POST", path, params=params, content=content, headers=headers
+        )
+        return result
+
+    async def datasets(self) -> list[wire.Dataset]:
+        """Every dataset, by name (``GET /v1/datasets``)."""
+        answer: wire.DatasetList = await self._call("GET", "/v1/datasets")
+        return answer["datasets"]
+
+    async def dataset(self, name: str) -> wire.Dataset:
+        """One dataset, by name or id."""
+        result: wire.Dataset = await self._call("GET", f"/v1/datasets/{name}")
+        return result
+
+    async def remove_dataset(self, name: str) -> wire.Dataset:
+        """Remove a dataset (``DatasetInUse`` while a learning job uses it); returns it."""
+        answer: wire.DatasetRemoved = await self._call("DELETE", f"/v1/datasets/{name}")
+        return answer["dataset"]
 
     async def acquire(
         self,

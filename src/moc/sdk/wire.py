@@ -119,6 +119,19 @@ def job_body(
     return body
 
 
+UPLOAD_CHUNK = 1024 * 1024
+
+
+def dataset_params(name: str, format: str | None, replace: bool) -> dict[str, str]:
+    """The ``POST /v1/datasets`` query, without what is left to moc's defaults."""
+    params = {"name": name}
+    if format is not None:
+        params["format"] = format
+    if replace:
+        params["replace"] = "true"
+    return params
+
+
 def check(response: httpx.Response) -> Any:
     """The JSON body of a success, or the moc error the envelope describes."""
     if response.status_code < 400:

@@ -125,6 +125,20 @@ MIGRATIONS: list[str] = [
         measured_at REAL NOT NULL
     );
     """,
+    # 6: datasets for learning jobs (moc.learning.datasets.store)
+    """
+    CREATE TABLE datasets (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        format TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        rows INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        tokens INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX datasets_sha256 ON datasets(sha256);
+    """,
 ]
 
 

@@ -14,6 +14,7 @@ pulling in any server part. The ``Literal`` sets that mirror a server enum
 ``tests/wire/test_shapes.py``.
 """
 
+from moc.wire.datasets import Dataset, DatasetList, DatasetRemoved
 from moc.wire.devices import Device, DeviceList
 from moc.wire.errors import Error, ErrorBody, OllamaError
 from moc.wire.jobs import Job, JobList
@@ -36,6 +37,9 @@ from moc.wire.models import (
 from moc.wire.system import Health, LoadedModel, Stats
 
 __all__ = [
+    "Dataset",
+    "DatasetList",
+    "DatasetRemoved",
     "Device",
     "DeviceList",
     "Error",

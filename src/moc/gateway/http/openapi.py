@@ -19,6 +19,8 @@ from moc.config import Config
 from moc.gateway.http.errors import ErrorKind, error_kinds
 from moc.gateway.http.openapi_schemas import PRIORITY_LABELS, Schema, ref, schemas
 from moc.jobs.model import JobStatus
+from moc.learning.datasets.model import Format
+from moc.learning.datasets.validate import NAME_PATTERN
 from moc.leases.validate import MAX_TOKEN
 from moc.version import __version__
 
@@ -290,6 +292,61 @@ def _job_paths() -> dict[str, Any]:
     }
 
 
+def _dataset_paths(config: Config) -> dict[str, Any]:
+    dataset = ref("Dataset")
+    limit = config.learning.max_dataset_bytes
+    name = {
+        "name": "name",
+        "in": "query",
+        "required": True,
+        "description": "the dataset's name (not of the form of an id: ds_ and 24 hex digits)",
+        "schema": {"type": "string", "pattern": NAME_PATTERN},
+    }
+    fmt = _query("format", {"enum": [f.value for f in Format]})
+    fmt["description"] = "what each line holds; default: told by the first line that says"
+    replace = _query("replace", {"type": "boolean", "default": False})
+    replace["description"] = "replace a dataset of this name that has other content"
+    upload = _op(
+        "Upload a dataset (a JSONL file, checked line by line; nothing is kept if a line is wrong)",
+        _answer("stored", dataset, Location=True),
+        _errors(400, 409, 422, 503),
+        params=[name, fmt, replace],
+        body={"type": "string", "format": "binary"},
+        status=201,
+    )
+    upload["requestBody"]["description"] = (
+        f"the JSONL file, at most {limit} bytes (learning.max_dataset_bytes), "
+        "sent as is in any content type"
+    )
+    upload["requestBody"]["content"] = _content(
+        {"type": "string", "format": "binary"}, "application/octet-stream"
+    )
+    upload["responses"]["200"] = _answer(
+        "the name holds this content already: the dataset, unchanged", dataset, Location=True
+    )
+    key = [_path("name")]
+    return {
+        "/v1/datasets": {
+            "post": upload,
+            "get": _op("Datasets, by name", _answer("every dataset", ref("DatasetList")), {}),
+        },
+        "/v1/datasets/{name}": {
+            "get": _op(
+                "One dataset, by name or id",
+                _answer("the dataset", dataset),
+                _errors(404),
+                params=key,
+            ),
+            "delete": _op(
+                "Remove a dataset (refused while a learning job uses it)",
+                _answer("removed", ref("DatasetRemoved")),
+                _errors(404, 409, 503),
+                params=key,
+            ),
+        },
+    }
+
+
 def _inference(
     summary: str, body: str, streams: bool, ollama: bool, answer: str | None = None
 ) -> dict[str, Any]:
@@ -437,6 +494,7 @@ def document(config: Config) -> dict[str, Any]:
             **_lease_paths(),
             **_model_paths(),
             **_job_paths(),
+            **_dataset_paths(config),
             **_inference_paths(),
             **_ollama_paths(),
         },
