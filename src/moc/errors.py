@@ -12,6 +12,7 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
     │   ├── DeviceNotFound            device_not_found
     │   ├── ModelNotFound             model_not_found
     │   ├── JobNotFound               job_not_found
+    │   ├── GoalNotFound              goal_not_found
     │   └── LeaseNotFound             lease_not_found
     │       ├── LeaseExpired          lease_expired
     │       └── LeaseReleased         lease_released
@@ -21,6 +22,8 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
     │   └── ExceedsCapacity           exceeds_capacity
     ├── QueueFull                     queue_full
     ├── ModelFileInvalid              model_file_invalid
+    ├── GoalExists                    goal_exists
+    ├── TooManyActiveGoals            too_many_active_goals
     ├── Unavailable                   unavailable
     │   ├── ShuttingDown              shutting_down
     │   ├── StoreUnavailable          store_unavailable
@@ -96,6 +99,12 @@ class JobNotFound(NotFound):
     code = "job_not_found"
 
 
+class GoalNotFound(NotFound):
+    """No such goal."""
+
+    code = "goal_not_found"
+
+
 class LeaseNotFound(NotFound):
     """No such lease."""
 
@@ -163,6 +172,19 @@ class ModelFileInvalid(MocError):
     or the configuration, so it carries no ``Retry-After``."""
 
     code = "model_file_invalid"
+
+
+class GoalExists(MocError):
+    """A goal of that name exists already; change it with PATCH instead."""
+
+    code = "goal_exists"
+
+
+class TooManyActiveGoals(MocError):
+    """As many goals are active as ``goals.max_active_goals`` allows; pause or
+    finish one first. ``details`` has the ``limit`` and the ``active`` count."""
+
+    code = "too_many_active_goals"
 
 
 class Unavailable(MocError):

@@ -102,6 +102,17 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_status ON jobs(status, priority, created_at);
     CREATE INDEX jobs_created ON jobs(created_at);
     """,
+    # 4: learning goals (moc.learning.goals.store)
+    """
+    CREATE TABLE goals (
+        name TEXT PRIMARY KEY,
+        weight REAL NOT NULL,
+        description TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 ]
 
 

@@ -14,6 +14,8 @@ _CODES: dict[type[e.MocError], grpc.StatusCode] = {
     e.FencingTokenMismatch: grpc.StatusCode.FAILED_PRECONDITION,
     e.InsufficientMemory: grpc.StatusCode.RESOURCE_EXHAUSTED,
     e.ModelFileInvalid: grpc.StatusCode.FAILED_PRECONDITION,
+    e.GoalExists: grpc.StatusCode.ALREADY_EXISTS,
+    e.TooManyActiveGoals: grpc.StatusCode.FAILED_PRECONDITION,
     e.QueueFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
     e.UpstreamTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
     e.Unavailable: grpc.StatusCode.UNAVAILABLE,

@@ -37,6 +37,8 @@ _STATUS: dict[type[e.MocError], int] = {
     e.FencingTokenMismatch: 409,
     e.ExceedsCapacity: 422,
     e.ModelFileInvalid: 422,
+    e.GoalExists: 409,
+    e.TooManyActiveGoals: 409,
     e.InsufficientMemory: 409,
     e.QueueFull: 429,
     e.UpstreamTimeout: 504,
