@@ -40,6 +40,7 @@ FIELDS = {
     "model-detail": "ModelDetail",
     "model-size": "ModelSize",
     "job": "Job",
+    "goal": "Goal",
 }
 # How gRPC answers where it is not a status: a lease that does not fit is an answer.
 GRPC_ACQUIRE = {

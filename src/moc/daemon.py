@@ -46,6 +46,8 @@ from moc.gateway.grpc.server import GrpcServer
 from moc.gateway.http.app import build_app
 from moc.jobs.runner import JobRunner
 from moc.jobs.store import JobStore
+from moc.learning.goals.service import GoalService
+from moc.learning.goals.store import GoalStore
 from moc.leases.service import LeaseService
 from moc.leases.store import LeaseStore
 from moc.ledger import Ledger
@@ -141,6 +143,9 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
         config.jobs,
         window=min(4096, max(64, 2 * config.gateway.max_in_flight)),
     )
+    # Loaded from the store here; the learning runner, once built, hears each
+    # change (a goal paused: yield its jobs) through goals.listen.
+    goals = GoalService(GoalStore(db), config.goals, clock)
     metrics.watch_state(ledger.views, leases.counts_by_device, leases.waiter_count)
     metrics.watch_gateway(
         lambda: {p.label: scheduler.room.depth(p) for p in Priority},
@@ -157,6 +162,7 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
         scheduler=scheduler,
         dispatcher=dispatcher,
         jobs=jobs,
+        goals=goals,
         metrics=metrics,
         started_at=clock.now(),
     )

@@ -13,6 +13,7 @@ from moc.config import Config
 from moc.devices.probe import DeviceInfo
 from moc.dispatch.service import Dispatcher
 from moc.jobs.runner import JobRunner
+from moc.learning.goals.service import GoalService
 from moc.leases.service import LeaseService
 from moc.leases.validate import TtlLimits
 from moc.ledger import Ledger
@@ -34,6 +35,7 @@ class Services:
     scheduler: Scheduler
     dispatcher: Dispatcher
     jobs: JobRunner
+    goals: GoalService
     metrics: Metrics
     started_at: float
     limits: TtlLimits = field(init=False)

@@ -16,6 +16,7 @@ pulling in any server part. The ``Literal`` sets that mirror a server enum
 
 from moc.wire.devices import Device, DeviceList
 from moc.wire.errors import Error, ErrorBody, OllamaError
+from moc.wire.goals import Goal, GoalDeleted, GoalList
 from moc.wire.jobs import Job, JobList
 from moc.wire.leases import Lease, LeaseList, LeaseReleased
 from moc.wire.models import (
@@ -33,6 +34,9 @@ __all__ = [
     "DeviceList",
     "Error",
     "ErrorBody",
+    "Goal",
+    "GoalDeleted",
+    "GoalList",
     "Health",
     "Job",
     "JobList",

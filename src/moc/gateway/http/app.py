@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from moc import errors as e
 from moc.gateway.http import (
+    goals,
     jobs,
     leases,
     models,
@@ -49,6 +50,7 @@ ROUTES = [
     *system.routes,
     *models.routes,
     *jobs.routes,
+    *goals.routes,
     *ollama_manage.routes,
     ollama_manage.fallback,  # last: any /api/… path no route above serves
 ]

@@ -45,6 +45,9 @@ ANSWERS: tuple[type, ...] = (
     wire.Job,
     wire.JobList,
     wire.Stats,
+    wire.Goal,
+    wire.GoalList,
+    wire.GoalDeleted,
 )
 
 
