@@ -23,6 +23,10 @@ COMMANDS = [
     ["lease", "list"],
     ["lease", "renew"],
     ["lease", "release"],
+    ["goals"],
+    ["goals", "add"],
+    ["goals", "set"],
+    ["goals", "rm"],
 ]
 
 
