@@ -256,7 +256,9 @@ class LearningConfig(Section):
 
 
 class GoalsConfig(Section):
-    max_active_goals: int = Field(10, ge=1, le=10_000)
+    max_active_goals: int = Field(
+        10, ge=1, le=10_000, description="goals active at once; one more: too_many_active_goals"
+    )
     policy: Literal["fair", "priority_queue", "round_robin"] = Field(
         "fair", description="how queued learning jobs of different goals take turns"
     )
