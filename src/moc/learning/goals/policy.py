@@ -5,8 +5,8 @@ history a policy needs (how far each goal has been served) and is owned by
 the learning runner, which calls it from one task:
 
 1. ``pick(candidates, goals)`` says which candidate would start now; it
-   changes nothing, so the runner may ask and then find the job does not fit
-   in memory yet;
+   changes no turn (it only remembers ``goals`` for ``started``), so the
+   runner may ask and then find the job does not fit in memory yet;
 2. ``started(candidate)`` records that it did start.
 
 Rules, in the order they apply:
@@ -104,7 +104,7 @@ class GoalTurns:
     """The learning queue's turn-taking among goals.
 
     Owned by the learning runner and used from its one task; every method is
-    synchronous. ``pick`` reads the state, ``started`` and ``forget`` change it.
+    synchronous. ``pick`` reads the turns, ``started`` and ``forget`` change them.
     """
 
     def __init__(self, policy: Policy = "fair") -> None:
