@@ -41,6 +41,7 @@ FIELDS = {
     "model-size": "ModelSize",
     "job": "Job",
     "dataset": "Dataset",
+    "goal": "Goal",
 }
 # How gRPC answers where it is not a status: a lease that does not fit is an answer.
 GRPC_ACQUIRE = {

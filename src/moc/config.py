@@ -255,7 +255,7 @@ class LearningConfig(Section):
     )
     bases: dict[str, Path] = Field(
         default_factory=dict,
-        description="base models for sft by name: Hugging Face model folders (tiny-base is built in)",
+        description="sft base models by name: Hugging Face model folders (tiny-base is built in)",
     )
     max_dataset_bytes: Size = Field(
         1024**3, le=1024**4, description="largest dataset upload (JSONL), streamed to disk"
@@ -263,7 +263,9 @@ class LearningConfig(Section):
 
 
 class GoalsConfig(Section):
-    max_active_goals: int = Field(10, ge=1, le=10_000)
+    max_active_goals: int = Field(
+        10, ge=1, le=10_000, description="goals active at once; one more: too_many_active_goals"
+    )
     policy: Literal["fair", "priority_queue", "round_robin"] = Field(
         "fair", description="how queued learning jobs of different goals take turns"
     )

@@ -49,6 +49,8 @@ from moc.jobs.store import JobStore
 from moc.learning.datasets import DatasetService
 from moc.learning.datasets.files import ContentFiles
 from moc.learning.datasets.store import DatasetStore
+from moc.learning.goals.service import GoalService
+from moc.learning.goals.store import GoalStore
 from moc.leases.service import LeaseService
 from moc.leases.store import LeaseStore
 from moc.ledger import Ledger
@@ -148,6 +150,9 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
     datasets = DatasetService(
         DatasetStore(db, files.path), files, clock, config.learning.max_dataset_bytes
     )
+    # Loaded from the store here; the learning runner, once built, hears each
+    # change (a goal paused: yield its jobs) through goals.listen.
+    goals = GoalService(GoalStore(db), config.goals, clock)
     metrics.watch_state(ledger.views, leases.counts_by_device, leases.waiter_count)
     metrics.watch_gateway(
         lambda: {p.label: scheduler.room.depth(p) for p in Priority},
@@ -165,6 +170,7 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
         dispatcher=dispatcher,
         jobs=jobs,
         datasets=datasets,
+        goals=goals,
         metrics=metrics,
         started_at=clock.now(),
     )

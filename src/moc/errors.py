@@ -13,6 +13,7 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
     │   ├── ModelNotFound             model_not_found
     │   ├── JobNotFound               job_not_found
     │   ├── DatasetNotFound           dataset_not_found
+    │   ├── GoalNotFound              goal_not_found
     │   └── LeaseNotFound             lease_not_found
     │       ├── LeaseExpired          lease_expired
     │       └── LeaseReleased         lease_released
@@ -25,6 +26,8 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
     ├── DatasetInvalid                dataset_invalid
     ├── DatasetExists                 dataset_exists
     ├── DatasetInUse                  dataset_in_use
+    ├── GoalExists                    goal_exists
+    ├── TooManyActiveGoals            too_many_active_goals
     ├── Unavailable                   unavailable
     │   ├── ShuttingDown              shutting_down
     │   ├── StoreUnavailable          store_unavailable
@@ -110,10 +113,18 @@ class IndexNotFound(NotFound):
     """No index of that name (an ``index`` learning job makes one)."""
 
     code = "index_not_found"
+
+
 class DatasetNotFound(NotFound):
     """No such dataset, by name or id."""
 
     code = "dataset_not_found"
+
+
+class GoalNotFound(NotFound):
+    """No such goal."""
+
+    code = "goal_not_found"
 
 
 class LeaseNotFound(NotFound):
@@ -205,6 +216,19 @@ class DatasetInUse(MocError):
     it cannot be removed or replaced until they finish."""
 
     code = "dataset_in_use"
+
+
+class GoalExists(MocError):
+    """A goal of that name exists already; change it with PATCH instead."""
+
+    code = "goal_exists"
+
+
+class TooManyActiveGoals(MocError):
+    """As many goals are active as ``goals.max_active_goals`` allows; pause or
+    finish one first. ``details`` has the ``limit`` and the ``active`` count."""
+
+    code = "too_many_active_goals"
 
 
 class Unavailable(MocError):

@@ -14,6 +14,7 @@ from moc.devices.probe import DeviceInfo
 from moc.dispatch.service import Dispatcher
 from moc.jobs.runner import JobRunner
 from moc.learning.datasets import DatasetService
+from moc.learning.goals.service import GoalService
 from moc.leases.service import LeaseService
 from moc.leases.validate import TtlLimits
 from moc.ledger import Ledger
@@ -36,6 +37,7 @@ class Services:
     dispatcher: Dispatcher
     jobs: JobRunner
     datasets: DatasetService
+    goals: GoalService
     metrics: Metrics
     started_at: float
     limits: TtlLimits = field(init=False)

@@ -28,6 +28,10 @@ COMMANDS = [
     ["dataset", "list"],
     ["dataset", "show"],
     ["dataset", "rm"],
+    ["goals"],
+    ["goals", "add"],
+    ["goals", "set"],
+    ["goals", "rm"],
 ]
 
 

@@ -18,7 +18,13 @@ from moc.daemon import build_services
 from moc.devices.host import HostProbe
 from moc.gateway.http.app import build_app
 from moc.gateway.http.openapi import document
-from moc.gateway.http.wire import LeaseAcquireBody, LeaseReleaseBody, LeaseRenewBody
+from moc.gateway.http.wire import (
+    GoalCreateBody,
+    GoalUpdateBody,
+    LeaseAcquireBody,
+    LeaseReleaseBody,
+    LeaseRenewBody,
+)
 from moc.jobs.model import MAX_METADATA, JobSubmission
 from moc.leases.validate import MAX_BYTES, MAX_HOLDER, MAX_PID, MIB, MIN_MB
 from moc.store.sqlite import Database
@@ -30,6 +36,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "LeaseRenew": LeaseRenewBody,
     "LeaseRelease": LeaseReleaseBody,
     "JobSubmission": JobSubmission,
+    "GoalCreate": GoalCreateBody,
+    "GoalUpdate": GoalUpdateBody,
 }
 
 
@@ -123,6 +131,41 @@ JOBS: list[dict[str, Any]] = [
     {"model": "m", "prompt": "hi", "metadata": {"k": "v" * (MAX_METADATA + 1)}},
     {"model": "m", "prompt": "hi", "extra": 1},
 ]
+GOAL_CREATE: list[dict[str, Any]] = [
+    {"name": "a", "weight": 1},
+    {"name": "a", "weight": 1},  # taken: 409, not a bad body
+    {"name": "b", "weight": 1000, "description": "d" * 1000, "status": "paused"},
+    {"name": "c", "weight": 5e-324, "description": None, "status": None},
+    {"name": "D-1.x_y", "weight": 2.5},
+    {"name": "n" * 64, "weight": 1},
+    {"name": "n" * 65, "weight": 1},
+    {"name": "", "weight": 1},
+    {"name": "-a", "weight": 1},
+    {"name": "a/b", "weight": 1},
+    {"name": "a\n", "weight": 1},
+    {"name": "a", "weight": 0},
+    {"name": "a", "weight": -1},
+    {"name": "a", "weight": 1000.001},
+    {"name": "a", "weight": "1"},
+    {"name": "a", "weight": True},
+    {"name": "a", "weight": None},
+    {"name": "a"},
+    {"weight": 1},
+    {"name": "a", "weight": 1, "description": "d" * 1001},
+    {"name": "a", "weight": 1, "status": "running"},
+    {"name": "a", "weight": 1, "owner": "me"},
+]
+GOAL_UPDATE: list[dict[str, Any]] = [
+    {},
+    {"weight": None, "description": None, "status": None},
+    {"weight": 1000},
+    {"weight": 0},
+    {"weight": 1001},
+    {"description": "d" * 1001},
+    {"status": "done"},
+    {"status": "finished"},
+    {"name": "renamed"},
+]
 # Where the document and the body's check differ, and why.
 REFUSED_UNSTATED = [  # a limit JSON Schema cannot state; the metadata's description says it
     {"model": "m", "prompt": "hi", "metadata": {"k": "v" * (MAX_METADATA + 1)}},
@@ -165,3 +208,8 @@ async def test_the_lease_bodies_refuse_what_moc_refuses(app: httpx.AsyncClient) 
 
 async def test_the_job_submission_refuses_what_moc_refuses(app: httpx.AsyncClient) -> None:
     await _agree(app, "POST", "/v1/jobs", "JobSubmission", JOBS)
+
+
+async def test_the_goal_bodies_refuse_what_moc_refuses(app: httpx.AsyncClient) -> None:
+    await _agree(app, "POST", "/v1/goals", "GoalCreate", GOAL_CREATE)
+    await _agree(app, "PATCH", "/v1/goals/nope", "GoalUpdate", GOAL_UPDATE)

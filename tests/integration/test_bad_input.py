@@ -29,6 +29,7 @@ ROUTES = [
     "/api/push",
     "/v1/jobs",
     "/v1/leases",
+    "/v1/goals",
 ]
 KEYS = [
     "model",
@@ -43,6 +44,10 @@ KEYS = [
     "seed",
     "dimensions",
     "source",
+    "name",
+    "weight",
+    "description",
+    "status",
 ]
 MODELS = st.sampled_from(["tiny-chat", "nope", "", "tiny-chat\x00", "a" * 300])
 

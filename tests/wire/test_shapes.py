@@ -13,12 +13,15 @@ from pathlib import Path
 from moc import wire
 from moc.backends.state import State
 from moc.devices.host import HostProbe
+from moc.gateway.http.goals import goal_view
 from moc.gateway.views import device_view, lease_view
 from moc.jobs.model import JobStatus
+from moc.learning.goals.model import Goal, GoalStatus
 from moc.leases.model import Lease
 from moc.ledger import Ledger
 from moc.models.spec import ModelSpec
 from moc.scheduler.waiting import Priority
+from moc.wire.goals import GoalStatus as WireGoalStatus
 from moc.wire.jobs import JobStatus as WireJobStatus
 from moc.wire.jobs import PriorityLabel
 from moc.wire.models import Backend, ModelState
@@ -32,6 +35,7 @@ def _values(literal: object) -> list[object]:
 
 def test_the_literal_sets_are_the_server_enums() -> None:
     assert _values(WireJobStatus) == [s.value for s in JobStatus]
+    assert _values(WireGoalStatus) == [s.value for s in GoalStatus]
     assert _values(PriorityLabel) == [p.label for p in Priority]
     assert _values(ModelState) == [s.value for s in State] + ["remote"]
     assert _values(Backend) == _values(ModelSpec.model_fields["backend"].annotation)
@@ -40,6 +44,11 @@ def test_the_literal_sets_are_the_server_enums() -> None:
 def test_the_lease_view_has_exactly_the_lease_shape() -> None:
     lease = Lease("a", "host", 1, "me", None, 50, False, 1, 30.0, 0.0, 30.0)
     assert list(lease_view(lease, 1.0, None, False)) == list(wire.Lease.__annotations__)
+
+
+def test_the_goal_view_has_exactly_the_goal_shape() -> None:
+    goal = Goal("g", 1.0, "", GoalStatus.ACTIVE, 0.0, 0.0)
+    assert list(goal_view(goal)) == list(wire.Goal.__annotations__)
 
 
 def test_the_device_view_has_exactly_the_device_shape() -> None:

@@ -161,6 +161,18 @@ LEASES_COLUMNS = (
 )
 
 
+GOALS_COLUMNS = (
+    Column("GOAL", lambda g: g["name"]),
+    Column("WEIGHT", lambda g: f"{g['weight']:g}", numeric=True),
+    Column("STATUS", lambda g: g["status"]),
+    Column("DESCRIPTION", lambda g: g["description"] or "-", max_width=40),
+)
+
+
+def goals_table(goals: Sequence[wire.Goal]) -> Table:
+    return table(GOALS_COLUMNS, goals)
+
+
 def models_table(models: Sequence[wire.Model]) -> Table:
     return table(MODELS_COLUMNS, models)
 

@@ -27,6 +27,8 @@ from moc.sdk.wire import (
     base_url,
     check,
     dataset_params,
+    goal_body,
+    goal_path,
     job_body,
     own_pid,
     renew_interval,
@@ -236,6 +238,46 @@ class Client:
         """Remove a dataset (``DatasetInUse`` while a learning job uses it); returns it."""
         answer: wire.DatasetRemoved = self._call("DELETE", f"/v1/datasets/{name}")
         return answer["dataset"]
+
+    def create_goal(
+        self,
+        name: str,
+        weight: float,
+        *,
+        description: str | None = None,
+        status: str | None = None,
+    ) -> wire.Goal:
+        """A goal learning jobs may name (``POST /v1/goals``); status: active by default."""
+        body = goal_body(name=name, weight=weight, description=description, status=status)
+        result: wire.Goal = self._call("POST", "/v1/goals", json=body)
+        return result
+
+    def goals(self) -> list[wire.Goal]:
+        """Every goal, oldest first (``GET /v1/goals``)."""
+        answer: wire.GoalList = self._call("GET", "/v1/goals")
+        return answer["goals"]
+
+    def goal(self, name: str) -> wire.Goal:
+        result: wire.Goal = self._call("GET", goal_path(name))
+        return result
+
+    def update_goal(
+        self,
+        name: str,
+        *,
+        weight: float | None = None,
+        description: str | None = None,
+        status: str | None = None,
+    ) -> wire.Goal:
+        """Change the fields given; pausing a goal makes its running jobs yield."""
+        body = goal_body(weight=weight, description=description, status=status)
+        result: wire.Goal = self._call("PATCH", goal_path(name), json=body)
+        return result
+
+    def delete_goal(self, name: str) -> wire.Goal:
+        """Delete a goal; returns it as it was."""
+        answer: wire.GoalDeleted = self._call("DELETE", goal_path(name))
+        return answer["goal"]
 
     def acquire(
         self,

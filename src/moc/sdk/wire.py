@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -174,3 +174,14 @@ def renew_interval(ttl_s: float, every_s: float | None, yield_s: float | None = 
     if yield_s is not None:
         every = min(every, yield_s / 4)
     return max(0.2, every)
+
+
+def goal_body(**fields: Any) -> dict[str, Any]:
+    """A goal's create or update body: the fields given (None: not given)."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def goal_path(name: str) -> str:
+    # Quoted: a name with "?", "#" or a space reaches moc as the name asked
+    # for (an unknown goal), not cut short into a query or a fragment.
+    return f"/v1/goals/{quote(name, safe='')}"

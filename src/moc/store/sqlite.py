@@ -139,6 +139,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX datasets_sha256 ON datasets(sha256);
     """,
+    # 7: learning goals (moc.learning.goals.store)
+    """
+    CREATE TABLE goals (
+        name TEXT PRIMARY KEY,
+        weight REAL NOT NULL,
+        description TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 ]
 
 

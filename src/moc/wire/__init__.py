@@ -17,6 +17,7 @@ pulling in any server part. The ``Literal`` sets that mirror a server enum
 from moc.wire.datasets import Dataset, DatasetList, DatasetRemoved
 from moc.wire.devices import Device, DeviceList
 from moc.wire.errors import Error, ErrorBody, OllamaError
+from moc.wire.goals import Goal, GoalDeleted, GoalList
 from moc.wire.jobs import Job, JobList
 from moc.wire.learning import (
     IndexHit,
@@ -44,6 +45,9 @@ __all__ = [
     "DeviceList",
     "Error",
     "ErrorBody",
+    "Goal",
+    "GoalDeleted",
+    "GoalList",
     "Health",
     "IndexHit",
     "IndexResults",

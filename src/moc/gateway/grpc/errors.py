@@ -17,6 +17,8 @@ _CODES: dict[type[e.MocError], grpc.StatusCode] = {
     e.DatasetInvalid: grpc.StatusCode.INVALID_ARGUMENT,
     e.DatasetExists: grpc.StatusCode.ALREADY_EXISTS,
     e.DatasetInUse: grpc.StatusCode.FAILED_PRECONDITION,
+    e.GoalExists: grpc.StatusCode.ALREADY_EXISTS,
+    e.TooManyActiveGoals: grpc.StatusCode.FAILED_PRECONDITION,
     e.QueueFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
     e.UpstreamTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
     e.Unavailable: grpc.StatusCode.UNAVAILABLE,

@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 from moc import errors as e
 from moc.gateway.http import (
     datasets,
+    goals,
     jobs,
     leases,
     models,
@@ -51,6 +52,7 @@ ROUTES = [
     *models.routes,
     *jobs.routes,
     *datasets.routes,
+    *goals.routes,
     *ollama_manage.routes,
     ollama_manage.fallback,  # last: any /api/… path no route above serves
 ]

@@ -40,6 +40,8 @@ _STATUS: dict[type[e.MocError], int] = {
     e.DatasetInvalid: 422,
     e.DatasetExists: 409,
     e.DatasetInUse: 409,
+    e.GoalExists: 409,
+    e.TooManyActiveGoals: 409,
     e.InsufficientMemory: 409,
     e.QueueFull: 429,
     e.UpstreamTimeout: 504,

@@ -347,6 +347,40 @@ def _dataset_paths(config: Config) -> dict[str, Any]:
     }
 
 
+def _goal_paths() -> dict[str, Any]:
+    goal = ref("Goal")
+    name = [_path("name")]
+    return {
+        "/v1/goals": {
+            "post": _op(
+                "Create a goal",
+                _answer("created", goal, Location=True),
+                _errors(400, 409, 503),
+                body=ref("GoalCreate"),
+                status=201,
+            ),
+            "get": _op("Every goal, oldest first", _answer("goals", ref("GoalList")), {}),
+        },
+        "/v1/goals/{name}": {
+            "get": _op("One goal", _answer("the goal", goal), _errors(404), params=name),
+            "patch": _op(
+                "Change a goal's weight, description or status",
+                _answer("the goal as changed", goal),
+                _errors(400, 404, 409, 503),
+                params=name,
+                body=ref("GoalUpdate"),
+                body_required=False,
+            ),
+            "delete": _op(
+                "Delete a goal",
+                _answer("deleted", ref("GoalDeleted")),
+                _errors(404, 503),
+                params=name,
+            ),
+        },
+    }
+
+
 def _inference(
     summary: str, body: str, streams: bool, ollama: bool, answer: str | None = None
 ) -> dict[str, Any]:
@@ -495,6 +529,7 @@ def document(config: Config) -> dict[str, Any]:
             **_model_paths(),
             **_job_paths(),
             **_dataset_paths(config),
+            **_goal_paths(),
             **_inference_paths(),
             **_ollama_paths(),
         },

@@ -48,6 +48,9 @@ ANSWERS: tuple[type, ...] = (
     wire.Dataset,
     wire.DatasetList,
     wire.DatasetRemoved,
+    wire.Goal,
+    wire.GoalList,
+    wire.GoalDeleted,
 )
 
 

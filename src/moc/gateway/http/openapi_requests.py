@@ -20,8 +20,15 @@ from pydantic import BaseModel
 
 from moc.config import Config
 from moc.gateway.http.openapi_answers import untitled
-from moc.gateway.http.wire import LeaseAcquireBody, LeaseReleaseBody, LeaseRenewBody
+from moc.gateway.http.wire import (
+    GoalCreateBody,
+    GoalUpdateBody,
+    LeaseAcquireBody,
+    LeaseReleaseBody,
+    LeaseRenewBody,
+)
 from moc.jobs.model import MAX_METADATA, JobSubmission
+from moc.learning.goals import model as goals
 from moc.leases import validate
 from moc.leases.model import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN
 from moc.scheduler.waiting import Priority
@@ -38,6 +45,8 @@ def requests(config: Config) -> dict[str, Schema]:
         "LeaseRenew": _body(LeaseRenewBody, {"ttl_s": _ttl(config), "fencing_token": _TOKEN}),
         "LeaseRelease": _body(LeaseReleaseBody, {"fencing_token": _TOKEN}),
         "JobSubmission": _job(),
+        "GoalCreate": _body(GoalCreateBody, _goal_create()),
+        "GoalUpdate": _body(GoalUpdateBody, _GOAL_FIELDS),
     }
 
 
@@ -127,3 +136,24 @@ def _job() -> Schema:
         _given("prompt", {"type": "string"}), _given("messages", {"type": "array"})
     )
     return schema
+
+
+_GOAL_NAME: Schema = {
+    "minLength": 1,
+    "maxLength": goals.MAX_NAME,
+    "pattern": goals.NAME_PATTERN,
+}
+_GOAL_FIELDS: dict[str, Schema] = {
+    "weight": {"exclusiveMinimum": 0, "maximum": goals.WEIGHT_MAX},
+    "description": {"maxLength": goals.MAX_DESCRIPTION},
+    "status": {"enum": [s.value for s in goals.GoalStatus]},
+}
+
+
+def _goal_create() -> dict[str, Schema]:
+    defaults = {
+        "description": {"default": ""},
+        "status": {"default": goals.GoalStatus.ACTIVE.value},
+    }
+    fields = {k: {**v, **defaults.get(k, {})} for k, v in _GOAL_FIELDS.items()}
+    return {"name": _GOAL_NAME, **fields}

@@ -74,3 +74,25 @@ class LeaseReleaseBody(Body):
         description="the lease's fencing token, to prove this grant is held; "
         "the fencing_token query parameter wins over it",
     )
+
+
+class GoalCreateBody(Body):
+    """``POST /v1/goals``: a goal that learning jobs may name; null reads as not given."""
+
+    # Ranges are checked in moc.learning.goals.model, for every transport.
+
+    name: str = Field(description="its handle, in /v1/goals/{name}")
+    weight: int | float = Field(description="its share of job starts, against the other goals'")
+    description: str | None = Field(None, description="what the goal is for")
+    status: str | None = Field(None, description="active (the default), paused or done")
+
+
+class GoalUpdateBody(Body):
+    """``PATCH /v1/goals/{name}``: the fields given are changed; null or absent
+    leaves one as it is."""
+
+    weight: int | float | None = Field(None, description="its share of job starts")
+    description: str | None = Field(None, description="what the goal is for")
+    status: str | None = Field(
+        None, description="paused: its running jobs yield and its queued ones wait"
+    )
