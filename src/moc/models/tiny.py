@@ -23,12 +23,19 @@ The file also declares mean pooling, so a runtime started with
 ``--embeddings`` serves ``/v1/embeddings`` (llama.cpp refuses OpenAI-style
 embeddings from a model whose pooling is ``none``).
 
-How the rigging works: embedding dimension 0 is a large constant for every
-token, and no attention or feed-forward output writes to it, so it survives
-to the final norm with a positive value; the output projection gives
-printable bytes a large positive weight on that dimension and everything else
-a large negative one. The other dimensions are small seeded noise, which
-decides *which* printable byte comes next.
+How the rigging works: embedding dimensions 0–31 (:data:`RIG`) are a large
+constant for every token, and no attention or feed-forward output writes to
+them, so they survive to the final norm with a positive value; the output
+projection gives printable bytes a large positive weight on those dimensions
+and everything else a large negative one. The other dimensions are small
+seeded noise, which decides *which* printable byte comes next.
+
+Why 32 dimensions and not one: GGUF's block quantizations (Q8_0, Q4_0) scale
+each run of 32 values in a row by the run's largest value. A single large
+constant beside small noise in one run would round the noise to nothing, and
+a quantized tiny model would answer differently from its source for reasons
+no real model has; a whole run of equal constants quantizes exactly, and the
+noise sits in runs of its own.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ SPACE = "\u2581"  # SentencePiece's space
 WIDTH = 64
 HEADS = 4
 PRINTABLE = range(0x20, 0x7F)
+RIG = slice(0, 32)  # one quantization block: see the module docstring
+RIG_WIDTH = 32
 
 
 @dataclass(frozen=True)
@@ -69,11 +78,13 @@ def _weights(spec: TinySpec) -> dict[str, np.ndarray]:
     def noise(*shape: int, scale: float = 0.02) -> np.ndarray:
         return (rng.standard_normal(shape) * scale).astype(np.float32)
 
+    # The rig's energy and its logit margin are those of one dimension of 4.0
+    # weighted ±50, spread evenly over RIG_WIDTH dimensions.
     embd = noise(VOCAB, WIDTH)
-    embd[:, 0] = 4.0
+    embd[:, RIG] = 4.0 / RIG_WIDTH**0.5
     out = noise(VOCAB, WIDTH, scale=1.0)
-    out[:, 0] = -50.0
-    out[[3 + b for b in PRINTABLE], 0] = 50.0
+    out[:, RIG] = -50.0 / RIG_WIDTH**0.5
+    out[[3 + b for b in PRINTABLE], RIG] = 50.0 / RIG_WIDTH**0.5
     tensors = {
         "token_embd.weight": embd,
         "output_norm.weight": np.ones(WIDTH, dtype=np.float32),
@@ -81,9 +92,9 @@ def _weights(spec: TinySpec) -> dict[str, np.ndarray]:
     }
     for i in range(spec.layers):
         attn_out = noise(WIDTH, WIDTH)
-        attn_out[0, :] = 0.0  # nothing writes to dimension 0
+        attn_out[RIG, :] = 0.0  # nothing writes to the rig
         ffn_down = noise(WIDTH, spec.ffn)
-        ffn_down[0, :] = 0.0
+        ffn_down[RIG, :] = 0.0
         tensors |= {
             f"blk.{i}.attn_norm.weight": np.ones(WIDTH, dtype=np.float32),
             f"blk.{i}.attn_q.weight": noise(WIDTH, WIDTH),
