@@ -46,11 +46,7 @@ from moc.gateway.grpc.server import GrpcServer
 from moc.gateway.http.app import build_app
 from moc.jobs.runner import JobRunner
 from moc.jobs.store import JobStore
-from moc.learning.datasets import DatasetService
-from moc.learning.datasets.files import ContentFiles
-from moc.learning.datasets.store import DatasetStore
-from moc.learning.goals.service import GoalService
-from moc.learning.goals.store import GoalStore
+from moc.learning.build import build_learning
 from moc.leases.service import LeaseService
 from moc.leases.store import LeaseStore
 from moc.ledger import Ledger
@@ -146,13 +142,7 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
         config.jobs,
         window=min(4096, max(64, 2 * config.gateway.max_in_flight)),
     )
-    files = ContentFiles(config.data_dir.expanduser() / "datasets")
-    datasets = DatasetService(
-        DatasetStore(db, files.path), files, clock, config.learning.max_dataset_bytes
-    )
-    # Loaded from the store here; the learning runner, once built, hears each
-    # change (a goal paused: yield its jobs) through goals.listen.
-    goals = GoalService(GoalStore(db), config.goals, clock)
+    learning = build_learning(config, db, leases, lifecycle.table, devices, clock, metrics)
     metrics.watch_state(ledger.views, leases.counts_by_device, leases.waiter_count)
     metrics.watch_gateway(
         lambda: {p.label: scheduler.room.depth(p) for p in Priority},
@@ -169,8 +159,7 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
         scheduler=scheduler,
         dispatcher=dispatcher,
         jobs=jobs,
-        datasets=datasets,
-        goals=goals,
+        learning_side=learning,
         metrics=metrics,
         started_at=clock.now(),
     )
@@ -184,7 +173,9 @@ async def _run(
     scheduler, jobs, metrics = services.scheduler, services.jobs, services.metrics
     devices = services.devices
     restored, expired_while_down = leases.restore()
-    services.datasets.recover()
+    learning = services.learning_side
+    learning.datasets.recover()
+    learning_resumed = learning.runner.restore()
     monitor = DeviceMonitor(
         probes,
         ledger,
@@ -255,6 +246,8 @@ async def _run(
         await grpc_server.start()
     http_task = asyncio.create_task(uv.serve(sockets=[http_sock]), name="http")
     http_port = http_sock.getsockname()[1]
+    learning.bind(f"http://{_loopback(server_cfg.host)}:{http_port}")
+    learning.runner.start()
     event(
         log,
         logging.INFO,
@@ -273,6 +266,7 @@ async def _run(
         runtimes_stopped=stopped_orphans,
         jobs_requeued=jobs_requeued,
         jobs_failed_on_restart=jobs_failed,
+        learning_jobs_resumed=learning_resumed,
         startup_ms=round((time.monotonic() - started) * 1000, 1),
     )
 
@@ -286,6 +280,7 @@ async def _run(
     stop_wait.cancel()
     t0 = time.monotonic()
     services.draining = True
+    await learning.close()  # children checkpoint and exit; their jobs resume next start
     turned_away = await leases.close()
     await jobs.close()
     await scheduler.close()
@@ -308,6 +303,15 @@ async def _run(
         waiting_turned_away=turned_away,
         took_s=round(time.monotonic() - t0, 3),
     )
+
+
+def _loopback(host: str) -> str:
+    """How moc reaches itself: an address it listens on."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def build_models(

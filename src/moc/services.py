@@ -13,8 +13,11 @@ from moc.config import Config
 from moc.devices.probe import DeviceInfo
 from moc.dispatch.service import Dispatcher
 from moc.jobs.runner import JobRunner
+from moc.learning.build import Learning
 from moc.learning.datasets import DatasetService
 from moc.learning.goals.service import GoalService
+from moc.learning.indexes import Indexes
+from moc.learning.jobs.runner import LearningRunner
 from moc.leases.service import LeaseService
 from moc.leases.validate import TtlLimits
 from moc.ledger import Ledger
@@ -36,8 +39,7 @@ class Services:
     scheduler: Scheduler
     dispatcher: Dispatcher
     jobs: JobRunner
-    datasets: DatasetService
-    goals: GoalService
+    learning_side: Learning
     metrics: Metrics
     started_at: float
     limits: TtlLimits = field(init=False)
@@ -55,6 +57,23 @@ class Services:
     def loader(self) -> Loader:
         """Loading, holding and unloading them."""
         return self.lifecycle.loader
+
+    @property
+    def datasets(self) -> DatasetService:
+        return self.learning_side.datasets
+
+    @property
+    def goals(self) -> GoalService:
+        return self.learning_side.goals
+
+    @property
+    def learning(self) -> LearningRunner:
+        """Learning jobs: submitted, run under leases, yielding to inference."""
+        return self.learning_side.runner
+
+    @property
+    def indexes(self) -> Indexes:
+        return self.learning_side.indexes
 
     def device(self, device_id: str) -> DeviceInfo | None:
         return next((d for d in self.devices if d.id == device_id), None)

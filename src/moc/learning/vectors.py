@@ -126,6 +126,11 @@ class IndexBuilder:
         self._tmp.unlink(missing_ok=True)
 
 
+def check_k(k: object) -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise InvalidRequest("k", f"must be an integer from 1 to {MAX_K}", value=k, limit=MAX_K)
+
+
 class IndexFile:
     """One index file, opened for search.
 
@@ -183,8 +188,7 @@ class IndexFile:
 
     def search(self, query_vector: Sequence[float], k: int) -> list[Hit]:
         """The ``k`` chunks nearest ``query_vector`` by cosine, best first."""
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
-            raise InvalidRequest("k", f"must be an integer from 1 to {MAX_K}", value=k, limit=MAX_K)
+        check_k(k)
         self._load_if_changed()
         query = np.asarray(query_vector, dtype=np.float32)
         if query.shape != (self.dim,):

@@ -21,6 +21,7 @@ from moc.wire.goals import Goal, GoalDeleted, GoalList
 from moc.wire.jobs import Job, JobList
 from moc.wire.learning import (
     IndexHit,
+    IndexList,
     IndexResults,
     LearningJob,
     LearningJobList,
@@ -50,6 +51,7 @@ __all__ = [
     "GoalList",
     "Health",
     "IndexHit",
+    "IndexList",
     "IndexResults",
     "Job",
     "JobList",

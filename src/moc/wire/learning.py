@@ -101,3 +101,10 @@ class IndexResults(TypedDict):
 
     index: str
     results: list[IndexHit]
+
+
+@closed
+class IndexList(TypedDict):
+    """The indexes ``index`` jobs made, by name."""
+
+    indexes: list[str]

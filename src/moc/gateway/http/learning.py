@@ -10,10 +10,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from moc.errors import InvalidRequest
-from moc.gateway.http.body import read_body
+from moc.gateway.http.body import parse, read_body
 from moc.gateway.http.errors import from_validation
 from moc.gateway.http.respond import json, services
 from moc.gateway.http.sse import sse
+from moc.gateway.http.wire import IndexQueryBody
 from moc.gateway.views import learning_job_view
 from moc.learning.jobs.model import Kind, LearningJobRequest, Status
 
@@ -85,6 +86,22 @@ async def events(request: Request) -> Response:
 
 _DONE = {"complete", "failed", "cancelled"}
 
+
+async def query_index(request: Request) -> Response:
+    body = await parse(request, IndexQueryBody)
+    name = request.path_params["name"]
+    hits = await services(request).indexes.query(name, body.query, body.k)
+    results = [
+        {"text": h.text, "score": round(h.score, 6), "source": h.source, "doc_id": h.doc_id}
+        for h in hits
+    ]
+    return json({"index": name, "results": results})
+
+
+async def list_indexes(request: Request) -> Response:
+    return json({"indexes": services(request).indexes.names()})
+
+
 routes = [
     Route("/v1/learning/jobs", submit, methods=["POST"]),
     Route("/v1/learning/jobs", list_jobs, methods=["GET"]),
@@ -92,4 +109,6 @@ routes = [
     Route("/v1/learning/jobs/{job_id}", cancel_job, methods=["DELETE"]),
     Route("/v1/learning/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
     Route("/v1/learning/jobs/{job_id}/events", events, methods=["GET"]),
+    Route("/v1/indexes", list_indexes, methods=["GET"]),
+    Route("/v1/indexes/{name}/query", query_index, methods=["POST"]),
 ]

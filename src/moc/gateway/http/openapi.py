@@ -18,9 +18,12 @@ import orjson
 from moc.config import Config
 from moc.gateway.http.errors import ErrorKind, error_kinds
 from moc.gateway.http.openapi_schemas import PRIORITY_LABELS, Schema, ref, schemas
+from moc.gateway.http.sse import SSE
 from moc.jobs.model import JobStatus
 from moc.learning.datasets.model import Format
 from moc.learning.datasets.validate import NAME_PATTERN
+from moc.learning.jobs.model import Kind as LearningKind
+from moc.learning.jobs.model import Status as LearningStatus
 from moc.leases.validate import MAX_TOKEN
 from moc.version import __version__
 
@@ -220,6 +223,78 @@ def _lease_paths() -> dict[str, Any]:
                 params=lease_id,
                 body=ref("LeaseRenew"),
                 body_required=False,
+            )
+        },
+        "/v1/leases/{lease_id}/events": {
+            "get": _op(
+                "A lease's events as server-sent events: yield (release it by yield_by), "
+                "then ended",
+                _stream("the events, until the lease ends"),
+                _errors(404, 410),
+                params=lease_id,
+            )
+        },
+    }
+
+
+def _stream(description: str) -> dict[str, Any]:
+    """A server-sent event stream: ``event:`` and ``data:`` lines, JSON in each data."""
+    return {"description": description, "content": _content({"type": "string"}, SSE)}
+
+
+def _learning_paths() -> dict[str, Any]:
+    job = ref("LearningJob")
+    job_id = [_path("job_id")]
+    limit = {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}
+    cancel = _op(
+        "Cancel a learning job (a finished one is returned unchanged)",
+        _answer("the job", job),
+        _errors(404, 503),
+        params=job_id,
+    )
+    return {
+        "/v1/learning/jobs": {
+            "post": _op(
+                "Submit a learning job: sft, quantize or index",
+                _answer("accepted", job, Location=True),
+                _errors(400, 404, 409, 422, 503),
+                body=ref("LearningJobRequest"),
+                status=202,
+            ),
+            "get": _op(
+                "Learning jobs, newest first",
+                _answer("jobs", ref("LearningJobList")),
+                _errors(400),
+                params=[
+                    _query("status", {"enum": [s.value for s in LearningStatus]}),
+                    _query("kind", {"enum": [k.value for k in LearningKind]}),
+                    _query("limit", limit),
+                ],
+            ),
+        },
+        "/v1/learning/jobs/{job_id}": {
+            "get": _op("One learning job", _answer("the job", job), _errors(404), params=job_id),
+            "delete": cancel,
+        },
+        "/v1/learning/jobs/{job_id}/cancel": {"post": cancel},
+        "/v1/learning/jobs/{job_id}/events": {
+            "get": _op(
+                "A learning job's progress and changes of status as server-sent events",
+                _stream("status, progress and checkpoint events, until the job finishes"),
+                _errors(404),
+                params=job_id,
+            )
+        },
+        "/v1/indexes": {
+            "get": _op("The indexes, by name", _answer("indexes", ref("IndexList")), {})
+        },
+        "/v1/indexes/{name}/query": {
+            "post": _op(
+                "The chunks of an index closest to a query",
+                _answer("the top k chunks, best first", ref("IndexResults")),
+                _errors(400, 404, 503),
+                params=[_path("name")],
+                body=ref("IndexQuery"),
             )
         },
     }
@@ -530,6 +605,7 @@ def document(config: Config) -> dict[str, Any]:
             **_job_paths(),
             **_dataset_paths(config),
             **_goal_paths(),
+            **_learning_paths(),
             **_inference_paths(),
             **_ollama_paths(),
         },

@@ -51,6 +51,10 @@ ANSWERS: tuple[type, ...] = (
     wire.Goal,
     wire.GoalList,
     wire.GoalDeleted,
+    wire.LearningJob,
+    wire.LearningJobList,
+    wire.IndexList,
+    wire.IndexResults,
 )
 
 

@@ -23,12 +23,14 @@ from moc.gateway.http.openapi_answers import untitled
 from moc.gateway.http.wire import (
     GoalCreateBody,
     GoalUpdateBody,
+    IndexQueryBody,
     LeaseAcquireBody,
     LeaseReleaseBody,
     LeaseRenewBody,
 )
 from moc.jobs.model import MAX_METADATA, JobSubmission
 from moc.learning.goals import model as goals
+from moc.learning.jobs.model import LearningJobRequest
 from moc.leases import validate
 from moc.leases.model import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN
 from moc.scheduler.waiting import Priority
@@ -47,6 +49,8 @@ def requests(config: Config) -> dict[str, Schema]:
         "JobSubmission": _job(),
         "GoalCreate": _body(GoalCreateBody, _goal_create()),
         "GoalUpdate": _body(GoalUpdateBody, _GOAL_FIELDS),
+        "LearningJobRequest": _body(LearningJobRequest, {}),
+        "IndexQuery": _body(IndexQueryBody, {}),
     }
 
 
@@ -113,6 +117,7 @@ def _acquire(config: Config) -> Schema:
             "holder": {"maxLength": validate.MAX_HOLDER},
             "pid": {"minimum": 1, "maximum": validate.MAX_PID},
             "wait_s": {"minimum": 0, "maximum": limits.max_wait_s, "default": 0},
+            "yield_s": {"minimum": validate.MIN_YIELD_S, "maximum": validate.MAX_YIELD_S},
         },
     )
     number = {"type": "number"}

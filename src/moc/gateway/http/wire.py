@@ -96,3 +96,10 @@ class GoalUpdateBody(Body):
     status: str | None = Field(
         None, description="paused: its running jobs yield and its queued ones wait"
     )
+
+
+class IndexQueryBody(Body):
+    """``POST /v1/indexes/{name}/query``: the chunks of an index closest to a query."""
+
+    query: str = Field(min_length=1, max_length=8192, description="what to look for")
+    k: Integer = Field(5, ge=1, le=100, description="how many chunks")

@@ -95,6 +95,14 @@ class LearningJobStore:
             tuple(s.value for s in UNFINISHED),
         )
 
+    def counts(self) -> dict[Status, int]:
+        found = dict.fromkeys(Status, 0)
+        for status, count in self._db.conn.execute(
+            "SELECT status, COUNT(*) FROM learning_jobs GROUP BY status"
+        ):
+            found[Status(status)] = int(count)
+        return found
+
     def using_dataset(self, dataset_id: str) -> list[str]:
         """Ids of unfinished jobs that read this dataset."""
         marks = ",".join("?" * len(UNFINISHED))

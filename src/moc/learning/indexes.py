@@ -1,0 +1,77 @@
+"""The indexes ``index`` jobs made, by name, and queries against them.
+
+A query is embedded the way the index's chunks were: by the same
+sentence-transformers model in a query embedder child (started on first use
+and kept; the daemon never imports torch), or by the same model moc serves,
+through moc's own ``/v1/embeddings`` (so it loads under the ledger like any
+request). Owned by the event loop; the children live until :meth:`close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from moc.errors import IndexNotFound, InvalidRequest, NotFound
+from moc.learning.jobs.model import INDEX_NAME_PATTERN
+from moc.learning.query_embedder import QueryEmbedder
+from moc.learning.vectors import Hit, IndexFile, check_k
+
+INDEX_FILE = "index.sqlite"
+MAX_QUERY = 8192  # as the HTTP body (IndexQueryBody) allows
+
+EmbedViaMoc = Callable[[str, list[str]], Awaitable[list[list[float]]]]
+
+
+class Indexes:
+    def __init__(self, root: Path, python: str, embed_via_moc: EmbedViaMoc) -> None:
+        self._root = root
+        self._python = python
+        self._via_moc = embed_via_moc
+        self._embedders: dict[str, QueryEmbedder] = {}
+
+    def names(self) -> list[str]:
+        if not self._root.is_dir():
+            return []
+        return sorted(p.name for p in self._root.iterdir() if (p / INDEX_FILE).is_file())
+
+    def open(self, name: str) -> IndexFile:
+        if not re.fullmatch(INDEX_NAME_PATTERN, name):
+            raise InvalidRequest("name", f"must match {INDEX_NAME_PATTERN}", value=name)
+        try:
+            return IndexFile.open(self._root / name / INDEX_FILE)
+        except NotFound:
+            known = ", ".join(self.names()) or "none yet"
+            raise IndexNotFound(
+                f"no index {name!r} (known: {known}); an index learning job makes one",
+                index=name,
+            ) from None
+
+    async def query(self, name: str, text: str, k: int) -> list[Hit]:
+        if not text.strip():
+            raise InvalidRequest("query", "must not be empty")
+        if len(text) > MAX_QUERY:
+            raise InvalidRequest(
+                "query", f"at most {MAX_QUERY} characters", value=len(text), limit=MAX_QUERY
+            )
+        check_k(k)  # before any embedding is paid for
+        index = self.open(name)
+        embedder = index.meta.get("embedder") or {}
+        if embedder.get("kind") == "moc":
+            vectors = await self._via_moc(str(embedder["model"]), [text])
+        else:
+            vectors = await self._query_embedder(str(embedder["model"])).embed([text])
+        return await asyncio.to_thread(index.search, vectors[0], k)
+
+    def _query_embedder(self, folder: str) -> QueryEmbedder:
+        found = self._embedders.get(folder)
+        if found is None:
+            found = self._embedders[folder] = QueryEmbedder(self._python, Path(folder))
+        return found
+
+    async def close(self) -> None:
+        for embedder in self._embedders.values():
+            await embedder.close()
+        self._embedders.clear()
