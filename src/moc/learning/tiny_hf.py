@@ -195,8 +195,8 @@ def weights(seed: int) -> dict[str, np.ndarray]:
     """The model's tensors by their Hugging Face names, float32."""
     rng = np.random.default_rng(seed)
 
-    def noise(*shape: int) -> np.ndarray:
-        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
+    def noise(*shape: int, scale: float = 0.02) -> np.ndarray:
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
 
     def ones() -> np.ndarray:
         return np.ones(HIDDEN, dtype=np.float32)
@@ -212,7 +212,11 @@ def weights(seed: int) -> dict[str, np.ndarray]:
         tensors[f"{p}input_layernorm.weight"] = ones()
         tensors[f"{p}post_attention_layernorm.weight"] = ones()
     tensors["model.norm.weight"] = ones()
-    tensors["lm_head.weight"] = noise(VOCAB, HIDDEN)
+    # The final norm holds the last hidden state at length sqrt(HIDDEN), so at
+    # 0.02 the output head could give no logit beyond about 1.3 and a tuned
+    # adapter could never make one reply likely; at 1/sqrt(HIDDEN) the logits
+    # start with a spread of about one.
+    tensors["lm_head.weight"] = noise(VOCAB, HIDDEN, scale=HIDDEN**-0.5)
     return tensors
 
 

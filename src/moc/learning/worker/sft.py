@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict
+from safetensors.torch import save as safetensors_bytes
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
@@ -154,18 +155,35 @@ def load_model(base: Path, params: SftParams, device: torch.device) -> tuple[Pef
 
 def _rewrite_losses(path: Path, losses: list[float]) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps({"step": i + 1, "loss": x}) + "\n" for i, x in enumerate(losses)))
+    tmp.write_text(
+        "".join(json.dumps({"step": i + 1, "loss": x}) + "\n" for i, x in enumerate(losses))
+    )
     tmp.replace(path)
 
 
 def write_output(model: PeftModel, output_dir: Path) -> None:
-    """The adapter folder, written beside ``output_dir`` and renamed to it: on
-    an OSError nothing is left at ``output_dir``."""
+    """The adapter folder (``adapter_config.json``, ``adapter_model.safetensors``,
+    what ``PeftModel.from_pretrained`` reads), written beside ``output_dir``
+    and renamed to it: on an OSError nothing is left at ``output_dir``. The
+    bytes are made in memory and written with Python's I/O, so that a full disk
+    is an OSError and not a library's own exception."""
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_dir.with_name(f".{output_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        model.save_pretrained(str(tmp))
+        tmp.mkdir()
+        config = model.peft_config["default"]
+        training, config.inference_mode = config.inference_mode, True
+        try:
+            config.save_pretrained(str(tmp))
+        finally:
+            config.inference_mode = training
+        tensors = {
+            k: v.detach().to("cpu").contiguous()
+            for k, v in get_peft_model_state_dict(model).items()
+        }
+        data = safetensors_bytes(tensors, metadata={"format": "pt"})
+        (tmp / "adapter_model.safetensors").write_bytes(data)
         if output_dir.exists():  # a run that died between renaming it and saying done
             shutil.rmtree(output_dir)
         tmp.rename(output_dir)
@@ -232,12 +250,16 @@ class SftRun:
             try:
                 record = sft_state.load(folder, self.model, self.optimizer, self.scheduler)
             except (OSError, ValueError, KeyError, RuntimeError) as exc:
-                print(f"checkpoint {folder} unreadable, trying an older one: {exc}", file=sys.stderr)
+                print(
+                    f"checkpoint {folder} unreadable, trying an older one: {exc}", file=sys.stderr
+                )
                 continue
             if record["dataset_sha256"] != self.dataset_digest:
                 raise JobFailure(f"checkpoint {folder} was made from another dataset")
             if record["position"] != self._position(step):
-                raise JobFailure(f"checkpoint {folder} is at another data position than step {step}")
+                raise JobFailure(
+                    f"checkpoint {folder} is at another data position than step {step}"
+                )
             self.step = self.checkpointed = step
             self.losses = [float(x) for x in record["losses"]]
             _rewrite_losses(self.losses_path, self.losses)

@@ -41,7 +41,9 @@ class SftParams:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(params) - known)
         if unknown:
-            raise ValueError(f"params: unknown {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"params: unknown {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         values = dict(params)
         modules = values.get("target_modules")
         if isinstance(modules, list):

@@ -10,12 +10,17 @@ steps an uninterrupted one would have:
   numpy's random states, and the dataset's digest (a resume over another
   dataset is refused).
 
+Every file is serialized in memory and written with Python's own I/O, so a
+full disk is an OSError (the libraries' own writers report it as their own
+exception types, or as a RuntimeError).
+
 The base model's weights are not saved: they never change, and the child
 loads them from the base folder again.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import random
@@ -25,7 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 ADAPTER = "adapter.safetensors"
 TRAINER = "trainer.pt"
@@ -59,7 +65,7 @@ def save(
     """The checkpoint's three files into ``folder``; ``state`` is the loop's
     own record (step, position, losses, digest)."""
     tensors = {name: p.detach().to("cpu").contiguous() for name, p in trainable(model).items()}
-    save_file(tensors, str(folder / ADAPTER))
+    (folder / ADAPTER).write_bytes(safetensors_bytes(tensors, metadata={"format": "pt"}))
     trainer: dict[str, Any] = {
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -67,7 +73,9 @@ def save(
     }
     if torch.cuda.is_available():
         trainer["cuda_rng"] = torch.cuda.get_rng_state_all()
-    torch.save(trainer, folder / TRAINER)
+    buffer = io.BytesIO()
+    torch.save(trainer, buffer)
+    (folder / TRAINER).write_bytes(buffer.getvalue())
     record = {**state, "python_rng": _python_rng(), "numpy_rng": _numpy_rng()}
     (folder / STATE).write_text(json.dumps(record))
 
