@@ -24,6 +24,7 @@ from moc.gateway.http import (
     datasets,
     goals,
     jobs,
+    learning,
     leases,
     models,
     ollama,
@@ -53,6 +54,7 @@ ROUTES = [
     *jobs.routes,
     *datasets.routes,
     *goals.routes,
+    *learning.routes,
     *ollama_manage.routes,
     ollama_manage.fallback,  # last: any /api/… path no route above serves
 ]

@@ -65,10 +65,9 @@ class SftParams(_Params):
     rank: int = Field(8, ge=1, le=256, description="LoRA rank")
     alpha: float = Field(16.0, gt=0, le=4096, description="LoRA alpha (scale = alpha / rank)")
     dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] = Field(
+    target_modules: list[str] | Literal["all-linear"] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
-        min_length=1,
-        max_length=64,
+        description="module names, or all-linear (every projection)",
     )
     learning_rate: float = Field(1e-3, gt=0, le=1)
     epochs: int = Field(1, ge=1, le=1000)
@@ -80,9 +79,18 @@ class SftParams(_Params):
         None, ge=1, le=10_000_000, description="steps; default learning.checkpoint_every"
     )
     warmup_steps: int = Field(0, ge=0, le=10_000_000)
+    max_grad_norm: float = Field(1.0, gt=0, le=1e6, description="gradients clipped to this norm")
+    threads: int | None = Field(
+        None, ge=1, le=1024, description="CPU threads, fixed for the job's life (exact resume)"
+    )
+    qlora: bool = Field(True, description="a 4-bit base where CUDA and bitsandbytes are present")
 
     @model_validator(mode="after")
     def _modules(self) -> SftParams:
+        if isinstance(self.target_modules, str):
+            return self
+        if not 1 <= len(self.target_modules) <= 64:
+            raise ValueError("target_modules: give 1 to 64 module names, or all-linear")
         for name in self.target_modules:
             if not name or len(name) > 128 or not name.replace("_", "").replace(".", "").isalnum():
                 raise ValueError(f"target_modules: {name!r} is not a module name")

@@ -92,6 +92,7 @@ class _Live:
         self.cancel = asyncio.Event()
         self.proc: WorkerProcess | None = None
         self.lease: Lease | None = None
+        self.peak = 0  # the most its process was seen using, this run
 
 
 class LearningRunner:
@@ -431,7 +432,7 @@ class LearningRunner:
             reader.cancel()
             self._leases.unwatch(lease.id, watch)
         job = self.get(job.id)
-        self._remember_size(job, lease)
+        job = self._remember_size(job, live)
         if live.cancel.is_set():
             self._set(job, Status.CANCELLED, finished_at=self._clock.now(), held_on=None)
             self._metrics.learning_jobs.labels(job.kind.value, "cancelled").inc()
@@ -460,6 +461,10 @@ class LearningRunner:
     def _progressed(self, job_id: str, item: dict[str, Any]) -> None:
         """A progress line: kept in memory at once, written at most once a second."""
         job = self.get(job_id)
+        live = self._live.get(job_id)
+        if live is not None and live.lease is not None:
+            used = self._leases.used_bytes(live.lease.id) or 0
+            live.peak = max(live.peak, used)
         step = int(item.get("step", job.progress.step))
         total = item.get("total", job.progress.total)
         loss = item.get("loss", job.progress.loss)
@@ -522,14 +527,15 @@ class LearningRunner:
             log, logging.WARNING, "learning job failed", job=job.id, reason=reason.splitlines()[0]
         )
 
-    def _remember_size(self, job: LearningJob, lease: Lease) -> None:
-        used = self._leases.used_bytes(lease.id)
-        if used is None:
-            return
-        peak = max(used, job.peak_used or 0)
-        self._set(job, job.status, peak_used=peak)
+    def _remember_size(self, job: LearningJob, live: _Live) -> LearningJob:
+        """The job with its measured peak, which the next run of the same base,
+        kind and settings asks for (with headroom) instead of the estimate."""
+        if live.peak <= 0:
+            return job
+        peak = max(live.peak, job.peak_used or 0)
         with contextlib.suppress(MocError):
             self._store.remember(sizing.key(job), sizing.with_headroom(peak), self._clock.now())
+        return self._set(job, job.status, peak_used=peak)
 
     # --- helpers ---------------------------------------------------------------------
     def _set(self, job: LearningJob, status: Status, **changes: Any) -> LearningJob:

@@ -8,8 +8,15 @@ import hashlib
 import json
 from pathlib import Path
 
+from moc.errors import InvalidRequest
 from moc.learning import estimate
 from moc.learning.jobs.model import Kind, LearningJob
+from moc.learning.worker.quant_plan import quantize_bytes
+
+# An index job's child: the embedder (MiniLM is 90 MB of weights) in a torch
+# process, or an HTTP client of moc's own gateway.
+INDEX_SENTENCE_TRANSFORMERS = 1024 * 1024 * 1024
+INDEX_VIA_MOC = 256 * 1024 * 1024
 
 HEADROOM = 1.15  # over the measured peak: a run's use varies a little
 # The settings that change what a run uses; others (seed, learning rate) do not.
@@ -33,8 +40,34 @@ def with_headroom(peak: int) -> int:
 
 
 def estimate_bytes(job: LearningJob, sources: dict[str, Path]) -> int:
+    """Raises InvalidRequest naming the field whose value cannot be sized."""
+    params = job.params
     if job.kind is Kind.SFT:
-        return estimate.sft_job_bytes(sources["base"], job.params)
+        try:
+            dims = estimate.read_dims(sources["base"])
+        except (OSError, ValueError) as exc:
+            raise InvalidRequest("base", f"cannot read the model's config: {exc}") from None
+        try:
+            lora = dims.lora_params(int(params["rank"]), params["target_modules"])
+        except ValueError as exc:
+            raise InvalidRequest("params.target_modules", str(exc)) from None
+        return estimate.sft_bytes(
+            dims.params_count,
+            dims.hidden,
+            dims.layers,
+            4,  # float32 on the CPU; the worker picks bfloat16 on a GPU, which is smaller
+            lora,
+            int(params["batch_size"]),
+            int(params["seq_len"]),
+            quantized_4bit=False,
+            vocab=dims.vocab,
+        )
     if job.kind is Kind.QUANTIZE:
-        return estimate.quantize_job_bytes(sources["model"].stat().st_size, str(job.params["type"]))
-    return estimate.index_job_bytes(job.params)
+        try:
+            size = sources["model"].stat().st_size
+        except OSError as exc:
+            raise InvalidRequest("model", f"cannot read its file: {exc}") from None
+        return quantize_bytes(size, str(params["type"]))
+    if params["embedder"]["kind"] == "moc":
+        return INDEX_VIA_MOC
+    return INDEX_SENTENCE_TRANSFORMERS

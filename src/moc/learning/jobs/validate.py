@@ -7,6 +7,7 @@ the goal, the device. An error names the field and what was expected.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,10 @@ from moc.learning.jobs.model import (
     Kind,
     LearningJob,
     LearningJobRequest,
+    QuantizeParams,
 )
+
+NUMPY_QUANTS = ("q8_0", "q4_0")  # what the gguf package writes; the rest need llama-quantize
 
 # Which dataset formats each kind reads.
 FORMATS: dict[Kind, tuple[str, ...]] = {
@@ -104,6 +108,15 @@ def accept(
         params = PARAMS[kind].model_validate(request.params)
     except ValidationError as exc:
         raise params_error(exc) from None
+    kquant = isinstance(params, QuantizeParams) and params.type not in NUMPY_QUANTS
+    if kquant and shutil.which("llama-quantize") is None:
+        assert isinstance(params, QuantizeParams)
+        raise InvalidRequest(
+            "params.type",
+            f"{params.type} needs llama.cpp's llama-quantize on PATH; "
+            f"without it: {' or '.join(NUMPY_QUANTS)}",
+            value=params.type,
+        )
     sources: dict[str, Path] = {}
     fields: dict[str, Any] = {}
 

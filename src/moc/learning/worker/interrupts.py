@@ -1,12 +1,13 @@
 """The daemon's signals as seen by a job's work loop.
 
-SIGUSR1 (yield) only sets a flag, which the work loop reads at its step
-boundaries: a handler that did more would run in the middle of a step. SIGTERM
-(cancel) raises :class:`Cancelled` wherever the child is, so ``finally``
-blocks remove partial output before the process ends.
+SIGUSR1 (yield) only sets a flag (:mod:`moc.learning.worker.yielding`, whose
+handler is installed before anything slow), which the work loop reads at its
+step boundaries: a handler that did more would run in the middle of a step.
+SIGTERM (cancel) raises :class:`Cancelled` wherever the child is, so
+``finally`` blocks remove partial output before the process ends.
 
-:class:`Interrupts` owns the process's handlers for SIGUSR1 and SIGTERM while
-it is entered, and puts the previous ones back on exit.
+:class:`Interrupts` owns the process's SIGTERM handler while it is entered,
+and puts the previous one back on exit.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import signal
 from types import FrameType, TracebackType
 from typing import Any
+
+from moc.learning.worker import yielding
 
 EXIT_CANCELLED = 128 + signal.SIGTERM
 
@@ -29,24 +32,18 @@ class Interrupts:
     """Yield requests (a flag) and cancellation (an exception), while entered."""
 
     def __init__(self) -> None:
-        self._yield_requested = False
         self._previous: dict[int, Any] = {}
 
     @property
     def yield_requested(self) -> bool:
-        return self._yield_requested
-
-    def _on_usr1(self, signum: int, frame: FrameType | None) -> None:
-        self._yield_requested = True
+        return yielding.requested()
 
     def _on_term(self, signum: int, frame: FrameType | None) -> None:
         raise Cancelled
 
     def __enter__(self) -> Interrupts:
-        self._previous = {
-            signal.SIGUSR1: signal.signal(signal.SIGUSR1, self._on_usr1),
-            signal.SIGTERM: signal.signal(signal.SIGTERM, self._on_term),
-        }
+        yielding.install()
+        self._previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, self._on_term)}
         return self
 
     def __exit__(
