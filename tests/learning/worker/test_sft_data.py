@@ -51,7 +51,9 @@ def test_a_chat_row_carries_loss_on_the_assistant_turns_only(tokenizer: object) 
 
 def test_an_instruction_row_carries_loss_on_the_completion_and_its_end(tokenizer: object) -> None:
     example = encode_instruction(tokenizer, {"prompt": "Q?", "completion": " A."}, 1)  # type: ignore[arg-type]
-    assert example.input_ids == tokenizer("Q?")["input_ids"] + tokenizer.encode(" A.", add_special_tokens=False) + [2]  # type: ignore[operator,attr-defined]
+    assert example.input_ids == tokenizer("Q?")["input_ids"] + tokenizer.encode(
+        " A.", add_special_tokens=False
+    ) + [2]  # type: ignore[operator,attr-defined]
     assert learned_text(example) == " A."
     assert example.labels[-1] == 2
     assert example.labels[:3] == [IGNORE] * 3
@@ -63,7 +65,10 @@ def test_an_instruction_row_carries_loss_on_the_completion_and_its_end(tokenizer
         ("not json", "line 2: not JSON"),
         ("[1, 2]", "line 2: a row must be a JSON object"),
         ('{"messages": []}', "line 2: 'messages' must be a non-empty list"),
-        ('{"messages": [{"role": "user", "content": "x"}]}', "line 2: no message has role 'assistant'"),
+        (
+            '{"messages": [{"role": "user", "content": "x"}]}',
+            "line 2: no message has role 'assistant'",
+        ),
         ('{"messages": ["hi"]}', "line 2: messages[0] must be an object"),
     ],
 )
@@ -77,7 +82,9 @@ def test_a_bad_row_is_refused_naming_its_line(
         read_examples(path, "chat", tokenizer, 64)  # type: ignore[arg-type]
 
 
-def test_a_row_whose_reply_starts_past_seq_len_is_refused(tmp_path: Path, tokenizer: object) -> None:
+def test_a_row_whose_reply_starts_past_seq_len_is_refused(
+    tmp_path: Path, tokenizer: object
+) -> None:
     path = tmp_path / "d.jsonl"
     path.write_text(json.dumps({"prompt": "x" * 40, "completion": "y"}) + "\n")
     with pytest.raises(DatasetError, match="line 1: no token to learn within seq_len=16"):

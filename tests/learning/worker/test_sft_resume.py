@@ -57,7 +57,9 @@ def baseline(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Basel
 
 
 def losses_file(job_dir: Path) -> list[float]:
-    return [json.loads(line)["loss"] for line in (job_dir / "losses.jsonl").read_text().splitlines()]
+    return [
+        json.loads(line)["loss"] for line in (job_dir / "losses.jsonl").read_text().splitlines()
+    ]
 
 
 def assert_same_as_baseline(job_dir: Path, result: Finished, baseline: Baseline) -> None:
