@@ -3,6 +3,7 @@ exit 1, and nothing half-written at ``output_dir``."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -99,3 +100,19 @@ def test_a_full_disk_while_writing_the_adapter_leaves_no_output(
     ]
     assert len((job_dir / "losses.jsonl").read_text().splitlines()) == SMALL["max_steps"]
     assert json.loads((job_dir / "job.json").read_text())["kind"] == "sft"
+
+
+def test_a_kind_whose_module_is_absent_fails_naming_it(tmp_path: Path) -> None:
+    from moc.learning.worker.__main__ import KINDS
+
+    missing = [kind for kind, module in KINDS.items() if importlib.util.find_spec(module) is None]
+    if not missing:
+        pytest.skip("every kind's module is present")
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    JobFile(id="j", kind=missing[0], params={}, output_dir="o", checkpoint_dir="c").write(job_dir)
+    result = run_worker(job_dir)
+    assert result.returncode == EXIT_FAILED
+    assert result.last("failed")["reason"] == (
+        f"{missing[0]} jobs are not part of this moc ({KINDS[missing[0]]})"
+    )

@@ -51,6 +51,9 @@ def main(argv: list[str]) -> int:
     try:
         run = runner(job.kind)
     except ImportError as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name == KINDS[job.kind]:
+            emit("failed", reason=f"{job.kind} jobs are not part of this moc ({KINDS[job.kind]})")
+            return EXIT_FAILED
         emit(
             "failed",
             reason=f"{job.kind} jobs need a library this Python lacks ({exc}); "

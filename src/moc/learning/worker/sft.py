@@ -114,12 +114,12 @@ def _qlora_possible(params: SftParams) -> bool:
 
 def load_model(base: Path, params: SftParams, device: torch.device) -> tuple[PeftModel, bool]:
     """The base with a fresh LoRA adapter (seeded), and whether it is 4-bit."""
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     if _qlora_possible(params):
         from peft import prepare_model_for_kbit_training
         from transformers import BitsAndBytesConfig
 
-        quantization = BitsAndBytesConfig(
+        quantization = BitsAndBytesConfig(  # type: ignore[no-untyped-call]
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
@@ -128,13 +128,16 @@ def load_model(base: Path, params: SftParams, device: torch.device) -> tuple[Pef
         model = AutoModelForCausalLM.from_pretrained(
             base, quantization_config=quantization, device_map={"": device.index or 0}
         )
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        model = prepare_model_for_kbit_training(  # type: ignore[no-untyped-call]
+            model, use_gradient_checkpointing=False
+        )
         quantized = True
     else:
         dtype = torch.float32
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
             dtype = torch.bfloat16
-        model = AutoModelForCausalLM.from_pretrained(base).to(device=device, dtype=dtype)
+        loaded: Any = AutoModelForCausalLM.from_pretrained(base)
+        model = loaded.to(device=device, dtype=dtype)
         quantized = False
     modules = params.target_modules
     lora = LoraConfig(
@@ -301,7 +304,7 @@ class SftRun:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         loss = batch_loss(self.model, batch)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(
             [p for p in self.model.parameters() if p.requires_grad], self.params.max_grad_norm
         )
