@@ -226,7 +226,8 @@ def test_a_crashing_trainer_fails_its_job_with_the_end_of_its_log(
 def test_cancel_while_queued_and_while_running_gives_the_memory_back(
     moc_factory: Factory,
 ) -> None:
-    moc = start(moc_factory, [], size="1GiB", learning={**LEARNING, "max_parallel_jobs": 2})
+    # room for one job (the estimate is about 460 MiB), not two
+    moc = start(moc_factory, [], size="700MiB", learning={**LEARNING, "max_parallel_jobs": 2})
     with httpx.Client(base_url=moc.url, timeout=30) as http:
         add_dataset(http, "qa", ROWS)
         params = {**LEARNS, "max_steps": 100000}

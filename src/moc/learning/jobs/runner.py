@@ -383,12 +383,8 @@ class LearningRunner:
             return "failed"
         live.proc = proc
         self._leases.attach_pid(lease.id, proc.pid)
-        resumed = job.status is Status.YIELDED or job.progress.step > 0
         job = self._set(job, Status.RUNNING, started_at=job.started_at or self._clock.now(),
                         held_on=lease.device, error=None)  # fmt: skip
-        if resumed:
-            self._metrics.learning_resumes.labels(job.kind.value).inc()
-            job = self._set(job, job.status, resumes=job.resumes + 1)
 
         watch = self._leases.watch(lease.id)
         state: dict[str, Any] = {"done": None, "failed": None, "asked_at": None}
@@ -470,16 +466,23 @@ class LearningRunner:
         loss = item.get("loss", job.progress.loss)
         rate = item.get("tokens_per_s", job.progress.tokens_per_s)
         now = time.monotonic()
+        resumes = job.resumes
         if item["event"] == "started":
             self._pace[job_id] = (now, step)
+            if item.get("resumed"):  # the child found a checkpoint to go on from
+                resumes += 1
+                self._metrics.learning_resumes.labels(job.kind.value).inc()
         progress = Progress(step, total, loss, rate, self._eta(job_id, step, total, now))
         if item["event"] == "progress":
             self._metrics.learning_steps.labels(job.kind.value).inc()
             if loss is not None:
                 self._metrics.learning_loss.labels(job.kind.value).set(float(loss))
-        updated = dataclasses.replace(job, progress=progress, updated_at=self._clock.now())
+        updated = dataclasses.replace(
+            job, progress=progress, updated_at=self._clock.now(), resumes=resumes
+        )
         self._latest[job_id] = updated
-        if now - self._last_write.get(job_id, 0.0) >= PROGRESS_WRITE_EVERY_S:
+        due = now - self._last_write.get(job_id, 0.0) >= PROGRESS_WRITE_EVERY_S
+        if due or item["event"] != "progress":
             self._store.put(updated)
             self._last_write[job_id] = now
         self._publish(job_id, {"event": item["event"], "job": updated})
