@@ -38,8 +38,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from moc.learning.goals.policy import Candidate, GoalTurns, GoalWeight
-
 from moc.clock import Clock
 from moc.config import Config
 from moc.errors import (
@@ -49,6 +47,7 @@ from moc.errors import (
     MocError,
     ShuttingDown,
 )
+from moc.learning.goals.policy import Candidate, GoalTurns, GoalWeight
 from moc.learning.jobs import sizing
 from moc.learning.jobs.model import (
     FINISHED,
