@@ -47,6 +47,7 @@ from moc.gateway.http.app import build_app
 from moc.jobs.runner import JobRunner
 from moc.jobs.store import JobStore
 from moc.learning.build import build_learning
+from moc.learning.demo import add_demo_datasets
 from moc.leases.service import LeaseService
 from moc.leases.store import LeaseStore
 from moc.ledger import Ledger
@@ -175,6 +176,8 @@ async def _run(
     restored, expired_while_down = leases.restore()
     learning = services.learning_side
     learning.datasets.recover()
+    if not config.models and config.runtimes.demo_models:
+        await add_demo_datasets(learning.datasets)
     learning_resumed = learning.runner.restore()
     monitor = DeviceMonitor(
         probes,
