@@ -8,12 +8,15 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
 
     MocError                          internal
     ├── InvalidRequest                invalid_request
+    │   └── LearningJobInvalid        learning_job_invalid
     ├── NotFound                      not_found
     │   ├── DeviceNotFound            device_not_found
     │   ├── ModelNotFound             model_not_found
     │   ├── JobNotFound               job_not_found
     │   ├── DatasetNotFound           dataset_not_found
     │   ├── GoalNotFound              goal_not_found
+    │   ├── LearningJobNotFound       learning_job_not_found
+    │   ├── IndexNotFound             index_not_found
     │   └── LeaseNotFound             lease_not_found
     │       ├── LeaseExpired          lease_expired
     │       └── LeaseReleased         lease_released
@@ -77,6 +80,14 @@ class InvalidRequest(MocError):
         shown = "" if value is None else f" (got {value!r})"
         super().__init__(f"{field}: {problem}{shown}", field=field, value=value, limit=limit)
         self.field = field
+
+
+class LearningJobInvalid(InvalidRequest):
+    """A learning job whose fields are each well-formed but do not go together:
+    a dataset of the wrong format for the kind, settings that contradict each
+    other, a quantization type this host cannot make. ``field`` names it."""
+
+    code = "learning_job_invalid"
 
 
 class NotFound(MocError):

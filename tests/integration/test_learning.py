@@ -172,19 +172,27 @@ def test_bad_learning_jobs_are_refused_naming_the_field(moc_factory: Factory) ->
             assert error["param"] == field, error
             return error
 
-        refused(400, "dataset", kind="sft", dataset="nope")
-        refused(400, "dataset", kind="sft")
-        wrong = refused(400, "dataset", kind="sft", dataset="docs")
-        assert "instruction" in wrong["message"]
+        # a name moc does not know: 404, naming the field
+        assert refused(404, "dataset", kind="sft", dataset="nope")["code"] == "dataset_not_found"
+        assert refused(404, "base", kind="sft", dataset="qa", base="/nowhere")["code"] == (
+            "model_not_found"
+        )
+        refused(404, "model", kind="quantize", model="nope", params={"type": "q8_0"})
+        refused(404, "goal", kind="index", dataset="docs", params={"name": "i"}, goal="none")
+        # out of range or unknown: 400, with the limit and the value
         rank = refused(400, "params.rank", kind="sft", dataset="qa", params={"rank": 100000})
         assert (rank["details"]["limit"], rank["details"]["value"]) == (256, 100000)
         refused(400, "params.lr", kind="sft", dataset="qa", params={"lr": 1})
-        refused(400, "base", kind="sft", dataset="qa", base="/nowhere")
-        refused(400, "model", kind="quantize", params={"type": "q8_0"})
-        refused(400, "model", kind="quantize", model="nope", params={"type": "q8_0"})
         refused(400, "params.type", kind="quantize", model="x", params={"type": "q2"})
         refused(400, "params.name", kind="index", dataset="docs", params={})
-        refused(400, "goal", kind="index", dataset="docs", params={"name": "i"}, goal="none")
+        # well-formed values that do not go together: 422
+        wrong = refused(422, "dataset", kind="sft", dataset="docs")
+        assert wrong["code"] == "learning_job_invalid"
+        assert "instruction" in wrong["message"]
+        refused(422, "dataset", kind="sft")
+        refused(422, "model", kind="quantize", params={"type": "q8_0"})
+        overlap = {"name": "i", "chunk_size": 100, "chunk_overlap": 100}
+        refused(422, "params", kind="index", dataset="docs", params=overlap)
         refused(400, "kind", kind="rlhf")
         assert http.get("/v1/learning/jobs/lj_nope").json()["error"]["code"] == (
             "learning_job_not_found"

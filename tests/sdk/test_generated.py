@@ -4,6 +4,7 @@ and every other answer is typed by its moc.wire shape."""
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import inspect
 import subprocess
@@ -61,5 +62,6 @@ def test_every_answer_is_typed_by_its_wire_shape() -> None:
     typed = {*shapes, LeaseInfo, AsyncHeldLease, HeldLease, type(None)}
     for cls in (AsyncClient, Client):
         for name, answer in _answers(cls).items():
-            inner = typing.get_args(answer)[0] if typing.get_origin(answer) is list else answer
+            streams = (list, collections.abc.Iterator, collections.abc.AsyncIterator)
+            inner = typing.get_args(answer)[0] if typing.get_origin(answer) in streams else answer
             assert inner in typed, f"{cls.__name__}.{name} answers {answer}"

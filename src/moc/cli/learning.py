@@ -94,7 +94,7 @@ def _follow(client: Client, job: wire.LearningJob, as_json: bool) -> wire.Learni
 
 
 def _follow_plain(
-    events: Iterable[dict[str, Any]], job: wire.LearningJob, quiet: bool
+    events: Iterable[wire.LearningEvent], job: wire.LearningJob, quiet: bool
 ) -> wire.LearningJob:
     last, said = job, ""
     for item in events:

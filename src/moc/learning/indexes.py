@@ -38,9 +38,9 @@ class Indexes:
         return sorted(p.name for p in self._root.iterdir() if (p / INDEX_FILE).is_file())
 
     def open(self, name: str) -> IndexFile:
-        if not re.fullmatch(INDEX_NAME_PATTERN, name):
-            raise InvalidRequest("name", f"must match {INDEX_NAME_PATTERN}", value=name)
         try:
+            if not re.fullmatch(INDEX_NAME_PATTERN, name):  # no index has such a name
+                raise NotFound(name)
             return IndexFile.open(self._root / name / INDEX_FILE)
         except NotFound:
             known = ", ".join(self.names()) or "none yet"
@@ -50,7 +50,7 @@ class Indexes:
             ) from None
 
     async def query(self, name: str, text: str, k: int) -> list[Hit]:
-        if not text.strip():
+        if not text:
             raise InvalidRequest("query", "must not be empty")
         if len(text) > MAX_QUERY:
             raise InvalidRequest(

@@ -13,7 +13,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -172,7 +172,7 @@ class AsyncClient:
         result: wire.LearningJob = await self._call("DELETE", f"/v1/learning/jobs/{job_id}")
         return result
 
-    async def learning_events(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
+    async def learning_events(self, job_id: str) -> AsyncIterator[wire.LearningEvent]:
         """The job's events as they happen (``{"event", "job"}``: status, progress,
         checkpoint), until it has finished."""
         path = f"/v1/learning/jobs/{job_id}/events"
@@ -183,7 +183,7 @@ class AsyncClient:
                     check(response)
                 async for line in response.aiter_lines():
                     if (item := sse_data(line)) is not None:
-                        yield item
+                        yield cast(wire.LearningEvent, item)
         except httpx.HTTPError as exc:
             raise unreachable(self.url, exc) from exc
 

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -172,7 +172,7 @@ class Client:
         result: wire.LearningJob = self._call("DELETE", f"/v1/learning/jobs/{job_id}")
         return result
 
-    def learning_events(self, job_id: str) -> Iterator[dict[str, Any]]:
+    def learning_events(self, job_id: str) -> Iterator[wire.LearningEvent]:
         """The job's events as they happen (``{"event", "job"}``: status, progress,
         checkpoint), until it has finished."""
         path = f"/v1/learning/jobs/{job_id}/events"
@@ -183,7 +183,7 @@ class Client:
                     check(response)
                 for line in response.iter_lines():
                     if (item := sse_data(line)) is not None:
-                        yield item
+                        yield cast(wire.LearningEvent, item)
         except httpx.HTTPError as exc:
             raise unreachable(self.url, exc) from exc
 

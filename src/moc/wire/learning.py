@@ -77,6 +77,16 @@ class LearningJob(TypedDict):
 
 
 @closed
+class LearningEvent(TypedDict):
+    """One of a learning job's server-sent events."""
+
+    event: Literal["status", "started", "progress", "checkpoint", "yielded"]
+    """status: its status changed; started, progress, checkpoint, yielded: from its process"""
+    job: LearningJob
+    """the job as it is now"""
+
+
+@closed
 class LearningJobList(TypedDict):
     """Learning jobs, newest first."""
 

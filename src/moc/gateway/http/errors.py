@@ -31,6 +31,7 @@ Shape = Callable[[e.MocError], Mapping[str, Any]]
 
 # Most specific first: the first class in an error's MRO found here wins.
 _STATUS: dict[type[e.MocError], int] = {
+    e.LearningJobInvalid: 422,
     e.InvalidRequest: 400,
     e.NotFound: 404,
     e.LeaseRevoked: 410,

@@ -22,6 +22,7 @@ from moc.gateway.http.sse import SSE
 from moc.jobs.model import JobStatus
 from moc.learning.datasets.model import Format
 from moc.learning.datasets.validate import NAME_PATTERN
+from moc.learning.jobs.model import INDEX_NAME_PATTERN
 from moc.learning.jobs.model import Kind as LearningKind
 from moc.learning.jobs.model import Status as LearningStatus
 from moc.leases.validate import MAX_TOKEN
@@ -242,6 +243,12 @@ def _stream(description: str) -> dict[str, Any]:
     return {"description": description, "content": _content({"type": "string"}, SSE)}
 
 
+def _index_name() -> dict[str, Any]:
+    name = _path("name")
+    name["schema"] = {"type": "string", "pattern": INDEX_NAME_PATTERN}
+    return name
+
+
 def _learning_paths() -> dict[str, Any]:
     job = ref("LearningJob")
     job_id = [_path("job_id")]
@@ -293,7 +300,7 @@ def _learning_paths() -> dict[str, Any]:
                 "The chunks of an index closest to a query",
                 _answer("the top k chunks, best first", ref("IndexResults")),
                 _errors(400, 404, 503),
-                params=[_path("name")],
+                params=[_index_name()],
                 body=ref("IndexQuery"),
             )
         },

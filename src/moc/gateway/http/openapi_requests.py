@@ -30,7 +30,7 @@ from moc.gateway.http.wire import (
 )
 from moc.jobs.model import MAX_METADATA, JobSubmission
 from moc.learning.goals import model as goals
-from moc.learning.jobs.model import LearningJobRequest
+from moc.learning.jobs.model import PARAMS, Kind, LearningJobRequest
 from moc.leases import validate
 from moc.leases.model import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN
 from moc.scheduler.waiting import Priority
@@ -49,7 +49,7 @@ def requests(config: Config) -> dict[str, Schema]:
         "JobSubmission": _job(),
         "GoalCreate": _body(GoalCreateBody, _goal_create()),
         "GoalUpdate": _body(GoalUpdateBody, _GOAL_FIELDS),
-        "LearningJobRequest": _body(LearningJobRequest, {}),
+        "LearningJobRequest": _learning_job(),
         "IndexQuery": _body(IndexQueryBody, {}),
     }
 
@@ -162,3 +162,51 @@ def _goal_create() -> dict[str, Schema]:
     }
     fields = {k: {**v, **defaults.get(k, {})} for k, v in _GOAL_FIELDS.items()}
     return {"name": _GOAL_NAME, **fields}
+
+
+# What each kind of learning job names besides its params: (required, optional).
+_LEARNING_FIELDS = {
+    Kind.SFT: (("dataset",), ("base",)),
+    Kind.QUANTIZE: (("model",), ()),
+    Kind.INDEX: (("dataset",), ()),
+}
+_LEARNING_COMMON = ("goal", "priority", "device")
+
+
+def _learning_job() -> Schema:
+    """One shape per kind (its fields and its params' own schema), so that a
+    generated job is one moc would take."""
+    whole = _body(LearningJobRequest, {})
+    props = whole["properties"]
+    variants = []
+    for kind, (required, optional) in _LEARNING_FIELDS.items():
+        params = _inlined(untitled(PARAMS[kind].model_json_schema()))
+        params.pop("description", None)
+        fields = {name: props[name] for name in (*required, *optional, *_LEARNING_COMMON)}
+        variants.append(
+            {
+                "type": "object",
+                "properties": {"kind": {"const": kind.value}, **fields, "params": params},
+                "required": ["kind", *required, *(["params"] if params.get("required") else [])],
+                "additionalProperties": False,
+            }
+        )
+    return {"description": whole["description"], "oneOf": variants}
+
+
+def _inlined(schema: Schema) -> Schema:
+    """``schema`` with its ``$defs`` references replaced by what they name."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    out: Schema = walk(schema)
+    return out

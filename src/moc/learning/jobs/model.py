@@ -145,8 +145,8 @@ PARAMS: dict[Kind, type[_Params]] = {
 
 
 class LearningJobRequest(BaseModel):
-    """``POST /v1/learning/jobs``; ``params`` is checked against the kind's model
-    by :func:`moc.learning.jobs.validate.validate`."""
+    """``POST /v1/learning/jobs``: a fine-tune (sft), quantization or index job;
+    ``params`` are the kind's settings."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

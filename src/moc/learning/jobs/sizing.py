@@ -8,7 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from moc.errors import InvalidRequest
+from moc.errors import LearningJobInvalid
 from moc.learning import estimate
 from moc.learning.jobs.model import Kind, LearningJob
 from moc.learning.worker.quant_plan import quantize_bytes
@@ -46,11 +46,11 @@ def estimate_bytes(job: LearningJob, sources: dict[str, Path]) -> int:
         try:
             dims = estimate.read_dims(sources["base"])
         except (OSError, ValueError) as exc:
-            raise InvalidRequest("base", f"cannot read the model's config: {exc}") from None
+            raise LearningJobInvalid("base", f"cannot read the model's config: {exc}") from None
         try:
             lora = dims.lora_params(int(params["rank"]), params["target_modules"])
         except ValueError as exc:
-            raise InvalidRequest("params.target_modules", str(exc)) from None
+            raise LearningJobInvalid("params.target_modules", str(exc)) from None
         return estimate.sft_bytes(
             dims.params_count,
             dims.hidden,
@@ -66,7 +66,7 @@ def estimate_bytes(job: LearningJob, sources: dict[str, Path]) -> int:
         try:
             size = sources["model"].stat().st_size
         except OSError as exc:
-            raise InvalidRequest("model", f"cannot read its file: {exc}") from None
+            raise LearningJobInvalid("model", f"cannot read its file: {exc}") from None
         return quantize_bytes(size, str(params["type"]))
     if params["embedder"]["kind"] == "moc":
         return INDEX_VIA_MOC

@@ -2,7 +2,10 @@
 
 Everything a job reads is looked up here, before it is accepted: the base
 model, the source model, the dataset (and that its format suits the kind),
-the goal, the device. An error names the field and what was expected.
+the goal, the device. Every error names the field: 400 ``invalid_request``
+for a value of the wrong shape or out of range, 404 (``dataset_not_found``,
+``model_not_found``, …) for a name moc does not know, 422
+``learning_job_invalid`` for values that each are fine but do not go together.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from moc.errors import DeviceNotFound, InvalidRequest, NotFound
+from moc.errors import DeviceNotFound, GoalNotFound, InvalidRequest, LearningJobInvalid, NotFound
 from moc.learning.jobs.model import (
     PARAMS,
     TINY_BASE,
@@ -79,6 +82,8 @@ class Accepted:
 
 
 def params_error(exc: ValidationError) -> InvalidRequest:
+    """The first problem in ``params``: out of range (400), or settings that
+    contradict each other (422, a model validator's ``value_error``)."""
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
     field = f"params.{where}" if where else "params"
@@ -93,7 +98,8 @@ def params_error(exc: ValidationError) -> InvalidRequest:
     value = first.get("input")
     if first["type"] == "missing" or isinstance(value, dict | list):
         value = None
-    return InvalidRequest(field, problem, value=value, limit=limit)
+    kind = LearningJobInvalid if first["type"] == "value_error" else InvalidRequest
+    return kind(field, problem, value=value, limit=limit)
 
 
 def accept(
@@ -111,7 +117,7 @@ def accept(
     kquant = isinstance(params, QuantizeParams) and params.type not in NUMPY_QUANTS
     if kquant and shutil.which("llama-quantize") is None:
         assert isinstance(params, QuantizeParams)
-        raise InvalidRequest(
+        raise LearningJobInvalid(
             "params.type",
             f"{params.type} needs llama.cpp's llama-quantize on PATH; "
             f"without it: {' or '.join(NUMPY_QUANTS)}",
@@ -125,24 +131,24 @@ def accept(
         sources["base"] = _found("base", lambda: lookups.base(base))
         fields["base"] = base
     elif request.base is not None:
-        raise InvalidRequest("base", f"only sft jobs take a base model, not {kind.value}")
+        raise LearningJobInvalid("base", f"only sft jobs take a base model, not {kind.value}")
 
     if kind is Kind.QUANTIZE:
         if request.model is None:
-            raise InvalidRequest("model", "is required: the GGUF model to quantize")
+            raise LearningJobInvalid("model", "is required: the GGUF model to quantize")
         name = request.model
         sources["model"] = _found("model", lambda: lookups.gguf(name))
         fields["model"] = name
     elif request.model is not None:
-        raise InvalidRequest("model", f"only quantize jobs take a model, not {kind.value}")
+        raise LearningJobInvalid("model", f"only quantize jobs take a model, not {kind.value}")
 
     if kind in FORMATS:
         if request.dataset is None:
-            raise InvalidRequest("dataset", f"is required for a {kind.value} job")
+            raise LearningJobInvalid("dataset", f"is required for a {kind.value} job")
         named = request.dataset
         dataset: DatasetRef = _found("dataset", lambda: lookups.dataset(named))
         if dataset.format not in FORMATS[kind]:
-            raise InvalidRequest(
+            raise LearningJobInvalid(
                 "dataset",
                 f"a {kind.value} job reads a {' or '.join(FORMATS[kind])} dataset; "
                 f"{request.dataset} is {dataset.format}",
@@ -152,7 +158,7 @@ def accept(
         fields["dataset"] = dataset.id
         fields["dataset_format"] = dataset.format
     elif request.dataset is not None:
-        raise InvalidRequest("dataset", f"a {kind.value} job reads no dataset")
+        raise LearningJobInvalid("dataset", f"a {kind.value} job reads no dataset")
 
     if isinstance(params, IndexParams) and params.embedder.kind == "moc":
         assert params.embedder.model is not None
@@ -160,8 +166,10 @@ def accept(
         _found("params.embedder.model", lambda: lookups.embedding_model(served))
 
     if request.goal is not None and not lookups.goal_exists(request.goal):
-        raise InvalidRequest(
-            "goal", "no such goal (create it with POST /v1/goals)", value=request.goal
+        raise GoalNotFound(
+            f"goal: no goal {request.goal!r} (create it with POST /v1/goals)",
+            field="goal",
+            value=request.goal,
         )
     if request.device is not None and request.device not in lookups.devices():
         known = ", ".join(lookups.devices())
@@ -182,8 +190,12 @@ def accept(
 
 
 def _found(field: str, look: Callable[[], Any]) -> Any:
-    """What ``look`` finds; a NotFound becomes a 400 naming the request's field."""
+    """What ``look`` finds; its NotFound names the request's field."""
     try:
         return look()
     except NotFound as exc:
-        raise InvalidRequest(field, exc.message) from None
+        exc.details.setdefault("field", field)
+        if not exc.message.startswith(f"{field}:"):
+            exc.message = f"{field}: {exc.message}"
+            exc.args = (exc.message,)
+        raise
