@@ -100,9 +100,12 @@ def test_cancel_while_yielded_ends_the_job_and_holds_nothing(
         http.post(
             "/v1/datasets", params={"name": "qa"}, content=b'{"prompt":"a","completion":"b"}\n'
         )
-        job_id = submit(http, kind="sft", dataset="qa", params={**LEARNS, "max_steps": 100000})
+        job_id = submit(http, kind="sft", dataset="qa", params={**LEARNS, "max_steps": 100000})[
+            "id"
+        ]
         wait_for(lambda: job(http, job_id)["status"] == "running", 90)
-        assert http.post("/v1/chat/completions", json=chat("a")).status_code == 200
+        answer = http.post("/v1/chat/completions", json=chat("a"))
+        assert answer.status_code == 200, answer.text
         wait_for(lambda: job(http, job_id)["status"] == "queued")  # waits for a's memory
         assert http.delete(f"/v1/learning/jobs/{job_id}").status_code == 200
         assert finished(http, job_id)["status"] == "cancelled"

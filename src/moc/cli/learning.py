@@ -123,6 +123,13 @@ def _detail(job: wire.LearningJob) -> str:
 
 
 # --- submitting -------------------------------------------------------------------
+def _modules(given: str | None) -> list[str] | str | None:
+    """``all-linear`` as itself, otherwise the comma-separated names."""
+    if given is None or given == "all-linear":
+        return given
+    return [name.strip() for name in given.split(",") if name.strip()]
+
+
 def train(
     dataset: Annotated[
         str, typer.Argument(help="A chat or instruction dataset (moc dataset add).")
@@ -155,7 +162,7 @@ def train(
         "rank": rank,
         "alpha": alpha,
         "dropout": dropout,
-        "target_modules": target_modules.split(",") if target_modules else None,
+        "target_modules": _modules(target_modules),
         "learning_rate": learning_rate,
         "epochs": epochs,
         "max_steps": max_steps,

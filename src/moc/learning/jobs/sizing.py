@@ -14,8 +14,9 @@ from moc.learning.jobs.model import Kind, LearningJob
 from moc.learning.worker.quant_plan import quantize_bytes
 
 # An index job's child: the embedder (MiniLM is 90 MB of weights) in a torch
-# process, or an HTTP client of moc's own gateway.
-INDEX_SENTENCE_TRANSFORMERS = 1024 * 1024 * 1024
+# process (the sft child's runtime alone peaks at 419 MiB), or an HTTP client
+# of moc's own gateway. Measured peaks replace these after the first run.
+INDEX_SENTENCE_TRANSFORMERS = 640 * 1024 * 1024
 INDEX_VIA_MOC = 256 * 1024 * 1024
 
 HEADROOM = 1.15  # over the measured peak: a run's use varies a little

@@ -1,13 +1,16 @@
 """Top-1 token agreement of two GGUF models under llama.cpp.
 
 Each model runs in this process under llama.cpp's server (the ``xllamacpp``
-package), one after the other, so only one is in memory at a time. For every
-prompt of :data:`PROMPTS` the source model continues greedily for
-``positions`` tokens; then, for each prefix ``prompt + continuation[:i]``,
-both models are asked for their top-1 next token (teacher forcing: the
-candidate always sees the source's text, so one early difference does not
-turn every later position into a disagreement). Agreement is the fraction of
-prefixes where the two top-1 tokens are the same.
+package), one after the other, so only one is in memory at a time. The text
+is fixed: :data:`PROMPTS`, and every prefix of each that ends a word is a
+position where both models are asked for their top-1 next token (teacher
+forcing on the same text: one early difference does not turn every later
+position into a disagreement). Agreement is the fraction of positions where
+the two top-1 tokens are the same.
+
+The text is written, not the source's own continuation: a small model's
+greedy continuation soon repeats itself, and a near-tie inside the loop would
+then be counted at every turn of it.
 
 A position where a model stops (its top-1 is end-of-sequence) counts as the
 token ``-1``, so two models that both stop there agree.
@@ -22,16 +25,15 @@ from pathlib import Path
 from typing import Any
 
 PROMPTS = (
-    "The history of the river valley begins",
-    "def fibonacci(n):\n    ",
-    "Once upon a time, in a small village,",
-    "The capital of France is",
-    "SELECT name, price FROM products WHERE",
-    "Dear customer, thank you for your order of",
-    "In 1969 the first people walked on",
-    "The recipe calls for two cups of flour and",
+    "The history of the river valley begins with the first farmers who settled there",
+    "def fibonacci(n): return n if n < 2 else fibonacci(n - 1) + fibonacci(n - 2)",
+    "Once upon a time, in a small village, there lived an old baker and his cat",
+    "The capital of France is Paris, and the capital of Italy is Rome",
+    "SELECT name, price FROM products WHERE price > 10 ORDER BY name",
+    "Dear customer, thank you for your order of three books and a lamp",
+    "In 1969 the first people walked on the Moon, watched by millions",
+    "The recipe calls for two cups of flour and one egg, beaten well",
 )
-POSITIONS = 16
 STOPPED = -1  # the top-1 token was end-of-sequence
 
 
@@ -64,9 +66,6 @@ class _Model:
             raise RuntimeError(f"llama.cpp refused the completion: {answer}")
         content = (answer["choices"][0].get("logprobs") or {}).get("content") or []
         return [int(token["id"]) for token in content]
-
-    def continue_greedily(self, prompt: str, n: int) -> list[int]:
-        return self._complete([prompt], n)
 
     def top1(self, prompt: str, continuation: Sequence[int]) -> int:
         tokens = self._complete([prompt, *continuation], 1)
@@ -101,7 +100,6 @@ def top1_agreement(
     candidate: Path,
     *,
     prompts: Sequence[str] = PROMPTS,
-    positions: int = POSITIONS,
     threads: int = 2,
     should_yield: Callable[[], bool] = lambda: False,
 ) -> Agreement:
@@ -112,19 +110,20 @@ def top1_agreement(
         if should_yield():
             raise YieldRequested
 
-    continuations: list[list[int]] = []
-    expected: list[list[int]] = []
+    prefixes = [p for prompt in prompts for p in word_prefixes(prompt)]
     with _loaded(source, threads) as model:
-        for prompt in prompts:
+        expected = []
+        for prefix in prefixes:
             check()
-            tokens = model.continue_greedily(prompt, positions)
-            continuations.append(tokens)
-            expected.append([model.top1(prompt, tokens[:i]) for i in range(len(tokens))])
-    matched = compared = 0
+            expected.append(model.top1(prefix, ()))
+    matched = 0
     with _loaded(candidate, threads) as model:
-        for prompt, tokens, wanted in zip(prompts, continuations, expected, strict=True):
+        for prefix, token in zip(prefixes, expected, strict=True):
             check()
-            for i, token in enumerate(wanted):
-                compared += 1
-                matched += model.top1(prompt, tokens[:i]) == token
-    return Agreement(matched=matched, compared=compared, prompts=len(prompts))
+            matched += model.top1(prefix, ()) == token
+    return Agreement(matched=matched, compared=len(prefixes), prompts=len(prompts))
+
+
+def word_prefixes(text: str) -> list[str]:
+    """Every prefix of ``text`` that ends a word (just before a space), and the whole."""
+    return [text[:i] for i, c in enumerate(text) if c == " " and i > 0] + [text]

@@ -63,7 +63,9 @@ def _embedder(value: Any) -> EmbedderSpec:
         raise InvalidRequest(
             "params.embedder.kind", f"must be one of {', '.join(KINDS)}", value=kind, limit=KINDS
         )
-    model = value.get("model", DEFAULT_MODEL if kind == "sentence-transformers" else None)
+    model = value.get("model")
+    if model is None and kind == "sentence-transformers":  # absent or null: the default
+        model = DEFAULT_MODEL
     if not isinstance(model, str) or not model:
         raise InvalidRequest(
             "params.embedder.model",
