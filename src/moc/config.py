@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_origin
 
@@ -257,9 +258,15 @@ class LearningConfig(Section):
         default_factory=dict,
         description="sft base models by name: Hugging Face model folders (tiny-base is built in)",
     )
+
     max_dataset_bytes: Size = Field(
         1024**3, le=1024**4, description="largest dataset upload (JSONL), streamed to disk"
     )
+
+    @property
+    def interpreter(self) -> str:
+        """The Python learning jobs (and index queries) run in."""
+        return self.python or sys.executable
 
 
 class GoalsConfig(Section):

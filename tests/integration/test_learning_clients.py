@@ -78,6 +78,9 @@ def test_the_sdk_follows_a_job_and_a_paused_goal_yields_it(moc_factory: Factory)
             if item["event"] == "progress" and item["job"]["progress"]["step"] >= 3:
                 break
         assert {"status", "started", "progress"} <= seen
+        ps = cli(server.url, "ps")
+        assert ps.returncode == 0, ps.stderr
+        assert "learning:lj_" in ps.stdout  # its memory, beside the models (the holder, cut)
         client.update_goal("research", status="paused")
         wait_for(lambda: client.learning_job(submitted["id"])["status"] == "pending", 60)
         paused = client.learning_job(submitted["id"])

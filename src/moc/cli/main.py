@@ -179,15 +179,21 @@ def models(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def ps(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
-    """Show the models that hold memory now."""
+    """Show the models that hold memory now, then the leases (learning jobs hold
+    theirs as leases of holder learning:<job id>)."""
+    client = _client(url)
     try:
-        found = [m for m in _client(url).models() if m["reserved_bytes"]]
+        found = [m for m in client.models() if m["reserved_bytes"]]
+        held = [] if as_json else client.leases()
     except MocError as exc:
         fail(exc)
     if as_json:
         emit_json(found)
-    else:
-        out.print(ps_table(found))
+        return
+    out.print(ps_table(found))
+    if held:
+        out.print()
+        out.print(leases_table(held))
 
 
 @app.command()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import httpx
@@ -43,10 +42,6 @@ class Learning:
         await self.indexes.close()
 
 
-def learning_python(config: Config) -> str:
-    return config.learning.python or sys.executable
-
-
 def build_learning(
     config: Config,
     db: Database,
@@ -83,5 +78,5 @@ def build_learning(
         return [item["embedding"] for item in answer.json()["data"]]
 
     root = config.data_dir.expanduser() / "indexes"
-    indexes = Indexes(root, learning_python(config), embed_via_moc)
+    indexes = Indexes(root, config.learning.interpreter, embed_via_moc)
     return Learning(datasets, goals, runner, indexes)

@@ -30,9 +30,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -114,7 +112,7 @@ class LearningRunner:
         self._metrics = metrics
         self._config = config
         self._learning = config.learning
-        self._python = config.learning.python or os.environ.get("MOC_LEARNING_PYTHON") or _python()
+        self._python = config.learning.interpreter
         self._root = config.data_dir / "learning" / "jobs"
         self._indexes = config.data_dir / "indexes"
         self.moc_url = moc_url  # set once the HTTP socket is bound (its port may be 0)
@@ -603,7 +601,3 @@ class LearningRunner:
             "HF_HUB_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
         }
-
-
-def _python() -> str:
-    return sys.executable
