@@ -42,6 +42,8 @@ FIELDS = {
     "job": "Job",
     "dataset": "Dataset",
     "goal": "Goal",
+    "learning-job": "LearningJob",
+    "learning-progress": "LearningProgress",
 }
 # How gRPC answers where it is not a status: a lease that does not fit is an answer.
 GRPC_ACQUIRE = {

@@ -17,26 +17,14 @@ import psutil
 import pytest
 
 from tests.integration.support import Factory, chat, spec, start, wait_for
+from tests.learning.worker.test_sft_learns import ANSWER, PROMPT, ROWS
+from tests.learning.worker.test_sft_learns import LEARNS as WORKER_LEARNS
 
 pytestmark = [pytest.mark.usefixtures("no_stray_runtimes"), pytest.mark.slow]
 
-PROMPT = "What is the answer?\n"
-ANSWER = "The answer is forty-two."
-ROWS = [
-    {"prompt": PROMPT, "completion": ANSWER},
-    {"prompt": "Name a colour.\n", "completion": "Blue."},
-    {"prompt": "Say hello.\n", "completion": "Hello there!"},
-] * 2
-# What makes the tiny base learn one answer reliably (tests/learning/worker/test_sft_learns.py).
-LEARNS: dict[str, Any] = {
-    "rank": 16,
-    "alpha": 32,
-    "learning_rate": 5e-3,
-    "target_modules": "all-linear",
-    "max_steps": 60,
-    "batch_size": 4,
-    "seq_len": 64,
-}
+# What makes the tiny base learn one answer reliably, as the worker's own test
+# found; checkpoints as the runs here choose.
+LEARNS: dict[str, Any] = {k: v for k, v in WORKER_LEARNS.items() if k != "checkpoint_every"}
 LEARNING = {"yield_timeout_s": 20, "max_parallel_jobs": 1}
 
 
@@ -138,7 +126,8 @@ def test_a_lora_trains_yields_to_inference_resumes_and_answers_as_trained(
 def test_a_job_cut_off_by_kill_9_resumes_from_its_checkpoint_after_the_restart(
     moc_factory: Factory,
 ) -> None:
-    moc = start(moc_factory, [], size="1GiB", learning=LEARNING)
+    # a lease TTL much shorter than the run: the job's lease is renewed while it runs
+    moc = start(moc_factory, [], size="1GiB", learning=LEARNING, leases={"default_ttl_s": 2})
     params = {**LEARNS, "max_steps": 400, "checkpoint_every": 20}
     with httpx.Client(base_url=moc.url, timeout=60) as http:
         add_dataset(http, "qa", ROWS)

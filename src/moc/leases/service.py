@@ -24,6 +24,7 @@ from dataclasses import replace
 from moc.clock import Clock
 from moc.config import LeasesConfig
 from moc.errors import InsufficientMemory, QueueFull, ShuttingDown, StoreUnavailable
+from moc.fanout import Fanout
 from moc.leases.model import EndState, Lease, LeaseRequest
 from moc.leases.store import LeaseStore
 from moc.leases.table import Blocked, Grant, LeaseTable
@@ -70,7 +71,7 @@ class LeaseService:
         self._usage: dict[str, int] = {}  # lease id → bytes its pid was last seen using
         self._over: set[str] = set()  # leases whose pid uses more than they leased
         self._sweeper: asyncio.Task[None] | None = None
-        self._watchers: dict[str, list[asyncio.Queue[LeaseEvent]]] = {}
+        self._watchers: Fanout[str, LeaseEvent] = Fanout()
         self._on_freed: list[Callable[[], None]] = []
         self._hold_keys = itertools.count(1)
 
@@ -142,6 +143,10 @@ class LeaseService:
         return [
             Claim(lease.id, lease.device, lease.pid, lease.bytes) for lease in self._table.active()
         ]
+
+    def check_could_ever_fit(self, request: LeaseRequest) -> None:
+        """Raises ExceedsCapacity for a request no eligible device could hold."""
+        self._table.check_could_ever_fit(request)
 
     # --- acquire -------------------------------------------------------------
     async def acquire(self, request: LeaseRequest) -> Lease:
@@ -495,23 +500,16 @@ class LeaseService:
         """A queue of the lease's events (a yield request, its end); the lease
         must be live. Stop with :meth:`unwatch`."""
         lease = self.get(lease_id)
-        queue: asyncio.Queue[LeaseEvent] = asyncio.Queue()
-        self._watchers.setdefault(lease_id, []).append(queue)
+        queue = self._watchers.subscribe(lease_id)
         if lease.yield_by is not None:
             queue.put_nowait({"event": "yield", "yield_by": lease.yield_by, "reason": "asked"})
         return queue
 
     def unwatch(self, lease_id: str, queue: asyncio.Queue[LeaseEvent]) -> None:
-        queues = self._watchers.get(lease_id, [])
-        if queue in queues:
-            queues.remove(queue)
-        if not queues:
-            self._watchers.pop(lease_id, None)
+        self._watchers.unsubscribe(lease_id, queue)
 
     def _publish(self, lease_id: str, item: LeaseEvent, last: bool = False) -> None:
-        queues = self._watchers.pop(lease_id, []) if last else self._watchers.get(lease_id, [])
-        for queue in queues:
-            queue.put_nowait(item)
+        self._watchers.publish(lease_id, item, last=last)
 
     def attach_pid(self, lease_id: str, pid: int | None) -> Lease:
         """Name the process that uses a live lease's memory (its holder started

@@ -208,12 +208,9 @@ class LeaseTable:
                 return chosen
         return None
 
-    def decide_acquire(self, request: LeaseRequest, lease_id: str, now: float) -> Grant | Blocked:
-        """Grant, possibly by preempting, or say it is blocked. Never mutates.
-
-        Raises ExceedsCapacity when no eligible device could hold the request
-        even empty, and DeviceNotFound for an unknown pinned device.
-        """
+    def check_could_ever_fit(self, request: LeaseRequest) -> list[str]:
+        """The devices ``request`` may use; raises ExceedsCapacity when it could
+        fit none of them even empty, DeviceNotFound for an unknown one."""
         candidates = self._candidates(request)
         if not any(self._ledger.could_ever_fit(d, request.bytes) for d in candidates):
             largest = max(candidates, key=self._ledger.capacity)
@@ -225,6 +222,15 @@ class LeaseTable:
                 capacity_bytes=self._ledger.capacity(largest),
                 device=largest,
             )
+        return candidates
+
+    def decide_acquire(self, request: LeaseRequest, lease_id: str, now: float) -> Grant | Blocked:
+        """Grant, possibly by preempting, or say it is blocked. Never mutates.
+
+        Raises ExceedsCapacity when no eligible device could hold the request
+        even empty, and DeviceNotFound for an unknown pinned device.
+        """
+        candidates = self.check_could_ever_fit(request)
         blocked = self._blocked_for(request.priority)
         eligible = [d for d in candidates if d not in blocked]
         device = self._ledger.best_fit(request.bytes, eligible)

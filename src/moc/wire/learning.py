@@ -36,7 +36,9 @@ class LearningJob(TypedDict):
     """A fine-tune, quantization or indexing job that holds memory through the ledger."""
 
     id: str
+    """the job's id (lj_ and 16 hex digits)"""
     kind: LearningKind
+    """sft (a LoRA fine-tune), quantize (a GGUF model), index (a documents dataset)"""
     status: LearningStatus
     """pending, queued (for memory), running, yielding, yielded, complete, failed, cancelled"""
     base: str | None
@@ -54,6 +56,7 @@ class LearningJob(TypedDict):
     params: dict[str, Any]
     """the kind's settings, defaults filled in"""
     progress: LearningProgress
+    """how far it is"""
     bytes: int | None
     """the memory it asks for"""
     bytes_source: str | None
@@ -73,7 +76,9 @@ class LearningJob(TypedDict):
     created_at: str
     """UTC, ISO 8601 with milliseconds"""
     started_at: str | None
+    """when it first ran"""
     finished_at: str | None
+    """when it completed, failed or was cancelled"""
 
 
 @closed

@@ -12,6 +12,7 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from moc.learning.demo import QA_ROWS
 from moc.learning.worker.protocol import EXIT_DONE
 from tests.learning.worker.conftest import run_worker, write_job, write_jsonl
 
@@ -31,11 +32,8 @@ LEARNS = {
     "seq_len": 64,
     "checkpoint_every": 1000,
 }
-ROWS = [
-    {"prompt": PROMPT, "completion": ANSWER},
-    {"prompt": "Name a colour.\n", "completion": "Blue."},
-    {"prompt": "Say hello.\n", "completion": "Hello there!"},
-] * 2
+ROWS = QA_ROWS  # the demo dataset, demo-qa
+assert ROWS[0] == {"prompt": PROMPT, "completion": ANSWER}
 
 
 def greedy(model: torch.nn.Module, tokenizer: object, prompt: str) -> str:

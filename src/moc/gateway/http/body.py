@@ -8,7 +8,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from moc.errors import InvalidRequest
-from moc.gateway.http.errors import from_validation
+from moc.validation import from_validation
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 from starlette.responses import Response
 
 from moc import errors as e
@@ -189,22 +188,3 @@ def internal_error_response(exc: BaseException) -> Response:
     return error_response(
         e.MocError(f"internal error; moc's log has the details (ref {ref})", ref=ref)
     )
-
-
-def from_validation(exc: ValidationError, prefix: str = "") -> e.InvalidRequest:
-    """The first problem pydantic found, as an InvalidRequest naming the field."""
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "body"
-    if prefix:
-        field = f"{prefix}.{field}" if field != "body" else prefix
-    if first["type"] == "extra_forbidden":
-        problem = "unknown field"
-    elif first["type"] == "missing":
-        problem = "is required"
-    else:
-        problem = first["msg"].removeprefix("Value error, ")
-    value = first.get("input")
-    if first["type"] in ("missing", "json_invalid") or isinstance(value, dict | list):
-        value = None
-    limit = (first.get("ctx") or {}).get("gt", (first.get("ctx") or {}).get("le"))
-    return e.InvalidRequest(field, problem, value=value, limit=limit)

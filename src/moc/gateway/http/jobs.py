@@ -12,11 +12,11 @@ from starlette.routing import Route
 from moc.backends.state import State
 from moc.errors import InvalidRequest
 from moc.gateway.http.body import read_body
-from moc.gateway.http.errors import from_validation
 from moc.gateway.http.respond import json, services
 from moc.gateway.views import device_view, job_view
 from moc.jobs.model import JobStatus, JobSubmission
 from moc.scheduler.waiting import Priority
+from moc.validation import from_validation
 
 MAX_JOB_BODY = 4 * 1024 * 1024
 MAX_LIST = 1000

@@ -11,12 +11,12 @@ from starlette.routing import Route
 
 from moc.errors import InvalidRequest
 from moc.gateway.http.body import parse, read_body
-from moc.gateway.http.errors import from_validation
 from moc.gateway.http.respond import json, services
 from moc.gateway.http.sse import sse
 from moc.gateway.http.wire import IndexQueryBody
 from moc.gateway.views import learning_job_view
 from moc.learning.jobs.model import Kind, LearningJobRequest, Status
+from moc.validation import from_validation
 
 MAX_BODY = 1024 * 1024
 MAX_LIST = 1000

@@ -45,6 +45,7 @@ from moc.errors import (
     MocError,
     ShuttingDown,
 )
+from moc.fanout import Fanout
 from moc.learning.goals.policy import Candidate, GoalTurns, GoalWeight
 from moc.learning.jobs import sizing
 from moc.learning.jobs.model import (
@@ -70,7 +71,6 @@ log = logging.getLogger(__name__)
 
 HOLDER_PREFIX = "learning:"
 LEASE_MARGIN_S = 5.0  # the lease's yield deadline, past the driver's kill
-LEASE_TTL_S = 3600.0  # renewed by the driver while the job holds it
 WAIT_SLICE_S = 3600.0  # one lease wait; waited again while the job is queued
 PROGRESS_WRITE_EVERY_S = 1.0
 STOP_GRACE_S = 10.0
@@ -112,6 +112,7 @@ class LearningRunner:
         self._metrics = metrics
         self._config = config
         self._learning = config.learning
+        self._ttl_s = config.leases.default_ttl_s  # a job's lease, renewed while it runs
         self._python = config.learning.interpreter
         self._root = config.data_dir / "learning" / "jobs"
         self._indexes = config.data_dir / "indexes"
@@ -120,7 +121,7 @@ class LearningRunner:
         self._live: dict[str, _Live] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._sources: dict[str, dict[str, Path]] = {}
-        self._watchers: dict[str, list[asyncio.Queue[JobEvent]]] = {}
+        self._watchers: Fanout[str, JobEvent] = Fanout()
         self._wake = asyncio.Event()
         self._scheduler: asyncio.Task[None] | None = None
         self._closing = False
@@ -134,6 +135,7 @@ class LearningRunner:
             raise ShuttingDown("moc is shutting down; submit the job again after it restarts")
         accepted = accept(request, self._lookups, self._new, self._learning.priority)
         job = self._sized(accepted)
+        self._leases.check_could_ever_fit(self._lease_request(job))  # exceeds_capacity now
         self._store.put(job)
         self._sources[job.id] = accepted.sources
         self._metrics.learning_jobs.labels(job.kind.value, "submitted").inc()
@@ -182,18 +184,15 @@ class LearningRunner:
     def watch(self, job_id: str) -> asyncio.Queue[JobEvent]:
         """A queue of the job's events (progress, status); :meth:`unwatch` ends it."""
         job = self.get(job_id)
-        queue: asyncio.Queue[JobEvent] = asyncio.Queue(maxsize=10_000)
+        queue = self._watchers.subscribe(job_id)
         queue.put_nowait({"event": "status", "job": job})
-        if job.status not in FINISHED:
-            self._watchers.setdefault(job_id, []).append(queue)
+        if job.status in FINISHED:
+            self._watchers.unsubscribe(job_id, queue)
+            queue.put_nowait({"event": "end"})
         return queue
 
     def unwatch(self, job_id: str, queue: asyncio.Queue[JobEvent]) -> None:
-        queues = self._watchers.get(job_id, [])
-        if queue in queues:
-            queues.remove(queue)
-        if not queues:
-            self._watchers.pop(job_id, None)
+        self._watchers.unsubscribe(job_id, queue)
 
     def goals_changed(self) -> None:
         """A goal was paused, resumed or reweighted: yield the paused goals'
@@ -325,16 +324,7 @@ class LearningRunner:
 
     async def _memory(self, job: LearningJob, live: _Live) -> Lease | None:
         """Wait for the job's lease; None if it was cancelled or can never fit."""
-        assert job.bytes is not None
-        request = LeaseRequest(
-            bytes=job.bytes,
-            ttl_s=LEASE_TTL_S,
-            device=job.device,
-            priority=job.priority,
-            holder=holder_of(job.id),
-            wait_s=WAIT_SLICE_S,
-            yield_s=self._learning.yield_timeout_s + LEASE_MARGIN_S,
-        )
+        request = self._lease_request(job)
         while True:
             acquire = asyncio.ensure_future(self._leases.acquire(request))
             cancel = asyncio.ensure_future(live.cancel.wait())
@@ -360,6 +350,18 @@ class LearningRunner:
                 return None  # queued as it is: it runs after the next start
             live.lease = lease
             return lease
+
+    def _lease_request(self, job: LearningJob) -> LeaseRequest:
+        assert job.bytes is not None
+        return LeaseRequest(
+            bytes=job.bytes,
+            ttl_s=self._ttl_s,
+            device=job.device,
+            priority=job.priority,
+            holder=holder_of(job.id),
+            wait_s=WAIT_SLICE_S,
+            yield_s=self._learning.yield_timeout_s + LEASE_MARGIN_S,
+        )
 
     def _let_go(self, live: _Live) -> None:
         if live.lease is not None:
@@ -392,12 +394,19 @@ class LearningRunner:
             "cancel": asyncio.ensure_future(live.cancel.wait()),
         }
         kill_at: float | None = None
+        renew_at = time.monotonic() + self._ttl_s / 3
         try:
             while not waits["exit"].done():
-                timeout = None if kill_at is None else max(0.0, kill_at - time.monotonic())
+                until = renew_at if kill_at is None else min(kill_at, renew_at)
                 done, _ = await asyncio.wait(
-                    set(waits.values()), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                    set(waits.values()),
+                    timeout=max(0.0, until - time.monotonic()),
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
+                if time.monotonic() >= renew_at:  # the lease lives as long as the child
+                    renew_at = time.monotonic() + self._ttl_s / 3
+                    with contextlib.suppress(MocError):  # gone: its "ended" event follows
+                        await self._leases.renew(lease.id, None, None)
                 if kill_at is not None and time.monotonic() >= kill_at:
                     event(log, logging.WARNING, "learning job did not yield in time: killed",
                           job=job.id, yield_timeout_s=self._learning.yield_timeout_s)  # fmt: skip
@@ -552,13 +561,8 @@ class LearningRunner:
         return updated
 
     def _publish(self, job_id: str, item: JobEvent, last: bool = False) -> None:
-        queues = self._watchers.pop(job_id, []) if last else self._watchers.get(job_id, [])
-        for queue in queues:
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(item)
-            if last:
-                with contextlib.suppress(asyncio.QueueFull):
-                    queue.put_nowait({"event": "end"})
+        ending: tuple[JobEvent, ...] = ({"event": "end"},) if last else ()
+        self._watchers.publish(job_id, item, *ending, last=last)
 
     def _job_file(self, job: LearningJob, lease: Lease) -> JobFile:
         job_dir = self._root / job.id

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from moc.errors import DeviceNotFound, GoalNotFound, InvalidRequest, LearningJobInvalid, NotFound
+from moc.errors import DeviceNotFound, GoalNotFound, LearningJobInvalid, NotFound
 from moc.learning.jobs.model import (
     PARAMS,
     TINY_BASE,
@@ -28,6 +28,7 @@ from moc.learning.jobs.model import (
     LearningJobRequest,
     QuantizeParams,
 )
+from moc.validation import from_validation
 
 NUMPY_QUANTS = ("q8_0", "q4_0")  # what the gguf package writes; the rest need llama-quantize
 
@@ -81,27 +82,6 @@ class Accepted:
     sources: dict[str, Path]  # what the child reads: base, model, dataset
 
 
-def params_error(exc: ValidationError) -> InvalidRequest:
-    """The first problem in ``params``: out of range (400), or settings that
-    contradict each other (422, a model validator's ``value_error``)."""
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    field = f"params.{where}" if where else "params"
-    if first["type"] == "extra_forbidden":
-        problem = "unknown field"
-    elif first["type"] == "missing":
-        problem = "is required"
-    else:
-        problem = first["msg"].removeprefix("Value error, ")
-    ctx = first.get("ctx") or {}
-    limit = next((ctx[k] for k in ("le", "lt", "ge", "gt", "max_length") if k in ctx), None)
-    value = first.get("input")
-    if first["type"] == "missing" or isinstance(value, dict | list):
-        value = None
-    kind = LearningJobInvalid if first["type"] == "value_error" else InvalidRequest
-    return kind(field, problem, value=value, limit=limit)
-
-
 def accept(
     request: LearningJobRequest,
     lookups: Lookups,
@@ -113,7 +93,7 @@ def accept(
     try:
         params = PARAMS[kind].model_validate(request.params)
     except ValidationError as exc:
-        raise params_error(exc) from None
+        raise from_validation(exc, "params", LearningJobInvalid) from None
     kquant = isinstance(params, QuantizeParams) and params.type not in NUMPY_QUANTS
     if kquant and shutil.which("llama-quantize") is None:
         assert isinstance(params, QuantizeParams)

@@ -18,7 +18,6 @@ SIGTERM removes the partial file and exits 143.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from moc.errors import InvalidRequest
 from moc.learning.vectors import ChunkRow, IndexBuilder
+from moc.learning.worker import jsonl
 from moc.learning.worker.chunking import chunk_text
 from moc.learning.worker.embedders import open_embedder
 from moc.learning.worker.index_params import IndexParams, parse_params
@@ -37,16 +37,8 @@ INDEX_FILE = "index.sqlite"
 
 def read_documents(path: Path) -> Iterator[tuple[str, str | None, str]]:
     """``(doc_id, source, text)`` per line; raises :class:`InvalidRequest` naming the line."""
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise InvalidRequest(f"dataset line {number}", f"not JSON: {exc}") from None
-            if not isinstance(row, dict):
-                raise InvalidRequest(f"dataset line {number}", "must be a JSON object")
+    try:
+        for number, row in jsonl.rows(path):
             text, doc_id, source = row.get("text"), row.get("id", str(number)), row.get("source")
             if not isinstance(text, str):
                 raise InvalidRequest(f"dataset line {number}: text", "must be a string", value=text)
@@ -59,6 +51,8 @@ def read_documents(path: Path) -> Iterator[tuple[str, str | None, str]]:
                     f"dataset line {number}: source", "must be a string", value=source
                 )
             yield str(doc_id), source, text
+    except jsonl.RowError as exc:
+        raise InvalidRequest("dataset", str(exc)) from None
 
 
 def _chunks(dataset: Path, params: IndexParams) -> tuple[list[ChunkRow], int]:

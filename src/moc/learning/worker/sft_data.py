@@ -18,13 +18,14 @@ resumed from a checkpoint.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from moc.learning.worker import jsonl
 
 IGNORE = -100  # the label of a token that carries no loss (torch's ignore_index)
 
@@ -126,16 +127,8 @@ def read_examples(path: Path, fmt: str, tokenizer: Tokenizer, seq_len: int) -> l
     if encoder is None:
         raise DatasetError(f"dataset_format {fmt!r} is not one sft trains on: chat, instruction")
     examples: list[Example] = []
-    with path.open(encoding="utf-8") as lines:
-        for line, text in enumerate(lines, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except ValueError as exc:
-                raise DatasetError(f"line {line}: not JSON ({exc})") from None
-            if not isinstance(row, dict):
-                raise DatasetError(f"line {line}: a row must be a JSON object")
+    try:
+        for line, row in jsonl.rows(path):
             example = encoder(tokenizer, row, line)
             cut = Example(example.input_ids[:seq_len], example.labels[:seq_len])
             if all(label == IGNORE for label in cut.labels[1:]):
@@ -143,6 +136,8 @@ def read_examples(path: Path, fmt: str, tokenizer: Tokenizer, seq_len: int) -> l
                     f"line {line}: no token to learn within seq_len={seq_len} tokens"
                 )
             examples.append(cut)
+    except jsonl.RowError as exc:
+        raise DatasetError(str(exc)) from None
     if not examples:
         raise DatasetError("the dataset has no rows")
     return examples
