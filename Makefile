@@ -10,7 +10,7 @@ STAMP := $(shell date -u +%Y-%m-%dT%H%MZ)
 OUT ?= bench-results/$(STAMP)
 RUN = @mkdir -p $(OUT) && echo "== $@" && $(PY)
 
-.PHONY: test bench bench-peers bench-scheduling bench-load bench-parts venv
+.PHONY: test bench bench-peers bench-scheduling bench-load bench-parts bench-learning venv
 
 test:
 	.ci/run
@@ -20,7 +20,7 @@ venv:
 	@$(PY) -m pip install -q -e '.[test,bench]'
 
 # All of them: about 20 minutes on 2 cores.
-bench: bench-peers bench-scheduling bench-load bench-parts
+bench: bench-peers bench-scheduling bench-load bench-parts bench-learning
 	@echo "results in $(OUT)"
 
 # moc against direct calls, a bare proxy and LiteLLM's proxy (builds LiteLLM's
@@ -46,3 +46,10 @@ bench-parts: venv
 	$(RUN) benchmarks/eviction_policy.py | tee $(OUT)/eviction_policy.md
 	$(RUN) benchmarks/upstream_client.py | tee $(OUT)/upstream_client.md
 	$(RUN) benchmarks/http_stack.py | tee $(OUT)/http_stack.md
+
+# Learning jobs: throughput under moc, time to yield, quantize and index
+# (needs moc[learning]: torch's CPU build, transformers, peft, MiniLM).
+bench-learning: venv
+	@$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install -q 'torch==2.13.0+cpu'
+	@$(PY) -m pip install -q -e '.[learning]'
+	$(RUN) -m benchmarks.learning --out $(OUT)/learning.json | tee $(OUT)/learning.md

@@ -130,3 +130,37 @@ def test_a_held_yieldable_lease_hears_a_load_ask_for_its_memory(
             assert asked == [held.yield_by]
         loading.join(60)  # released on leaving the block: the load goes on
         assert client.model("a")["state"] == "ready"
+
+
+def test_an_index_embedded_by_a_model_moc_serves_answers_queries_through_it(
+    moc_factory: Factory, tiny_models: dict[str, Path]
+) -> None:
+    embedder = spec(tiny_models, "b", args=["--embeddings", "--pooling", "mean"])
+    server = start(moc_factory, [embedder], size="1GiB", learning=LEARNING)
+    docs = b"".join(
+        json.dumps(
+            {"id": f"d{i}", "source": f"s{i}", "text": f"document number {i} " * 20}
+        ).encode()
+        + b"\n"
+        for i in range(6)
+    )
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        assert http.post("/v1/datasets", params={"name": "docs"}, content=docs).status_code == 201
+        body = {"name": "via-moc", "chunk_size": 200, "embedder": {"kind": "moc", "model": "b"}}
+        done = finished(http, submit(http, kind="index", dataset="docs", params=body)["id"])
+        assert done["status"] == "complete", done["error"]
+        assert done["output"]["embedder"]["kind"] == "moc"
+        assert done["bytes"] < 300 * 1024 * 1024  # no torch in the child: an HTTP client
+        http.post("/v1/models/b/unload")  # the query loads it again, under the ledger
+        answer = http.post("/v1/indexes/via-moc/query", json={"query": "document number 3", "k": 3})
+        assert answer.status_code == 200, answer.text
+        results = answer.json()["results"]
+        assert len(results) == 3
+        assert all(r["source"].startswith("s") for r in results)
+        assert http.get("/v1/models/b").json()["state"] == "ready"
+        assert http.get("/v1/indexes").json() == {"indexes": ["via-moc"]}
+        missing = http.post("/v1/indexes/nope/query", json={"query": "x"})
+        assert missing.json()["error"]["code"] == "index_not_found"
+        bad_k = http.post("/v1/indexes/via-moc/query", json={"query": "x", "k": 0})
+        assert bad_k.status_code == 400
+        assert bad_k.json()["error"]["param"] == "k"
