@@ -8,8 +8,9 @@
    training), the median of each.
 2. **Time to yield**: a long sft job holds the memory a model needs; a chat
    request for that model makes it yield; the model is unloaded, the job
-   resumes; again, ``--yields`` times. Per yield, from moc's own log: the
-   lease asked to yield → the job yielded (its memory free). Beside it, the
+   resumes; again, ``--yields`` times. Per yield, as moc times it (its log's
+   ``learning job yielded``, ``took_ms``): the yield request → the child gone
+   and the lease released. Beside it, the
    job's step time and checkpoint-write time (the target is one of each).
 3. **A request that needs a job's memory**: its latency against the same
    request on an idle machine (the model loads either way), and against what
@@ -31,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,21 +163,17 @@ def through_moc(http: httpx.Client, steps: int) -> float:
 
 # --- 2. and 3. yields --------------------------------------------------------------
 def log_times(log: Path, job_id: str) -> list[float]:
-    """Seconds from each yield request to the job having yielded, from moc's log."""
-    asked: list[float] = []
-    done: list[float] = []
-    holder = f"learning:{job_id}"
+    """Seconds from each yield request to the job's memory being free, as moc
+    timed and logged them (``learning job yielded``, ``took_ms``)."""
+    took: list[float] = []
     for line in log.read_text().splitlines():
         try:
             entry = json.loads(line)
         except ValueError:
             continue
-        when = datetime.fromisoformat(entry["ts"].replace("Z", "+00:00")).timestamp()
-        if entry.get("event") == "lease asked to yield" and entry.get("holder") == holder:
-            asked.append(when)
-        elif entry.get("event") == "learning job yielded" and entry.get("job") == job_id:
-            done.append(when)
-    return [b - a for a, b in zip(asked, done, strict=False)]
+        if entry.get("event") == "learning job yielded" and entry.get("job") == job_id:
+            took.append(float(entry["took_ms"]) / 1000)
+    return took
 
 
 def chat(http: httpx.Client) -> float:

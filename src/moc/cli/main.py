@@ -179,8 +179,10 @@ def models(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def ps(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
-    """Show the models that hold memory now, then the leases (learning jobs hold
-    theirs as leases of holder learning:<job id>)."""
+    """Show what holds memory now: models, then leases.
+
+    Learning jobs hold theirs as leases of holder learning:<job id>.
+    """
     client = _client(url)
     try:
         found = [m for m in client.models() if m["reserved_bytes"]]

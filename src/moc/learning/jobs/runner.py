@@ -416,9 +416,9 @@ class LearningRunner:
                     item = waits["lease"].result()
                     if item.get("event") == "yield" and state["asked_at"] is None:
                         state["asked_at"] = time.monotonic()
-                        job = self._set(self.get(job.id), Status.YIELDING)
-                        proc.ask_to_yield()
+                        proc.ask_to_yield()  # first: the status write can follow
                         kill_at = time.monotonic() + self._learning.yield_timeout_s
+                        job = self._set(self.get(job.id), Status.YIELDING)
                     elif item.get("event") == "ended":  # revoked: the memory is gone
                         proc.kill()
                     waits["lease"] = asyncio.ensure_future(watch.get())
@@ -426,6 +426,9 @@ class LearningRunner:
                     waits["cancel"] = asyncio.ensure_future(asyncio.Event().wait())
                     await proc.stop(STOP_GRACE_S)
             code = waits["exit"].result()
+            if state["asked_at"] is not None:
+                self._let_go(live)  # the memory is free now that the child is gone
+                state["took_s"] = time.monotonic() - state["asked_at"]
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(reader, 5.0)  # the last lines after the exit
         finally:
@@ -443,7 +446,7 @@ class LearningRunner:
             self._complete(job, state["done"])
             return "done"
         if state["asked_at"] is not None or code == EXIT_YIELDED:
-            self._released_after_yield(job, state["asked_at"])
+            self._released_after_yield(job, state.get("took_s"))
             return "yielded"
         reason = state["failed"] or f"the trainer exited with status {code}"
         tail = proc.log_tail()
@@ -502,12 +505,16 @@ class LearningRunner:
         return round(max(0, total - step) * per_step, 1)
 
     # --- the end of a run ----------------------------------------------------------
-    def _released_after_yield(self, job: LearningJob, asked_at: float | None) -> None:
-        if asked_at is not None:
-            self._metrics.learning_yield_seconds.observe(time.monotonic() - asked_at)
+    def _released_after_yield(self, job: LearningJob, took_s: float | None) -> None:
+        """``took_s``: from the yield request to the memory being free (None: the
+        child stopped on its own, without being asked)."""
+        if took_s is not None:
+            self._metrics.learning_yield_seconds.observe(took_s)
         self._metrics.learning_yields.labels(job.kind.value).inc()
         self._set(job, Status.YIELDED, yields=job.yields + 1, held_on=None)
-        event(log, logging.INFO, "learning job yielded", job=job.id, step=job.progress.step)
+        took_ms = None if took_s is None else round(took_s * 1000, 1)
+        event(log, logging.INFO, "learning job yielded", job=job.id, step=job.progress.step,
+              took_ms=took_ms)  # fmt: skip
 
     def _complete(self, job: LearningJob, output: dict[str, Any]) -> None:
         job_dir = self._root / job.id

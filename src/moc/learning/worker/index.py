@@ -52,7 +52,7 @@ def read_documents(path: Path) -> Iterator[tuple[str, str | None, str]]:
                 )
             yield str(doc_id), source, text
     except jsonl.RowError as exc:
-        raise InvalidRequest("dataset", str(exc)) from None
+        raise InvalidRequest(f"dataset line {exc.line}", exc.problem) from None
 
 
 def _chunks(dataset: Path, params: IndexParams) -> tuple[list[ChunkRow], int]:

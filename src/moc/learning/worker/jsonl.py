@@ -11,7 +11,12 @@ from typing import Any
 
 
 class RowError(ValueError):
-    """A line that is not a JSON object; the message starts with its number."""
+    """A line that is not a JSON object: which (``line``), and why (``problem``)."""
+
+    def __init__(self, line: int, problem: str) -> None:
+        super().__init__(f"line {line}: {problem}")
+        self.line = line
+        self.problem = problem
 
 
 def rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -23,7 +28,7 @@ def rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 row = json.loads(text)
             except ValueError as exc:
-                raise RowError(f"line {number}: not JSON ({exc})") from None
+                raise RowError(number, f"not JSON ({exc})") from None
             if not isinstance(row, dict):
-                raise RowError(f"line {number}: a row must be a JSON object")
+                raise RowError(number, "a row must be a JSON object")
             yield number, row
