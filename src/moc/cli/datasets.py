@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from moc import wire
+from moc.cli.common import JsonOpt, UrlOpt, fail
 from moc.cli.render import Column, emit_json, err, out, table
-from moc.errors import DatasetInvalid, MocError
+from moc.errors import MocError
 from moc.sdk.client import Client
 from moc.units import format_size
 
@@ -22,8 +22,6 @@ dataset_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-UrlOpt = Annotated[str | None, typer.Option("--url", envvar="MOC_URL", help="moc's HTTP address.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 NameArg = Annotated[str, typer.Argument(help="The dataset's name (or id).")]
 
 # The id is left to `moc dataset show` and --json: with it a row no longer fits 80 columns.
@@ -52,19 +50,6 @@ def dataset_detail(d: wire.Dataset) -> str:
             f"  created  {d['created_at']}",
         ]
     )
-
-
-def _fail(error: MocError) -> NoReturn:
-    err.print(Text.assemble(("error", "bold red"), f" [{error.code}] {error.message}"))
-    if isinstance(error, DatasetInvalid):
-        for line in error.details.get("errors", []):
-            got = "" if line.get("got") is None else f" (got {line['got']})"
-            err.print(
-                f"  line {line['line']}: {line['field']}: expected {line['expected']}{got}",
-                highlight=False,
-                markup=False,
-            )
-    raise typer.Exit(1)
 
 
 def _show(data: Any, as_json: bool) -> None:
@@ -99,7 +84,7 @@ def dataset_add(
         with err.status(f"uploading {file}…"):
             added = Client(url).add_dataset(name, file, format=format, replace=replace)
     except MocError as exc:
-        _fail(exc)
+        fail(exc)
     _show(added, as_json)
 
 
@@ -109,7 +94,7 @@ def dataset_list(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     try:
         found = Client(url).datasets()
     except MocError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         emit_json(found)
     elif not found:
@@ -124,7 +109,7 @@ def dataset_show(name: NameArg, url: UrlOpt = None, as_json: JsonOpt = False) ->
     try:
         found = Client(url).dataset(name)
     except MocError as exc:
-        _fail(exc)
+        fail(exc)
     _show(found, as_json)
 
 
@@ -134,7 +119,7 @@ def dataset_rm(name: NameArg, url: UrlOpt = None, as_json: JsonOpt = False) -> N
     try:
         removed = Client(url).remove_dataset(name)
     except MocError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         emit_json(removed)
     else:

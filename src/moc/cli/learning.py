@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from moc import wire
+from moc.cli.common import JsonOpt, UrlOpt, fail
 from moc.cli.render import Column, emit_json, err, out, table
 from moc.errors import MocError
 from moc.sdk.client import Client
@@ -23,8 +24,6 @@ learning_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-UrlOpt = Annotated[str | None, typer.Option("--url", envvar="MOC_URL", help="moc's HTTP address.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 FollowOpt = Annotated[
     bool, typer.Option("--follow", "-f", help="Show its progress until it finishes.")
 ]
@@ -33,11 +32,6 @@ PriorityOpt = Annotated[
     int | None, typer.Option("--priority", "-p", help="0..100; below 50 it yields to inference.")
 ]
 DeviceOpt = Annotated[str | None, typer.Option("--device", "-d", help="Default: best fit.")]
-
-
-def _fail(error: MocError) -> None:
-    err.print(f"[bold red]error[/bold red] [{error.code}] {error.message}", highlight=False)
-    raise typer.Exit(1)
 
 
 def _submit(
@@ -55,7 +49,7 @@ def _submit(
         if follow:
             job = _follow(client, job, as_json)
     except MocError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         emit_json(job)
     elif not follow:
@@ -236,7 +230,7 @@ def search(
     try:
         found = Client(url).query_index(index_name, query, k=k)
     except MocError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         emit_json(found)
         return
@@ -283,7 +277,7 @@ def list_jobs(
     try:
         found = Client(url).learning_jobs(status=status, kind=kind, limit=limit)
     except MocError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         emit_json(found)
     elif not found:
@@ -298,7 +292,7 @@ def show(job_id: str, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     try:
         job = Client(url).learning_job(job_id)
     except MocError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         emit_json(job)
         return
@@ -322,7 +316,7 @@ def follow_job(job_id: str, url: UrlOpt = None, as_json: JsonOpt = False) -> Non
     try:
         job = _follow(client, client.learning_job(job_id), as_json)
     except MocError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         emit_json(job)
     else:
@@ -337,7 +331,7 @@ def cancel(job_id: str, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     try:
         job = Client(url).cancel_learning(job_id)
     except MocError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         emit_json(job)
     else:
