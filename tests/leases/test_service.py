@@ -193,7 +193,7 @@ async def test_overuse_is_reported_once_per_crossing(
 ) -> None:
     service, _, _, metrics = svc
     lease = await service.acquire(req(100, pid=1234))
-    caplog.set_level(logging.INFO, logger="moc.leases.service")
+    caplog.set_level(logging.INFO, logger="moc.leases")
     service.note_usage({lease.id: 150 * MIB})
     service.note_usage({lease.id: 160 * MIB})
     assert service.over_limit(lease.id)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from moc.clock import Clock
 from moc.config import Config
 from moc.devices.probe import DeviceInfo
-from moc.errors import Unavailable
 from moc.learning.datasets import DatasetService
 from moc.learning.datasets.files import ContentFiles
 from moc.learning.datasets.store import DatasetStore
@@ -36,6 +33,7 @@ class Learning:
     def bind(self, moc_url: str) -> None:
         """Where children and queries reach moc's own gateway, once it listens."""
         self.runner.moc_url = moc_url
+        self.indexes.moc_url = moc_url
 
     async def close(self) -> None:
         await self.runner.close()
@@ -58,7 +56,10 @@ def build_learning(
     goals = GoalService(GoalStore(db), config.goals, clock)
     store = LearningJobStore(db)
     lookups = DaemonLookups(config, datasets, goals, models, devices)
-    runner = LearningRunner(store, leases, lookups, goals.weights, clock, metrics, config)
+    indexes = Indexes(config.data_dir.expanduser() / "indexes", config.learning.interpreter)
+    runner = LearningRunner(
+        store, leases, lookups, goals.weights, clock, metrics, config, indexes.publish
+    )
     datasets.in_use = store.using_dataset
 
     def goal_changed(old: Goal | None, new: Goal | None) -> None:
@@ -67,16 +68,4 @@ def build_learning(
     goals.listen(goal_changed)
     metrics.watch_learning(lambda: {s.value: n for s, n in store.counts().items()})
 
-    async def embed_via_moc(model: str, texts: list[str]) -> list[list[float]]:
-        try:
-            async with httpx.AsyncClient(base_url=runner.moc_url, timeout=300) as client:
-                answer = await client.post("/v1/embeddings", json={"model": model, "input": texts})
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"cannot embed the query with {model}: {exc}") from exc
-        if answer.status_code != 200:
-            raise Unavailable(f"embedding the query with {model}: {answer.text[:300]}")
-        return [item["embedding"] for item in answer.json()["data"]]
-
-    root = config.data_dir.expanduser() / "indexes"
-    indexes = Indexes(root, config.learning.interpreter, embed_via_moc)
     return Learning(datasets, goals, runner, indexes)

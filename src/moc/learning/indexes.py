@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+import shutil
 from pathlib import Path
 
-from moc.errors import IndexNotFound, InvalidRequest, NotFound
+import httpx
+
+from moc.errors import IndexNotFound, InvalidRequest, NotFound, Unavailable
 from moc.learning.jobs.model import INDEX_NAME_PATTERN
 from moc.learning.query_embedder import QueryEmbedder
 from moc.learning.vectors import Hit, IndexFile, check_k
@@ -22,15 +24,13 @@ from moc.learning.vectors import Hit, IndexFile, check_k
 INDEX_FILE = "index.sqlite"
 MAX_QUERY = 8192  # as the HTTP body (IndexQueryBody) allows
 
-EmbedViaMoc = Callable[[str, list[str]], Awaitable[list[list[float]]]]
-
 
 class Indexes:
-    def __init__(self, root: Path, python: str, embed_via_moc: EmbedViaMoc) -> None:
+    def __init__(self, root: Path, python: str) -> None:
         self._root = root
         self._python = python
-        self._via_moc = embed_via_moc
         self._embedders: dict[str, QueryEmbedder] = {}
+        self.moc_url = ""  # set once moc's HTTP socket is bound
 
     def names(self) -> list[str]:
         if not self._root.is_dir():
@@ -65,11 +65,35 @@ class Indexes:
             vectors = await self._query_embedder(str(embedder["model"])).embed([text])
         return await asyncio.to_thread(index.search, vectors[0], k)
 
+    async def _via_moc(self, model: str, texts: list[str]) -> list[list[float]]:
+        """Embedded by a model moc serves, through its own gateway."""
+        try:
+            async with httpx.AsyncClient(base_url=self.moc_url, timeout=300) as client:
+                answer = await client.post("/v1/embeddings", json={"model": model, "input": texts})
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"cannot embed the query with {model}: {exc}") from exc
+        if answer.status_code != 200:
+            raise Unavailable(f"embedding the query with {model}: {answer.text[:300]}")
+        return [item["embedding"] for item in answer.json()["data"]]
+
     def _query_embedder(self, folder: str) -> QueryEmbedder:
         found = self._embedders.get(folder)
         if found is None:
             found = self._embedders[folder] = QueryEmbedder(self._python, Path(folder))
         return found
+
+    def publish(self, name: str, built: Path) -> Path:
+        """Put the folder an index job built in place as index ``name`` (the
+        index of that name before it goes); the path of its file."""
+        self._root.mkdir(parents=True, exist_ok=True)
+        target = self._root / name
+        old = self._root / f".{name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.replace(old)
+        built.replace(target)
+        shutil.rmtree(old, ignore_errors=True)
+        return target / INDEX_FILE
 
     async def close(self) -> None:
         for embedder in self._embedders.values():

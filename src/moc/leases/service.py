@@ -7,7 +7,11 @@ renews are *staged* instead (group commit, :mod:`moc.store.group_commit`):
 decide → stage → apply, then the answer waits for the commit, and a commit
 that fails undoes them (a grant frees its memory, a renew gets its old
 deadline). It owns the futures of waiting requests, the expiry sweeper, and
-what is known of each lease holder's measured use.
+what is known of each lease holder's measured use (:mod:`moc.leases.usage`).
+
+It is one file of about 500 lines because every method is a step of the one
+owner of the table: each decides, writes and applies with no ``await`` in
+between, and split across files those steps would have to share the table.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from moc.fanout import Fanout
 from moc.leases.model import EndState, Lease, LeaseRequest
 from moc.leases.store import LeaseStore
 from moc.leases.table import Blocked, Grant, LeaseTable
+from moc.leases.usage import LeaseUsage
 from moc.ledger import Claim, Ledger
 from moc.telemetry.logs import event
 from moc.telemetry.metrics import Metrics
@@ -68,8 +73,7 @@ class LeaseService:
         self._seq = itertools.count(1)
         self._wake = asyncio.Event()
         self._closing = False
-        self._usage: dict[str, int] = {}  # lease id → bytes its pid was last seen using
-        self._over: set[str] = set()  # leases whose pid uses more than they leased
+        self._usage = LeaseUsage(metrics)
         self._sweeper: asyncio.Task[None] | None = None
         self._watchers: Fanout[str, LeaseEvent] = Fanout()
         self._on_freed: list[Callable[[], None]] = []
@@ -130,7 +134,7 @@ class LeaseService:
         ]
 
     def used_bytes(self, lease_id: str) -> int | None:
-        return self._usage.get(lease_id)
+        return self._usage.used(lease_id)
 
     def counts_by_device(self) -> dict[str, int]:
         counts = Tally(lease.device for lease in self._table.active())
@@ -284,7 +288,7 @@ class LeaseService:
         lease = grant.lease
         self._metrics.lease_grants.labels(lease.device).inc()
         for victim in grant.revoked:
-            self._forget_usage(victim.id)
+            self._usage.forget(victim.id)
             self._publish(victim.id, {"event": "ended", "state": "revoked"}, last=True)
             self._metrics.lease_revocations.labels(victim.device).inc()
             event(
@@ -347,7 +351,7 @@ class LeaseService:
         self._store.save_end([lease.id for lease in leases], state, now)
         for lease in leases:
             self._table.apply_end(lease.id, state, now)
-            self._forget_usage(lease.id)
+            self._usage.forget(lease.id)
             self._publish(lease.id, {"event": "ended", "state": state.value}, last=True)
             if state is EndState.RELEASED:
                 self._metrics.lease_releases.labels(lease.device).inc()
@@ -374,7 +378,7 @@ class LeaseService:
             event(log, logging.ERROR, "could not record lease expiry", error=str(exc))
         for lease in due:
             self._table.apply_end(lease.id, EndState.EXPIRED, now)
-            self._forget_usage(lease.id)
+            self._usage.forget(lease.id)
             self._publish(lease.id, {"event": "ended", "state": "expired"}, last=True)
             self._metrics.lease_expiries.labels(lease.device).inc()
             event(
@@ -521,46 +525,13 @@ class LeaseService:
 
     # --- observed use ----------------------------------------------------------
     def note_usage(self, used_by_lease: dict[str, int]) -> None:
-        """Record what each lease's process was measured using; report overuse
-        once when it starts and once when it stops."""
+        """What each lease's process was measured using (the device monitor)."""
         for lease_id, used in used_by_lease.items():
-            lease = self._table.get(lease_id)
-            if lease is None:
-                continue
-            self._usage[lease_id] = used
-            if used > lease.bytes and lease_id not in self._over:
-                self._over.add(lease_id)
-                self._metrics.lease_overuse.labels(lease.device).inc()
-                event(
-                    log,
-                    logging.WARNING,
-                    "lease holder uses more than it leased",
-                    lease=lease_id,
-                    holder=lease.holder,
-                    pid=lease.pid,
-                    device=lease.device,
-                    leased=lease.bytes,
-                    used=used,
-                )
-            elif used <= lease.bytes and lease_id in self._over:
-                self._over.discard(lease_id)
-                event(
-                    log,
-                    logging.INFO,
-                    "lease holder back within its lease",
-                    lease=lease_id,
-                    holder=lease.holder,
-                    pid=lease.pid,
-                    leased=lease.bytes,
-                    used=used,
-                )
+            if (lease := self._table.get(lease_id)) is not None:
+                self._usage.note(lease, used)
 
     def over_limit(self, lease_id: str) -> bool:
-        return lease_id in self._over
-
-    def _forget_usage(self, lease_id: str) -> None:
-        self._usage.pop(lease_id, None)
-        self._over.discard(lease_id)
+        return self._usage.over(lease_id)
 
     def memory_changed(self) -> None:
         """Free memory may have grown outside the table (external use fell, a

@@ -21,6 +21,10 @@ child that has not exited within ``learning.yield_timeout_s`` is killed and
 resumes from its last checkpoint. The lease's own yield deadline is a few
 seconds later, so the driver always acts first and the memory is handed on
 only once the child is gone.
+
+One run of the child (renewing, yielding, cancel) is :mod:`moc.learning.jobs.child`;
+what stays here, about 500 lines, is the one owner of the jobs' state and
+every change of status, which is why it is not split further.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,7 +50,7 @@ from moc.errors import (
 )
 from moc.fanout import Fanout
 from moc.learning.goals.policy import Candidate, GoalTurns, GoalWeight
-from moc.learning.jobs import sizing
+from moc.learning.jobs import child, sizing
 from moc.learning.jobs.model import (
     FINISHED,
     Kind,
@@ -73,7 +76,6 @@ HOLDER_PREFIX = "learning:"
 LEASE_MARGIN_S = 5.0  # the lease's yield deadline, past the driver's kill
 WAIT_SLICE_S = 3600.0  # one lease wait; waited again while the job is queued
 PROGRESS_WRITE_EVERY_S = 1.0
-STOP_GRACE_S = 10.0
 
 JobEvent = dict[str, Any]
 
@@ -102,6 +104,7 @@ class LearningRunner:
         clock: Clock,
         metrics: Metrics,
         config: Config,
+        publish_index: Callable[[str, Path], Path],
         moc_url: str = "",
     ) -> None:
         self._store = store
@@ -115,7 +118,7 @@ class LearningRunner:
         self._ttl_s = config.leases.default_ttl_s  # a job's lease, renewed while it runs
         self._python = config.learning.interpreter
         self._root = config.data_dir / "learning" / "jobs"
-        self._indexes = config.data_dir / "indexes"
+        self._publish_index = publish_index  # a finished index into place, by name
         self.moc_url = moc_url  # set once the HTTP socket is bound (its port may be 0)
         self._turns = GoalTurns(config.goals.policy)
         self._live: dict[str, _Live] = {}
@@ -167,9 +170,6 @@ class LearningRunner:
     def find(self, status: Status | None, kind: Kind | None, limit: int) -> list[LearningJob]:
         return self._store.find(status, kind, limit)
 
-    def using_dataset(self, dataset_id: str) -> list[str]:
-        return self._store.using_dataset(dataset_id)
-
     def cancel(self, job_id: str) -> LearningJob:
         """Cancel a job that has not finished; a finished one is returned as it is."""
         job = self.get(job_id)
@@ -210,14 +210,6 @@ class LearningRunner:
             return True
         weight = self._goals().get(job.goal)
         return weight is not None and weight.active
-
-    def holding(self) -> dict[str, LearningJob]:
-        """Live jobs holding memory now, by lease id (for ``moc ps``)."""
-        found: dict[str, LearningJob] = {}
-        for job_id, live in self._live.items():
-            if live.lease is not None and (job := self._store.get(job_id)) is not None:
-                found[live.lease.id] = job
-        return found
 
     # --- start and stop ----------------------------------------------------------
     def restore(self) -> int:
@@ -313,7 +305,7 @@ class LearningRunner:
                     return
         except asyncio.CancelledError:
             if live.proc is not None:
-                await live.proc.stop(STOP_GRACE_S)
+                await live.proc.stop(child.STOP_GRACE_S)
             self._let_go(live)
             raise
         except MocError as exc:
@@ -376,7 +368,8 @@ class LearningRunner:
         job_dir.mkdir(parents=True, exist_ok=True)
         self._job_file(job, lease).write(job_dir)
         try:
-            proc = await WorkerProcess.start(self._python, job_dir, self._env(lease))
+            env = child.environment(self._lookups.gpu_of(lease.device))
+            proc = await WorkerProcess.start(self._python, job_dir, env)
         except OSError as exc:
             self._fail(job, exc.strerror or str(exc))
             return "failed"
@@ -385,83 +378,35 @@ class LearningRunner:
         job = self._set(job, Status.RUNNING, started_at=job.started_at or self._clock.now(),
                         held_on=lease.device, error=None)  # fmt: skip
 
-        watch = self._leases.watch(lease.id)
-        state: dict[str, Any] = {"done": None, "failed": None, "asked_at": None}
-        reader = asyncio.ensure_future(self._read(job.id, proc, state))
-        waits: dict[str, asyncio.Future[Any]] = {
-            "exit": asyncio.ensure_future(proc.wait()),
-            "lease": asyncio.ensure_future(watch.get()),
-            "cancel": asyncio.ensure_future(live.cancel.wait()),
-        }
-        kill_at: float | None = None
-        renew_at = time.monotonic() + self._ttl_s / 3
-        try:
-            while not waits["exit"].done():
-                until = renew_at if kill_at is None else min(kill_at, renew_at)
-                done, _ = await asyncio.wait(
-                    set(waits.values()),
-                    timeout=max(0.0, until - time.monotonic()),
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if time.monotonic() >= renew_at:  # the lease lives as long as the child
-                    renew_at = time.monotonic() + self._ttl_s / 3
-                    with contextlib.suppress(MocError):  # gone: its "ended" event follows
-                        await self._leases.renew(lease.id, None, None)
-                if kill_at is not None and time.monotonic() >= kill_at:
-                    event(log, logging.WARNING, "learning job did not yield in time: killed",
-                          job=job.id, yield_timeout_s=self._learning.yield_timeout_s)  # fmt: skip
-                    proc.kill()
-                    kill_at = None
-                if waits["lease"] in done:
-                    item = waits["lease"].result()
-                    if item.get("event") == "yield" and state["asked_at"] is None:
-                        state["asked_at"] = time.monotonic()
-                        proc.ask_to_yield()  # first: the status write can follow
-                        kill_at = time.monotonic() + self._learning.yield_timeout_s
-                        job = self._set(self.get(job.id), Status.YIELDING)
-                    elif item.get("event") == "ended":  # revoked: the memory is gone
-                        proc.kill()
-                    waits["lease"] = asyncio.ensure_future(watch.get())
-                if waits["cancel"] in done and waits["cancel"].result() is True:
-                    waits["cancel"] = asyncio.ensure_future(asyncio.Event().wait())
-                    await proc.stop(STOP_GRACE_S)
-            code = waits["exit"].result()
-            if state["asked_at"] is not None:
-                self._let_go(live)  # the memory is free now that the child is gone
-                state["took_s"] = time.monotonic() - state["asked_at"]
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(reader, 5.0)  # the last lines after the exit
-        finally:
-            for fut in waits.values():
-                fut.cancel()
-            reader.cancel()
-            self._leases.unwatch(lease.id, watch)
-        job = self.get(job.id)
-        job = self._remember_size(job, live)
+        job_id = job.id
+
+        def yield_asked() -> None:
+            self._set(self.get(job_id), Status.YIELDING)
+
+        watch = child.Watch(
+            on_line=lambda item: self._progressed(job_id, item),
+            on_yield_asked=yield_asked,
+            let_go=lambda: self._let_go(live),
+        )
+        outcome = await child.supervise(
+            proc, lease, self._leases, live.cancel, watch, self._ttl_s,
+            self._learning.yield_timeout_s,
+        )  # fmt: skip
+        job = self._remember_size(self.get(job_id), live)
         if live.cancel.is_set():
             self._set(job, Status.CANCELLED, finished_at=self._clock.now(), held_on=None)
             self._metrics.learning_jobs.labels(job.kind.value, "cancelled").inc()
             return "cancelled"
-        if code == EXIT_DONE and state["done"] is not None:
-            self._complete(job, state["done"])
+        if outcome.code == EXIT_DONE and outcome.done is not None:
+            self._complete(job, outcome.done)
             return "done"
-        if state["asked_at"] is not None or code == EXIT_YIELDED:
-            self._released_after_yield(job, state.get("took_s"))
+        if outcome.yield_asked or outcome.code == EXIT_YIELDED:
+            self._released_after_yield(job, outcome.took_s)
             return "yielded"
-        reason = state["failed"] or f"the trainer exited with status {code}"
+        reason = outcome.failed or f"the trainer exited with status {outcome.code}"
         tail = proc.log_tail()
         self._fail(job, f"{reason}\n--- last lines of {proc.log_path}:\n{tail}" if tail else reason)
         return "failed"
-
-    async def _read(self, job_id: str, proc: WorkerProcess, state: dict[str, Any]) -> None:
-        async for item in proc.events():
-            kind = item["event"]
-            if kind in ("progress", "started", "checkpoint", "yielded"):
-                self._progressed(job_id, item)
-            elif kind == "done":
-                state["done"] = item.get("output") or {}
-            elif kind == "failed":
-                state["failed"] = str(item.get("reason", "the trainer failed"))
 
     def _progressed(self, job_id: str, item: dict[str, Any]) -> None:
         """A progress line: kept in memory at once, written at most once a second."""
@@ -519,22 +464,12 @@ class LearningRunner:
     def _complete(self, job: LearningJob, output: dict[str, Any]) -> None:
         job_dir = self._root / job.id
         if job.kind is Kind.INDEX:
-            output = self._publish_index(job, job_dir / "output", output)
+            name = str(job.params["name"])
+            path = self._publish_index(name, job_dir / "output")
+            output = {**output, "path": str(path), "name": name}
         self._set(job, Status.COMPLETE, output=output, finished_at=self._clock.now(), held_on=None)
         self._metrics.learning_jobs.labels(job.kind.value, "complete").inc()
         event(log, logging.INFO, "learning job complete", job=job.id, kind=job.kind.value)
-
-    def _publish_index(self, job: LearningJob, out: Path, output: dict[str, Any]) -> dict[str, Any]:
-        """Put a finished index in place under its name (the one before it goes)."""
-        name = str(job.params["name"])
-        self._indexes.mkdir(parents=True, exist_ok=True)
-        target = self._indexes / name
-        old = self._indexes / f".{name}.old-{job.id}"
-        if target.exists():
-            target.replace(old)
-        out.replace(target)
-        shutil.rmtree(old, ignore_errors=True)
-        return {**output, "path": str(target / "index.sqlite"), "name": name}
 
     def _fail(self, job: LearningJob, reason: str) -> None:
         self._set(job, Status.FAILED, error=reason, finished_at=self._clock.now(), held_on=None)
@@ -572,24 +507,10 @@ class LearningRunner:
         self._watchers.publish(job_id, item, *ending, last=last)
 
     def _job_file(self, job: LearningJob, lease: Lease) -> JobFile:
-        job_dir = self._root / job.id
         sources = self._sources.get(job.id) or self._sources_again(job)
-        params = dict(job.params)
-        if job.kind is Kind.SFT and params.get("checkpoint_every") is None:
-            params["checkpoint_every"] = self._learning.checkpoint_every
-        return JobFile(
-            id=job.id,
-            kind=job.kind.value,
-            params=params,
-            output_dir=str(job_dir / "output"),
-            checkpoint_dir=str(job_dir / "checkpoints"),
-            base=str(sources["base"]) if "base" in sources else None,
-            model=str(sources["model"]) if "model" in sources else None,
-            dataset=str(sources["dataset"]) if "dataset" in sources else None,
-            dataset_format=job.dataset_format,
-            moc_url=self.moc_url,
-            extra={"device": lease.device, "bytes": lease.bytes},
-        )
+        cache = self._root.parent / "models"  # MiniLM unpacked once for every index job
+        return child.job_file(job, lease, sources, self._root / job.id, self._learning,
+                              self.moc_url, cache)  # fmt: skip
 
     def _sources_again(self, job: LearningJob) -> dict[str, Path]:
         """What a job accepted before a restart reads, looked up again."""
@@ -602,13 +523,3 @@ class LearningRunner:
             sources["dataset"] = self._lookups.dataset(job.dataset).path
         self._sources[job.id] = sources
         return sources
-
-    def _env(self, lease: Lease) -> dict[str, str]:
-        """Which device the child may use: the GPU its lease is on, or none (a
-        lease on host memory runs on the CPU)."""
-        gpu = self._lookups.gpu_of(lease.device)
-        return {
-            "CUDA_VISIBLE_DEVICES": gpu or "",
-            "HF_HUB_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-        }
