@@ -24,12 +24,14 @@ def write_rows(db: Database, n: int) -> None:
 
 def test_the_wal_stays_bounded_under_steady_writes(tmp_path: Path) -> None:
     db = Database(tmp_path / "moc.db")
-    write_rows(db, 4 * FORCE_AFTER_COMMITS)
-    # Each commit here writes at most three pages; a WAL that never started
-    # over would hold all 4 x FORCE_AFTER_COMMITS commits.
-    bound = (FORCE_AFTER_COMMITS + CHECKPOINT_AFTER_COMMITS) * 3 * WAL_FRAME
-    assert (tmp_path / "moc.db-wal").stat().st_size <= bound
-    db.close()
+    try:
+        write_rows(db, 4 * FORCE_AFTER_COMMITS)
+        # Each commit here writes at most three pages; a WAL that never started
+        # over would hold all 4 x FORCE_AFTER_COMMITS commits.
+        bound = (FORCE_AFTER_COMMITS + CHECKPOINT_AFTER_COMMITS) * 3 * WAL_FRAME
+        assert (tmp_path / "moc.db-wal").stat().st_size <= bound
+    finally:
+        db.close()  # its checkpoint thread ends with it, whatever the outcome
 
 
 def test_close_stops_the_checkpoint_worker(tmp_path: Path) -> None:

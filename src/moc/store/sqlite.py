@@ -161,6 +161,7 @@ CHECKPOINT_AFTER_COMMITS = 200
 # (about 25 MB) and makes it rarer by ten than SQLite's own.
 FORCE_AFTER_COMMITS = 2000
 FINISH_WHEN_IDLE_S = 0.05
+FORCED_WAIT_S = 0.5  # the most a forced checkpoint waits for the worker's round
 
 
 class _Worker:
@@ -175,6 +176,8 @@ class _Worker:
         # Checkpoints finished. Written by the worker, read by the loop's
         # thread: one int, so each read and write is atomic under the GIL.
         self.finished = 0
+        self._idle = threading.Event()  # set while no checkpoint of its runs
+        self._idle.set()
         self._thread: threading.Thread | None = None
 
     def request(self) -> None:
@@ -195,11 +198,19 @@ class _Worker:
                     return
                 # On an error nothing is lost: the pages stay in the WAL, are
                 # read from there, and the loop's own checkpoint copies them.
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self._idle.clear()
+                try:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                finally:
+                    self._idle.set()
                 self.finished += 1
         finally:
             conn.close()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Until the checkpoint it runs, if any, is over; False on timeout."""
+        return self._idle.wait(timeout_s)
 
     def stop(self) -> None:
         self._stopping = True
@@ -220,7 +231,8 @@ class Checkpoints:
       commit came for ``FINISH_WHEN_IDLE_S``, or after the current callback
       once ``FORCE_AFTER_COMMITS`` commits went by without one. It finds only
       what was written since the worker's last round, but it does fsync, so
-      it waits for a quiet moment where it can.
+      it waits for a quiet moment where it can. A forced one that finds the
+      worker at it waits up to ``FORCED_WAIT_S`` for its round to end.
     """
 
     def __init__(self, db: Database) -> None:
@@ -279,13 +291,24 @@ class Checkpoints:
             return  # scheduled just before the database closed
         if self._db.conn.in_transaction:
             return  # the next commit tries again
-        try:
-            busy, _, _ = self._db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        except sqlite3.Error:
-            return  # as in the worker: the pages stay in the WAL; retried later
+        busy = self._passive()
+        forced = self._commits - self._done_at >= FORCE_AFTER_COMMITS
+        # Forced, and the worker is at it (slowly: a starved thread, a slow
+        # disk): wait for it a moment rather than let the WAL grow on.
+        if busy and forced and self._worker.wait_idle(FORCED_WAIT_S):
+            busy = self._passive()
         if busy:
             return  # the worker is at it: the next commit tries again
         self._done_at = self._commits
+
+    def _passive(self) -> bool:
+        """One PASSIVE checkpoint; True when it could not copy every page (the
+        worker is at it, or an error: the pages stay in the WAL, retried later)."""
+        try:
+            busy, _, _ = self._db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:
+            return True
+        return bool(busy)
 
     def close(self) -> None:
         self._closed = True
