@@ -254,10 +254,9 @@ _COLUMNS = [
         lambda j: "" if j["progress"]["loss"] is None else f"{j['progress']['loss']:.4f}",
         numeric=True,
     ),
+    # what it asks for; `moc learning show` has where it holds it and its yields
     Column("MEMORY", lambda j: format_size(j["bytes"]) if j["bytes"] else "", numeric=True),
-    Column("ON", lambda j: j["held_on"] or ""),
-    Column("YIELDS", lambda j: str(j["yields"]), numeric=True),
-    Column("GOAL", lambda j: j["goal"] or "", max_width=20),
+    Column("GOAL", lambda j: j["goal"] or "", max_width=12),
 ]
 
 
