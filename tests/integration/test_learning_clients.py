@@ -130,6 +130,9 @@ def test_a_held_yieldable_lease_hears_a_load_ask_for_its_memory(
             assert asked == [held.yield_by]
         loading.join(60)  # released on leaving the block: the load goes on
         assert client.model("a")["state"] == "ready"
+    taken = cli(server.url, "lease", "acquire", "--size", "64MiB", "--yield", "5", "--json")
+    assert taken.returncode == 0, taken.stderr
+    assert json.loads(taken.stdout)["yield_s"] == 5
 
 
 def test_an_index_embedded_by_a_model_moc_serves_answers_queries_through_it(

@@ -321,6 +321,10 @@ def lease_acquire(
     pid: Annotated[int | None, typer.Option("--pid", help="Process that will use it.")] = None,
     wait: Annotated[float | None, typer.Option("--wait", help="Seconds to wait for room.")] = None,
     preemptible: Annotated[bool, typer.Option("--preemptible")] = False,
+    yield_s: Annotated[
+        float | None,
+        typer.Option("--yield", help="Yieldable: seconds to let go when moc asks for it."),
+    ] = None,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -339,6 +343,7 @@ def lease_acquire(
             pid=pid,
             wait_s=wait,
             preemptible=preemptible,
+            yield_s=yield_s,
         )
     except MocError as exc:
         fail(exc)
