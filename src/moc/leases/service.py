@@ -288,8 +288,7 @@ class LeaseService:
         lease = grant.lease
         self._metrics.lease_grants.labels(lease.device).inc()
         for victim in grant.revoked:
-            self._usage.forget(victim.id)
-            self._publish(victim.id, {"event": "ended", "state": "revoked"}, last=True)
+            self._ended(victim.id, EndState.REVOKED)
             self._metrics.lease_revocations.labels(victim.device).inc()
             event(
                 log,
@@ -351,8 +350,7 @@ class LeaseService:
         self._store.save_end([lease.id for lease in leases], state, now)
         for lease in leases:
             self._table.apply_end(lease.id, state, now)
-            self._usage.forget(lease.id)
-            self._publish(lease.id, {"event": "ended", "state": state.value}, last=True)
+            self._ended(lease.id, state)
             if state is EndState.RELEASED:
                 self._metrics.lease_releases.labels(lease.device).inc()
                 event(
@@ -378,8 +376,7 @@ class LeaseService:
             event(log, logging.ERROR, "could not record lease expiry", error=str(exc))
         for lease in due:
             self._table.apply_end(lease.id, EndState.EXPIRED, now)
-            self._usage.forget(lease.id)
-            self._publish(lease.id, {"event": "ended", "state": "expired"}, last=True)
+            self._ended(lease.id, EndState.EXPIRED)
             self._metrics.lease_expiries.labels(lease.device).inc()
             event(
                 log,
@@ -497,7 +494,7 @@ class LeaseService:
             event(log, logging.ERROR, "could not record a lease revocation", error=str(exc))
             for lease in overdue:  # the memory is reclaimed regardless
                 self._table.apply_end(lease.id, EndState.REVOKED, now)
-                self._publish(lease.id, {"event": "ended", "state": "revoked"}, last=True)
+                self._ended(lease.id, EndState.REVOKED)
             self._grant_waiters()
 
     def watch(self, lease_id: str) -> asyncio.Queue[LeaseEvent]:
@@ -511,6 +508,12 @@ class LeaseService:
 
     def unwatch(self, lease_id: str, queue: asyncio.Queue[LeaseEvent]) -> None:
         self._watchers.unsubscribe(lease_id, queue)
+
+    def _ended(self, lease_id: str, state: EndState) -> None:
+        """What follows every end, however it came: its measured use is
+        forgotten and its watchers hear how it ended, last."""
+        self._usage.forget(lease_id)
+        self._publish(lease_id, {"event": "ended", "state": state.value}, last=True)
 
     def _publish(self, lease_id: str, item: LeaseEvent, last: bool = False) -> None:
         self._watchers.publish(lease_id, item, last=last)

@@ -92,6 +92,9 @@ class _Live:
         self.proc: WorkerProcess | None = None
         self.lease: Lease | None = None
         self.peak = 0  # the most its process was seen using, this run
+        self.latest: LearningJob | None = None  # its progress, ahead of the store
+        self.began: tuple[float, int] | None = None  # (when, step) its run began: the pace
+        self.written_at = 0.0  # when its progress was last written
 
 
 class LearningRunner:
@@ -128,9 +131,6 @@ class LearningRunner:
         self._wake = asyncio.Event()
         self._scheduler: asyncio.Task[None] | None = None
         self._closing = False
-        self._last_write: dict[str, float] = {}
-        self._latest: dict[str, LearningJob] = {}  # live jobs' progress, ahead of the store
-        self._pace: dict[str, tuple[float, int]] = {}  # job id → (when, step) its run began
 
     # --- the API's operations --------------------------------------------------------
     def submit(self, request: LearningJobRequest) -> LearningJob:
@@ -162,7 +162,8 @@ class LearningRunner:
         return dataclasses.replace(job, bytes=nbytes, bytes_source="estimate")
 
     def get(self, job_id: str) -> LearningJob:
-        job = self._latest.get(job_id) or self._store.get(job_id)
+        live = self._live.get(job_id)
+        job = (live.latest if live is not None else None) or self._store.get(job_id)
         if job is None:
             raise LearningJobNotFound(f"no learning job {job_id!r}", job_id=job_id)
         return job
@@ -275,10 +276,10 @@ class LearningRunner:
             task.add_done_callback(functools.partial(self._ended, chosen.job_id))
 
     def _ended(self, job_id: str, _: object = None) -> None:
-        if (latest := self._latest.pop(job_id, None)) is not None:
+        live = self._live.pop(job_id, None)
+        if live is not None and live.latest is not None:  # progress not written yet
             with contextlib.suppress(MocError):
-                self._store.put(latest)
-        self._live.pop(job_id, None)
+                self._store.put(live.latest)
         self._tasks.pop(job_id, None)
         self._wake.set()
 
@@ -411,10 +412,9 @@ class LearningRunner:
     def _progressed(self, job_id: str, item: dict[str, Any]) -> None:
         """A progress line: kept in memory at once, written at most once a second."""
         job = self.get(job_id)
-        live = self._live.get(job_id)
-        if live is not None and live.lease is not None:
-            used = self._leases.used_bytes(live.lease.id) or 0
-            live.peak = max(live.peak, used)
+        live = self._live[job_id]
+        if live.lease is not None:
+            live.peak = max(live.peak, self._leases.used_bytes(live.lease.id) or 0)
         step = int(item.get("step", job.progress.step))
         total = item.get("total", job.progress.total)
         loss = item.get("loss", job.progress.loss)
@@ -422,11 +422,11 @@ class LearningRunner:
         now = time.monotonic()
         resumes = job.resumes
         if item["event"] == "started":
-            self._pace[job_id] = (now, step)
+            live.began = (now, step)
             if item.get("resumed"):  # the child found a checkpoint to go on from
                 resumes += 1
                 self._metrics.learning_resumes.labels(job.kind.value).inc()
-        progress = Progress(step, total, loss, rate, self._eta(job_id, step, total, now))
+        progress = Progress(step, total, loss, rate, _eta(live.began, step, total, now))
         if item["event"] == "progress":
             self._metrics.learning_steps.labels(job.kind.value).inc()
             if loss is not None:
@@ -434,20 +434,11 @@ class LearningRunner:
         updated = dataclasses.replace(
             job, progress=progress, updated_at=self._clock.now(), resumes=resumes
         )
-        self._latest[job_id] = updated
-        due = now - self._last_write.get(job_id, 0.0) >= PROGRESS_WRITE_EVERY_S
-        if due or item["event"] != "progress":
+        live.latest = updated
+        if now - live.written_at >= PROGRESS_WRITE_EVERY_S or item["event"] != "progress":
             self._store.put(updated)
-            self._last_write[job_id] = now
+            live.written_at = now
         self._publish(job_id, {"event": item["event"], "job": updated})
-
-    def _eta(self, job_id: str, step: int, total: Any, now: float) -> float | None:
-        """Seconds left at this run's pace so far."""
-        began = self._pace.get(job_id)
-        if began is None or not isinstance(total, int) or step <= began[1]:
-            return None
-        per_step = (now - began[0]) / (step - began[1])
-        return round(max(0, total - step) * per_step, 1)
 
     # --- the end of a run ----------------------------------------------------------
     def _released_after_yield(self, job: LearningJob, took_s: float | None) -> None:
@@ -492,12 +483,8 @@ class LearningRunner:
     def _set(self, job: LearningJob, status: Status, **changes: Any) -> LearningJob:
         updated = dataclasses.replace(job, status=status, updated_at=self._clock.now(), **changes)
         self._store.put(updated)
-        if job.id in self._latest or job.id in self._live:
-            self._latest[job.id] = updated
-        if status in FINISHED or status is Status.PENDING:
-            self._latest.pop(job.id, None)
-            self._pace.pop(job.id, None)
-            self._last_write.pop(job.id, None)
+        if (live := self._live.get(job.id)) is not None:
+            live.latest = updated
         if status is not job.status:
             self._publish(job.id, {"event": "status", "job": updated}, last=status in FINISHED)
         return updated
@@ -523,3 +510,11 @@ class LearningRunner:
             sources["dataset"] = self._lookups.dataset(job.dataset).path
         self._sources[job.id] = sources
         return sources
+
+
+def _eta(began: tuple[float, int] | None, step: int, total: Any, now: float) -> float | None:
+    """Seconds left at the pace of the run that ``began`` (when, at which step)."""
+    if began is None or not isinstance(total, int) or step <= began[1]:
+        return None
+    per_step = (now - began[0]) / (step - began[1])
+    return round(max(0, total - step) * per_step, 1)
