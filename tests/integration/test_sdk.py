@@ -37,9 +37,11 @@ def moc_client(proc: MocProcess) -> moc.Client:
 
 def test_held_lease_renews_and_releases(server: MocProcess) -> None:
     with moc_client(server) as client:
-        with client.lease(mb=32, ttl_s=1, holder="ctx") as held:
+        # Renewals every 0.25 s against a 2 s TTL: eight missed in a row (a
+        # busy machine starving the renew thread) before the lease could lapse.
+        with client.lease(mb=32, ttl_s=2, renew_every_s=0.25, holder="ctx") as held:
             first_expiry = held.info.expires_at if held.info else ""
-            time.sleep(1.6)  # longer than the TTL: only renewals keep it alive
+            time.sleep(2.6)  # longer than the TTL: only renewals keep it alive
             (live,) = client.leases(holder="ctx")
             assert live.id == held.id
             assert live.expires_at != first_expiry
