@@ -363,6 +363,16 @@ def test_a_corrupt_model_file(
         assert shown["state"] == "stopped"
         assert "not a readable GGUF file" in shown["last_error"]
         assert "model file cannot load" in moc.log()
+        ps = subprocess.run(
+            [sys.executable, "-m", "moc", "ps", "--url", moc.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert ps.returncode == 0, ps.stderr
+        assert ps.stdout.splitlines()[1].split()[:2] == ["bad", "stopped"]
+        assert f"bad: model bad: {bad_file}: not a readable GGUF file" in ps.stdout
         assert load(http, "a")["state"] == "ready"
         assert ask(moc.url, "a").status_code == 200
         counted_once(http)

@@ -168,11 +168,12 @@ def models(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
 def ps(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """Show what holds memory now: models, then leases.
 
-    Learning jobs hold theirs as leases of holder learning:<job id>.
+    A model whose last load failed is listed too, with the failure under
+    the table. Learning jobs hold theirs as leases of holder learning:<job id>.
     """
     client = _client(url)
     try:
-        found = [m for m in client.models() if m["reserved_bytes"]]
+        found = [m for m in client.models() if m["reserved_bytes"] or m["last_error"]]
         held = [] if as_json else client.leases()
     except MocError as exc:
         fail(exc)
@@ -180,6 +181,11 @@ def ps(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
         emit_json(found)
         return
     out.print(ps_table(found))
+    for m in found:
+        if m["last_error"]:
+            out.print(
+                f"{m['id']}: {m['last_error']}", highlight=False, markup=False, soft_wrap=True
+            )
     if held:
         out.print()
         out.print(leases_table(held))
