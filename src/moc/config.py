@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_origin
 
@@ -278,6 +279,43 @@ class GoalsConfig(Section):
     )
 
 
+class TrustedKey(Section):
+    """A public key whose signatures moc accepts."""
+
+    path: Path = Field(description="the key's SubjectPublicKeyInfo PEM file")
+    name: str | None = Field(None, description="what messages call it (default: the file's name)")
+    expires_at: datetime | None = Field(
+        None, description="signatures by it are refused from this time on (ISO 8601)"
+    )
+
+
+def _key_path(value: Any) -> Any:
+    return {"path": value} if isinstance(value, str | Path) else value
+
+
+class ArtifactsConfig(Section):
+    trusted_keys: list[Annotated[TrustedKey, BeforeValidator(_key_path)]] = Field(
+        default_factory=list,
+        description="public keys (PEM files) whose signatures are trusted, besides moc's own",
+    )
+    revoked_keys: list[Annotated[str, Field(pattern=r"^[0-9a-f]{16,64}$")]] = Field(
+        default_factory=list,
+        description="key ids (or their first 16+ hex digits) whose signatures are refused",
+    )
+    require_signature: bool = Field(
+        False, description="refuse to load or import an artifact that no trusted key signed"
+    )
+    signing_key: str | None = Field(
+        "default",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="moc's key that signs what it registers (made at first start); null: none",
+    )
+    remember_verified: bool = Field(
+        True,
+        description="skip rehashing a file whose inode, size, mtime and ctime are unchanged",
+    )
+
+
 class LogConfig(Section):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -305,6 +343,7 @@ class Config(BaseSettings):
     jobs: JobsConfig = JobsConfig()
     learning: LearningConfig = LearningConfig()
     goals: GoalsConfig = GoalsConfig()
+    artifacts: ArtifactsConfig = ArtifactsConfig()
     models: list[ModelSpec] = Field(default_factory=list)
 
     @field_validator("models")

@@ -34,6 +34,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from moc.artifacts.build import build_registry
 from moc.clock import SystemClock
 from moc.config import Config
 from moc.devices import discover
@@ -143,7 +144,12 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
         config.jobs,
         window=min(4096, max(64, 2 * config.gateway.max_in_flight)),
     )
-    learning = build_learning(config, db, leases, lifecycle.table, devices, clock, metrics)
+    registry = build_registry(
+        config, db, clock, lambda: {slot.spec.name for slot in lifecycle.table.slots()}
+    )
+    learning = build_learning(
+        config, db, leases, lifecycle.table, devices, clock, metrics, registry
+    )
     metrics.watch_state(ledger.views, leases.counts_by_device, leases.waiter_count)
     metrics.watch_gateway(
         lambda: {p.label: scheduler.room.depth(p) for p in Priority},
@@ -161,6 +167,7 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
         dispatcher=dispatcher,
         jobs=jobs,
         learning_side=learning,
+        artifacts=registry,
         metrics=metrics,
         started_at=clock.now(),
     )
@@ -176,6 +183,7 @@ async def _run(
     restored, expired_while_down = leases.restore()
     learning = services.learning_side
     learning.datasets.recover()
+    await asyncio.to_thread(services.artifacts.open)
     if not config.models and config.runtimes.demo_models:
         await add_demo_datasets(learning.datasets)
     learning_resumed = learning.runner.restore()

@@ -17,6 +17,8 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
     │   ├── GoalNotFound              goal_not_found
     │   ├── LearningJobNotFound       learning_job_not_found
     │   ├── IndexNotFound             index_not_found
+    │   ├── ArtifactNotFound          artifact_not_found
+    │   ├── SigningKeyNotFound        signing_key_not_found
     │   └── LeaseNotFound             lease_not_found
     │       ├── LeaseExpired          lease_expired
     │       └── LeaseReleased         lease_released
@@ -30,6 +32,14 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
     ├── DatasetExists                 dataset_exists
     ├── DatasetInUse                  dataset_in_use
     ├── GoalExists                    goal_exists
+    ├── ArtifactInvalid               artifact_invalid
+    ├── ArtifactExists                artifact_exists
+    ├── ArtifactInUse                 artifact_in_use
+    ├── SigningKeyExists              signing_key_exists
+    ├── ArtifactRefused               artifact_refused
+    │   ├── ArtifactTampered          artifact_tampered
+    │   ├── ArtifactUntrusted         artifact_untrusted
+    │   └── ArtifactUnsigned          artifact_unsigned
     ├── TooManyActiveGoals            too_many_active_goals
     ├── Unavailable                   unavailable
     │   ├── ShuttingDown              shutting_down
@@ -124,6 +134,18 @@ class IndexNotFound(NotFound):
     """No index of that name (an ``index`` learning job makes one)."""
 
     code = "index_not_found"
+
+
+class ArtifactNotFound(NotFound):
+    """No artifact of that name (or name and version, or digest) in the registry."""
+
+    code = "artifact_not_found"
+
+
+class SigningKeyNotFound(NotFound):
+    """No signing key of that name in moc's data directory."""
+
+    code = "signing_key_not_found"
 
 
 class DatasetNotFound(NotFound):
@@ -233,6 +255,64 @@ class GoalExists(MocError):
     """A goal of that name exists already; change it with PATCH instead."""
 
     code = "goal_exists"
+
+
+class ArtifactInvalid(MocError):
+    """An artifact, manifest, signature or bundle that is malformed: an unknown
+    field, a digest of the wrong length, a file that escapes the bundle, a
+    symlink, extra or missing files. The message names what is wrong; nothing
+    of it was stored."""
+
+    code = "artifact_invalid"
+
+
+class ArtifactExists(MocError):
+    """An artifact of that name and version exists with other content, or its
+    name is a model's name (a request for the name would be ambiguous)."""
+
+    code = "artifact_exists"
+
+
+class ArtifactInUse(MocError):
+    """The artifact is what a configured model or adapter loads from, named in
+    ``details.models``; it cannot be removed while they refer to it."""
+
+    code = "artifact_in_use"
+
+
+class SigningKeyExists(MocError):
+    """A signing key of that name exists already; keys are never overwritten."""
+
+    code = "signing_key_exists"
+
+
+class ArtifactRefused(MocError):
+    """An artifact failed verification and was not loaded, imported or
+    served; nothing was reserved for it. Not retryable: only a change of the
+    files or of the trust policy can make it pass."""
+
+    code = "artifact_refused"
+
+
+class ArtifactTampered(ArtifactRefused):
+    """A file of the artifact is not what its manifest says: changed, missing
+    or added. The message names the file."""
+
+    code = "artifact_tampered"
+
+
+class ArtifactUntrusted(ArtifactRefused):
+    """The artifact's signature does not verify, or its signer is not in
+    ``artifacts.trusted_keys`` (or is expired or revoked). The message names
+    the key."""
+
+    code = "artifact_untrusted"
+
+
+class ArtifactUnsigned(ArtifactRefused):
+    """The artifact has no signature and ``artifacts.require_signature`` is on."""
+
+    code = "artifact_unsigned"
 
 
 class TooManyActiveGoals(MocError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from moc.artifacts.registry import Registry
 from moc.clock import Clock
 from moc.config import Config
 from moc.devices.probe import DeviceInfo
@@ -40,6 +41,7 @@ class Services:
     dispatcher: Dispatcher
     jobs: JobRunner
     learning_side: Learning
+    artifacts: Registry
     metrics: Metrics
     started_at: float
     limits: TtlLimits = field(init=False)

@@ -111,6 +111,9 @@ def test_a_lora_trains_yields_to_inference_resumes_and_answers_as_trained(
         assert done["status"] == "complete", done["error"]
         assert (done["yields"], done["resumes"]) == (1, 1)
         assert done["output"]["steps"] == 120
+        # registered, signed by moc's own key, as the next version of its name
+        assert done["output"]["artifact"].startswith(f"tiny-base-{job_id}@sha256:")
+        assert (moc.data_dir / "keys" / "default.key").stat().st_mode & 0o077 == 0
         assert done["peak_used_bytes"] is not None
         metrics = http.get("/metrics").text
         assert 'moc_learning_yields_total{kind="sft"} 1.0' in metrics

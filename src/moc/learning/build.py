@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from moc.artifacts.registry import Registry
 from moc.clock import Clock
 from moc.config import Config
 from moc.devices.probe import DeviceInfo
@@ -48,6 +49,7 @@ def build_learning(
     devices: list[DeviceInfo],
     clock: Clock,
     metrics: Metrics,
+    registry: Registry,
 ) -> Learning:
     files = ContentFiles(config.data_dir.expanduser() / "datasets")
     datasets = DatasetService(
@@ -58,7 +60,7 @@ def build_learning(
     lookups = DaemonLookups(config, datasets, goals, models, devices)
     indexes = Indexes(config.data_dir.expanduser() / "indexes", config.learning.interpreter)
     runner = LearningRunner(
-        store, leases, lookups, goals.weights, clock, metrics, config, indexes.publish
+        store, leases, lookups, goals.weights, clock, metrics, config, indexes.publish, registry
     )
     datasets.in_use = store.using_dataset
 

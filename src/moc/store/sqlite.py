@@ -150,6 +150,20 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL
     );
     """,
+    # 8: the artifact registry (moc.artifacts.store)
+    """
+    CREATE TABLE artifacts (
+        digest TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        manifest BLOB NOT NULL,
+        signature BLOB,
+        signed_by TEXT,
+        created_at REAL NOT NULL,
+        UNIQUE (name, version)
+    );
+    """,
 ]
 
 

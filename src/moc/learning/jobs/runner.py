@@ -39,6 +39,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from moc.artifacts.registry import Registry
+from moc.artifacts.store import Artifact
 from moc.clock import Clock
 from moc.config import Config
 from moc.errors import (
@@ -50,7 +52,7 @@ from moc.errors import (
 )
 from moc.fanout import Fanout
 from moc.learning.goals.policy import Candidate, GoalTurns, GoalWeight
-from moc.learning.jobs import child, sizing
+from moc.learning.jobs import child, outputs, sizing
 from moc.learning.jobs.model import (
     FINISHED,
     Kind,
@@ -108,6 +110,7 @@ class LearningRunner:
         metrics: Metrics,
         config: Config,
         publish_index: Callable[[str, Path], Path],
+        registry: Registry,
         moc_url: str = "",
     ) -> None:
         self._store = store
@@ -122,6 +125,7 @@ class LearningRunner:
         self._python = config.learning.interpreter
         self._root = config.data_dir / "learning" / "jobs"
         self._publish_index = publish_index  # a finished index into place, by name
+        self._registry = registry  # where finished outputs are registered
         self.moc_url = moc_url  # set once the HTTP socket is bound (its port may be 0)
         self._turns = GoalTurns(config.goals.policy)
         self._live: dict[str, _Live] = {}
@@ -399,8 +403,7 @@ class LearningRunner:
             self._metrics.learning_jobs.labels(job.kind.value, "cancelled").inc()
             return "cancelled"
         if outcome.code == EXIT_DONE and outcome.done is not None:
-            self._complete(job, outcome.done)
-            return "done"
+            return "done" if await self._complete(job, outcome.done) else "failed"
         if outcome.yield_asked or outcome.code == EXIT_YIELDED:
             self._released_after_yield(job, outcome.took_s)
             return "yielded"
@@ -452,15 +455,33 @@ class LearningRunner:
         event(log, logging.INFO, "learning job yielded", job=job.id, step=job.progress.step,
               took_ms=took_ms)  # fmt: skip
 
-    def _complete(self, job: LearningJob, output: dict[str, Any]) -> None:
+    async def _complete(self, job: LearningJob, output: dict[str, Any]) -> bool:
+        """Its output in place and registered as an artifact; False (and the
+        job failed) if the registry refused it."""
         job_dir = self._root / job.id
         if job.kind is Kind.INDEX:
             name = str(job.params["name"])
             path = self._publish_index(name, job_dir / "output")
             output = {**output, "path": str(path), "name": name}
+        try:
+            artifact = await asyncio.to_thread(self._register, job, output)
+        except MocError as exc:
+            self._fail(job, f"its output could not be registered as an artifact: {exc.message}")
+            return False
+        output = {**output, "artifact": artifact.ref}
         self._set(job, Status.COMPLETE, output=output, finished_at=self._clock.now(), held_on=None)
         self._metrics.learning_jobs.labels(job.kind.value, "complete").inc()
-        event(log, logging.INFO, "learning job complete", job=job.id, kind=job.kind.value)
+        event(log, logging.INFO, "learning job complete", job=job.id, kind=job.kind.value,
+              artifact=artifact.ref)  # fmt: skip
+        return True
+
+    def _register(self, job: LearningJob, output: dict[str, Any]) -> Artifact:
+        sources = self._sources.get(job.id) or self._sources_again(job)
+        digest = self._lookups.dataset(job.dataset).digest if job.dataset else None
+        r = outputs.registration(job, output, sources, digest)
+        return self._registry.register(r.name, r.kind, r.files, base=r.base,
+                                       architecture=r.architecture, producer=r.producer,
+                                       metrics=r.metrics)  # fmt: skip
 
     def _fail(self, job: LearningJob, reason: str) -> None:
         self._set(job, Status.FAILED, error=reason, finished_at=self._clock.now(), held_on=None)

@@ -1,0 +1,133 @@
+"""An artifact as one tar file, to carry between hosts without trusting the
+transport.
+
+    manifest.json    the manifest, as registered
+    model.sig        its signature, if it has one
+    <path>           each file under its path in the manifest
+
+Unpacked, the folder verifies with the model-signing tool as it is
+(``model_signing verify key DIR --signature DIR/model.sig``). Reading one
+trusts nothing in it: only regular files and folders, each name a relative
+path inside the bundle, no name twice, the files exactly those the manifest
+lists, each size as the manifest says; anything else is ArtifactInvalid
+naming the member, before a byte reaches the registry.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO
+
+from moc.artifacts.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, parse, path_problem
+from moc.errors import ArtifactInvalid
+
+MAX_MANIFEST = 16 << 20
+MAX_SIGNATURE = 1 << 20
+
+
+def write(
+    out: IO[bytes], manifest: Manifest, signature: bytes | None, files: Mapping[str, Path]
+) -> None:
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        _add_bytes(tar, MANIFEST_NAME, manifest.canonical())
+        if signature is not None:
+            _add_bytes(tar, SIGNATURE_NAME, signature)
+        for f in manifest.files:
+            info = tar.gettarinfo(str(files[f.path]), arcname=f.path)
+            info.mode, info.uid, info.gid, info.uname, info.gname = 0o644, 0, 0, "", ""
+            with files[f.path].open("rb") as src:
+                tar.addfile(info, src)
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def read(source: Path, into: Path) -> tuple[Manifest, bytes | None]:
+    """Unpack the bundle at ``source`` into the empty folder ``into``: its
+    manifest and signature, the files under ``into``."""
+    try:
+        tar = tarfile.open(source, mode="r:*")  # noqa: SIM115 - closed by the with below
+    except (tarfile.TarError, OSError) as exc:
+        raise ArtifactInvalid(f"not a tar file: {exc}", field="bundle") from None
+    with tar:
+        try:
+            members = tar.getmembers()
+        except (tarfile.TarError, OSError) as exc:
+            raise ArtifactInvalid(f"a broken tar file: {exc}", field="bundle") from None
+        own, files = _sorted(members)
+        if MANIFEST_NAME not in own:
+            raise ArtifactInvalid(f"the bundle has no {MANIFEST_NAME}", field="bundle")
+        manifest = parse(_small(tar, own[MANIFEST_NAME], MAX_MANIFEST), f"bundle {MANIFEST_NAME}")
+        signature = (
+            _small(tar, own[SIGNATURE_NAME], MAX_SIGNATURE) if SIGNATURE_NAME in own else None
+        )
+        listed = {f.path: f for f in manifest.files}
+        extra = sorted(set(files) - set(listed))
+        if extra:
+            raise ArtifactInvalid(f"{extra[0]}: a file the manifest does not list", field="bundle")
+        missing = sorted(set(listed) - set(files))
+        if missing:
+            raise ArtifactInvalid(
+                f"{missing[0]}: listed in the manifest but not in the bundle", field="bundle"
+            )
+        for name, member in files.items():
+            if member.size != listed[name].size:
+                raise ArtifactInvalid(
+                    f"{name}: {member.size} bytes, the manifest says {listed[name].size}",
+                    field="bundle",
+                )
+            target = into / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            src = tar.extractfile(member)
+            assert src is not None  # a regular file, checked in _sorted
+            with src, target.open("xb") as out:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+    return manifest, signature
+
+
+def _sorted(
+    members: list[tarfile.TarInfo],
+) -> tuple[dict[str, tarfile.TarInfo], dict[str, tarfile.TarInfo]]:
+    """(manifest and signature, the other files) by name; folders are allowed
+    and skipped, anything else refused."""
+    own: dict[str, tarfile.TarInfo] = {}
+    files: dict[str, tarfile.TarInfo] = {}
+    for m in members:
+        name = m.name.removeprefix("./")
+        if m.isdir():
+            if path_problem(name.rstrip("/")) is not None and name not in ("", "."):
+                raise ArtifactInvalid(f"{m.name}: a folder that leaves the bundle", field="bundle")
+            continue
+        if m.issym() or m.islnk():
+            raise ArtifactInvalid(f"{m.name}: a link inside the bundle", field="bundle")
+        if not m.isfile():
+            raise ArtifactInvalid(f"{m.name}: not a regular file", field="bundle")
+        if name in (MANIFEST_NAME, SIGNATURE_NAME):
+            where = own
+        elif (problem := path_problem(name)) is not None:
+            raise ArtifactInvalid(f"{m.name}: {problem}", field="bundle")
+        else:
+            where = files
+        if name in where:
+            raise ArtifactInvalid(f"{m.name}: in the bundle twice", field="bundle")
+        where[name] = m
+    return own, files
+
+
+def _small(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int) -> bytes:
+    if member.size > limit:
+        raise ArtifactInvalid(
+            f"{member.name}: {member.size} bytes, more than {limit}", field="bundle", limit=limit
+        )
+    src = tar.extractfile(member)
+    assert src is not None
+    with src:
+        return src.read()
