@@ -183,7 +183,7 @@ async def _run(
     restored, expired_while_down = leases.restore()
     learning = services.learning_side
     learning.datasets.recover()
-    await asyncio.to_thread(services.artifacts.open)
+    await services.artifacts.open()
     if not config.models and config.runtimes.demo_models:
         await add_demo_datasets(learning.datasets)
     learning_resumed = learning.runner.restore()

@@ -34,7 +34,6 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
     ├── GoalExists                    goal_exists
     ├── ArtifactInvalid               artifact_invalid
     ├── ArtifactExists                artifact_exists
-    ├── ArtifactInUse                 artifact_in_use
     ├── SigningKeyExists              signing_key_exists
     ├── ArtifactRefused               artifact_refused
     │   ├── ArtifactTampered          artifact_tampered
@@ -271,13 +270,6 @@ class ArtifactExists(MocError):
     name is a model's name (a request for the name would be ambiguous)."""
 
     code = "artifact_exists"
-
-
-class ArtifactInUse(MocError):
-    """The artifact is what a configured model or adapter loads from, named in
-    ``details.models``; it cannot be removed while they refer to it."""
-
-    code = "artifact_in_use"
 
 
 class SigningKeyExists(MocError):

@@ -105,8 +105,21 @@ class Blobs:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def remove(self, sha256: str) -> None:
-        self.path(sha256).unlink(missing_ok=True)
+    def sweep(self, keep: set[str]) -> int:
+        """Remove the blobs not in ``keep`` (left by a crash between storing a
+        file and writing its row); how many."""
+        swept = 0
+        for blob in self._blobs.iterdir():
+            if blob.name not in keep:
+                blob.unlink(missing_ok=True)
+                swept += 1
+        return swept
+
+    def drop(self, view: str, blobs: Iterable[str]) -> None:
+        """An artifact's view, and those of its blobs no other artifact lists."""
+        self.drop_view(view)
+        for sha256 in blobs:
+            self.path(sha256).unlink(missing_ok=True)
 
     # --- views ---------------------------------------------------------------------
     def view(self, digest_hex: str, files: dict[str, str]) -> Path:

@@ -1,9 +1,11 @@
 """The artifact registry: register, find, verify and remove artifacts.
 
-Owner of the registry's state: the ``artifacts`` rows, the blobs and views
-in ``<data_dir>/artifacts``, and moc's signing keys. Its methods do blocking
-I/O (hashing, copying) and are called from worker threads, one write at a time
-(``_writing`` serialises them); reads may run beside a write, since a row is
+Owner of the registry's state: the ``artifacts`` rows (read and written on
+the event loop, like every SQLite table of moc), the blobs and views in
+``<data_dir>/artifacts`` and moc's signing keys (written from worker threads:
+hashing and copying gigabytes must not stall the loop). Writes are one at a
+time (``_writing``, held across the thread hops between reading the next
+version and inserting the row); reads may run beside a write, since a row is
 written only after every blob it names is in place, and a blob is removed
 only after the last row naming it is gone.
 
@@ -17,10 +19,13 @@ against the trust policy, before anything reads it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from moc.artifacts import signing
 from moc.artifacts.blobs import Blobs
@@ -42,7 +47,6 @@ from moc.artifacts.trust import TrustedKey, TrustPolicy
 from moc.clock import Clock
 from moc.errors import (
     ArtifactExists,
-    ArtifactInUse,
     ArtifactInvalid,
     ArtifactNotFound,
     ArtifactTampered,
@@ -63,37 +67,36 @@ class Registry:
         clock: Clock,
         signing_key: str | None,
         taken_names: Callable[[], set[str]],
-        in_use: Callable[[Artifact], list[str]] = lambda _: [],
     ) -> None:
         self._store = store
         self._blobs = blobs
         self.keys = keys
-        self._policy = policy
+        self._configured = policy
+        self.policy = policy  # with moc's own keys, once open() has read them
         self.memory = memory
         self._clock = clock
-        self._signing_key = signing_key
+        self.signing_key = signing_key
         self._taken_names = taken_names  # model names: an artifact may not take one
-        self._in_use = in_use
-        self._writing = threading.Lock()
+        self._writing = asyncio.Lock()
 
-    def open(self) -> None:
+    async def open(self) -> None:
         """Folders and moc's signing key in place; blobs no row names removed."""
-        self._blobs.open()
-        if self._signing_key is not None:
-            self.keys.ensure(self._signing_key)
         in_use = self._store.blobs_in_use()
-        swept = 0
-        for blob in self._blobs.root.joinpath("blobs", "sha256").iterdir():
-            if blob.name not in in_use:
-                blob.unlink(missing_ok=True)
-                swept += 1
+        swept = await asyncio.to_thread(self._open_files, in_use)
         if swept:
             event(log, logging.INFO, "artifact files no artifact names removed", count=swept)
+        await self.keys_changed()
 
-    @property
-    def policy(self) -> TrustPolicy:
-        """The configured policy, with moc's own keys trusted."""
-        return self._policy.with_keys([_trusted(k) for k in self.keys.list()])
+    def _open_files(self, in_use: set[str]) -> int:
+        self._blobs.open()
+        if self.signing_key is not None:
+            self.keys.ensure(self.signing_key)
+        return self._blobs.sweep(keep=in_use)
+
+    async def keys_changed(self) -> None:
+        """Trust moc's own keys as they are now on disk (after one is made)."""
+        own = await asyncio.to_thread(self.keys.list)
+        self.policy = self._configured.with_keys([_trusted(k) for k in own])
 
     # --- reading -------------------------------------------------------------------
     def all(self) -> list[Artifact]:
@@ -115,8 +118,11 @@ class Registry:
             raise ArtifactNotFound(f"no artifact {which} (see moc artifact list)", artifact=name)
         return versions[-1]
 
+    def versions(self, name: str) -> list[Artifact]:
+        return self._store.versions(name)
+
     # --- registering ---------------------------------------------------------------
-    def register(
+    async def register(
         self,
         name: str,
         kind: Kind,
@@ -132,23 +138,15 @@ class Registry:
         version of ``name``. With ``signature`` (a model-signing bundle over
         the files, made elsewhere) it must verify against the trust policy;
         without one, moc signs with its own key."""
+        if not files:
+            raise ArtifactInvalid("an artifact has at least one file", field="files")
         for rel in files:
             if (problem := path_problem(rel)) is not None:
                 raise ArtifactInvalid(f"{rel}: {problem}", field="files")
-        if not files:
-            raise ArtifactInvalid("an artifact has at least one file", field="files")
-        with self._writing:
-            self._check_name(name)
-            entries = []
-            for rel, source in sorted(files.items()):
-                try:
-                    sha256, size = self._blobs.put_file(source)
-                except OSError as exc:
-                    raise ArtifactInvalid(
-                        f"{rel}: cannot read {source}: {exc.strerror or exc}", field="files"
-                    ) from exc
-                entries.append(FileEntry(path=rel, sha256=sha256, size=size))
-            manifest = Manifest(
+        self._check_name(name)
+        async with self._writing:
+            entries = await asyncio.to_thread(self._store_files, files)
+            manifest = _manifest(
                 name=name,
                 version=self._store.next_version(name),
                 kind=kind,
@@ -156,19 +154,31 @@ class Registry:
                 architecture=architecture,
                 producer=producer,
                 metrics=dict(metrics or {}),
-                files=tuple(entries),
+                files=entries,
                 created_at=self._clock.now(),
             )
             return self._insert(manifest, signature)
+
+    def _store_files(self, files: Mapping[str, Path]) -> tuple[FileEntry, ...]:
+        entries = []
+        for rel, source in sorted(files.items()):
+            try:
+                sha256, size = self._blobs.put_file(source)
+            except OSError as exc:
+                raise ArtifactInvalid(
+                    f"{rel}: cannot read {source}: {exc.strerror or exc}", field="files"
+                ) from exc
+            entries.append(FileEntry(path=rel, sha256=sha256, size=size))
+        return tuple(entries)
 
     def _insert(self, manifest: Manifest, signature: bytes | None) -> Artifact:
         digests = manifest.digests()
         if signature is not None:
             signed_by = self.policy.check(signature, _signed_part(signature, digests), self._now())
-        elif self._signing_key is not None:
-            key = self.keys.private_key(self._signing_key)
+        elif self.signing_key is not None:
+            key = self.keys.private_key(self.signing_key)
             signature = signing.sign(key, manifest.name, digests, ignore_paths=[SIGNATURE_NAME])
-            signed_by = self.keys.get(self._signing_key).id
+            signed_by = signing.key_id(key.public_key())
         else:
             signed_by = None
         artifact = Artifact(digest_of(manifest), manifest, signature, signed_by)
@@ -185,51 +195,48 @@ class Registry:
             )
 
     # --- verifying -----------------------------------------------------------------
-    def verify(self, artifact: Artifact) -> Path:
-        """The artifact's folder, every file checked against its manifest and
-        the signature against the trust policy; ArtifactTampered naming the
-        file, ArtifactUntrusted naming the key, or ArtifactUnsigned."""
-        m = artifact.manifest
-        for f in m.files:
-            if not self._blobs.has(f.sha256):
-                raise ArtifactTampered(f"{f.path}: missing from the store", file=f.path)
-        folder = self._blobs.view(artifact.hex, {f.path: f.sha256 for f in m.files})
-        check_folder(folder, {f.path: f.sha256 for f in m.files}, self.memory)
-        digests = m.digests()
+    async def verify(self, artifact: Artifact) -> Path:
+        """The artifact's folder, every file checked against its manifest (off
+        the event loop) and the signature against the trust policy;
+        ArtifactTampered naming the file, ArtifactUntrusted naming the key, or
+        ArtifactUnsigned."""
+        folder = await asyncio.to_thread(self._check_files, artifact)
+        digests = artifact.manifest.digests()
         self.policy.check(
             artifact.signature, _signed_part(artifact.signature, digests), self._now()
         )
         return folder
 
+    def _check_files(self, artifact: Artifact) -> Path:
+        files = {f.path: f.sha256 for f in artifact.manifest.files}
+        for rel, sha256 in files.items():
+            if not self._blobs.has(sha256):
+                raise ArtifactTampered(f"{rel}: missing from the store", file=rel)
+        folder = self._blobs.view(artifact.hex, files)
+        check_folder(folder, files, self.memory)
+        return folder
+
     # --- removing ------------------------------------------------------------------
-    def remove(self, artifact: Artifact) -> None:
-        users = self._in_use(artifact)
-        if users:
-            raise ArtifactInUse(
-                f"artifact {artifact.ref} is what {', '.join(users)} load(s) from",
-                models=users,
-            )
-        with self._writing:
+    async def remove(self, artifact: Artifact) -> None:
+        async with self._writing:
             self._store.delete(artifact.digest)
-            self._blobs.drop_view(artifact.hex)
             still = self._store.blobs_in_use()
-            for f in artifact.manifest.files:
-                if f.sha256 not in still:
-                    self._blobs.remove(f.sha256)
+            gone = [f.sha256 for f in artifact.manifest.files if f.sha256 not in still]
+            await asyncio.to_thread(self._blobs.drop, artifact.hex, gone)
         event(log, logging.INFO, "artifact removed", artifact=artifact.ref)
 
     # --- bundles -------------------------------------------------------------------
-    def adopt(self, manifest: Manifest, signature: bytes | None, folder: Path) -> Artifact:
+    async def adopt(self, manifest: Manifest, signature: bytes | None, folder: Path) -> Artifact:
         """An imported artifact: ``folder`` holds exactly its files (checked by
         the caller), verified here against the manifest and the trust policy
         before anything is written to the registry."""
         expected = {f.path: f.sha256 for f in manifest.files}
-        check_folder(folder, expected, DigestMemory(enabled=False))
+        await asyncio.to_thread(check_folder, folder, expected, DigestMemory(enabled=False))
         digest = digest_of(manifest)
         signed_by = self.policy.check(
             signature, _signed_part(signature, manifest.digests()), self._now()
         )
-        with self._writing:
+        async with self._writing:
             existing = self._store.by_digest(digest.removeprefix("sha256:"))
             if existing is not None:
                 return existing  # the same artifact: importing it twice changes nothing
@@ -240,8 +247,9 @@ class Registry:
                     field="version",
                 )
             self._check_name(manifest.name)
-            for f in manifest.files:
-                self._blobs.put_file(folder / f.path)
+            await asyncio.to_thread(
+                self._store_files, {f.path: folder / f.path for f in manifest.files}
+            )
             artifact = Artifact(digest, manifest, signature, signed_by)
             self._store.insert(artifact)
         event(log, logging.INFO, "artifact imported", artifact=artifact.ref, signed_by=signed_by)
@@ -253,6 +261,15 @@ class Registry:
 
     def _now(self) -> float:
         return self._clock.now()
+
+
+def _manifest(**fields: Any) -> Manifest:
+    try:
+        return Manifest(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ArtifactInvalid(f"{field}: {first['msg']}", field=field) from None
 
 
 def _signed_part(signature: bytes | None, digests: dict[str, str]) -> dict[str, str]:

@@ -14,6 +14,18 @@ pulling in any server part. The ``Literal`` sets that mirror a server enum
 ``tests/wire/test_shapes.py``.
 """
 
+from moc.wire.artifacts import (
+    Adapter,
+    AdapterList,
+    Artifact,
+    ArtifactDetail,
+    ArtifactFile,
+    ArtifactList,
+    ArtifactsRemoved,
+    ArtifactVerified,
+    SigningKey,
+    SigningKeyList,
+)
 from moc.wire.datasets import Dataset, DatasetList, DatasetRemoved
 from moc.wire.devices import Device, DeviceList
 from moc.wire.errors import Error, ErrorBody, OllamaError
@@ -40,6 +52,14 @@ from moc.wire.models import (
 from moc.wire.system import Health, LoadedModel, Stats
 
 __all__ = [
+    "Adapter",
+    "AdapterList",
+    "Artifact",
+    "ArtifactDetail",
+    "ArtifactFile",
+    "ArtifactList",
+    "ArtifactVerified",
+    "ArtifactsRemoved",
     "Dataset",
     "DatasetList",
     "DatasetRemoved",
@@ -70,6 +90,8 @@ __all__ = [
     "ModelSize",
     "ModelUnloaded",
     "OllamaError",
+    "SigningKey",
+    "SigningKeyList",
     "SizeEstimate",
     "Stats",
 ]

@@ -21,7 +21,6 @@ _CODES: dict[type[e.MocError], grpc.StatusCode] = {
     e.TooManyActiveGoals: grpc.StatusCode.FAILED_PRECONDITION,
     e.ArtifactInvalid: grpc.StatusCode.INVALID_ARGUMENT,
     e.ArtifactExists: grpc.StatusCode.ALREADY_EXISTS,
-    e.ArtifactInUse: grpc.StatusCode.FAILED_PRECONDITION,
     e.SigningKeyExists: grpc.StatusCode.ALREADY_EXISTS,
     e.ArtifactRefused: grpc.StatusCode.FAILED_PRECONDITION,
     e.QueueFull: grpc.StatusCode.RESOURCE_EXHAUSTED,

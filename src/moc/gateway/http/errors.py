@@ -44,7 +44,6 @@ _STATUS: dict[type[e.MocError], int] = {
     e.TooManyActiveGoals: 409,
     e.ArtifactInvalid: 422,
     e.ArtifactExists: 409,
-    e.ArtifactInUse: 409,
     e.SigningKeyExists: 409,
     e.ArtifactRefused: 422,
     e.InsufficientMemory: 409,

@@ -55,6 +55,14 @@ ANSWERS: tuple[type, ...] = (
     wire.LearningJobList,
     wire.IndexList,
     wire.IndexResults,
+    wire.Artifact,
+    wire.ArtifactDetail,
+    wire.ArtifactList,
+    wire.ArtifactsRemoved,
+    wire.ArtifactVerified,
+    wire.AdapterList,
+    wire.SigningKey,
+    wire.SigningKeyList,
 )
 
 

@@ -464,7 +464,7 @@ class LearningRunner:
             path = self._publish_index(name, job_dir / "output")
             output = {**output, "path": str(path), "name": name}
         try:
-            artifact = await asyncio.to_thread(self._register, job, output)
+            artifact = await self._register(job, output)
         except MocError as exc:
             self._fail(job, f"its output could not be registered as an artifact: {exc.message}")
             return False
@@ -475,11 +475,11 @@ class LearningRunner:
               artifact=artifact.ref)  # fmt: skip
         return True
 
-    def _register(self, job: LearningJob, output: dict[str, Any]) -> Artifact:
+    async def _register(self, job: LearningJob, output: dict[str, Any]) -> Artifact:
         sources = self._sources.get(job.id) or self._sources_again(job)
         digest = self._lookups.dataset(job.dataset).digest if job.dataset else None
-        r = outputs.registration(job, output, sources, digest)
-        return self._registry.register(r.name, r.kind, r.files, base=r.base,
+        r = await asyncio.to_thread(outputs.registration, job, output, sources, digest)
+        return await self._registry.register(r.name, r.kind, r.files, base=r.base,
                                        architecture=r.architecture, producer=r.producer,
                                        metrics=r.metrics)  # fmt: skip
 
