@@ -44,6 +44,7 @@ FIELDS = {
     "goal": "Goal",
     "learning-job": "LearningJob",
     "learning-progress": "LearningProgress",
+    "artifact": "Artifact",
 }
 # How gRPC answers where it is not a status: a lease that does not fit is an answer.
 GRPC_ACQUIRE = {

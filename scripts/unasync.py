@@ -56,6 +56,7 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     (r"\baclose\b", "close"),
     (r"\baread\b", "read"),
     (r"\baiter_lines\b", "iter_lines"),
+    (r"\baiter_bytes\b", "iter_bytes"),
     # blocking calls the asyncio client makes on purpose are no exception in the sync one
     (r"  # noqa: ASYNC\d+$", ""),
 ]

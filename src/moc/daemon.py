@@ -35,6 +35,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from moc.artifacts.build import build_registry
+from moc.artifacts.registry import Registry
 from moc.clock import SystemClock
 from moc.config import Config
 from moc.devices import discover
@@ -129,7 +130,12 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
     for info in devices:
         ledger.add_device(info.id, info.kind, info.total, config.devices.reserve_fraction)
     leases = LeaseService(ledger, LeaseStore(db), clock, metrics, config.leases)
-    lifecycle = build_models(config, ledger, devices, probes, db, clock, metrics, leases)
+    # An artifact may not take a model's name: the names are the lifecycle's,
+    # built next, and asked only once moc serves.
+    registry = build_registry(
+        config, db, clock, lambda: {slot.spec.name for slot in lifecycle.table.slots()}
+    )
+    lifecycle = build_models(config, ledger, devices, probes, db, clock, metrics, leases, registry)
     loader = lifecycle.loader
     scheduler = Scheduler(Limits.of(config.gateway), loader.scheduling_facts, clock)
     lifecycle.table.on_change(scheduler.poke)
@@ -143,9 +149,6 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
         metrics,
         config.jobs,
         window=min(4096, max(64, 2 * config.gateway.max_in_flight)),
-    )
-    registry = build_registry(
-        config, db, clock, lambda: {slot.spec.name for slot in lifecycle.table.slots()}
     )
     learning = build_learning(
         config, db, leases, lifecycle.table, devices, clock, metrics, registry
@@ -334,6 +337,7 @@ def build_models(
     clock: SystemClock,
     metrics: Metrics,
     leases: LeaseService,
+    registry: Registry,
 ) -> Lifecycle:
     specs = list(config.models)
     if not specs and config.runtimes.demo_models:
@@ -358,6 +362,7 @@ def build_models(
         measure,
         on_more_free=leases.memory_changed,
         yielders=leases,
+        artifacts=registry,
     )
     leases.on_freed(lifecycle.table.notify)  # a load waiting for a yield decides again
     return lifecycle

@@ -40,16 +40,16 @@ class Blobs:
         self.root = root
         self._blobs = root / "blobs" / "sha256"
         self._views = root / "views"
-        self._tmp = root / "tmp"
+        self.tmp = root / "tmp"
 
     def open(self) -> None:
         """Create the folders; drop what a crash left half-written in ``tmp/``."""
         try:
-            for folder in (self._blobs, self._views, self._tmp):
+            for folder in (self._blobs, self._views, self.tmp):
                 folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _unwritable(self.root, exc) from exc
-        for leftover in self._tmp.iterdir():
+        for leftover in self.tmp.iterdir():
             if leftover.is_dir() and not leftover.is_symlink():
                 shutil.rmtree(leftover, ignore_errors=True)
             else:
@@ -74,9 +74,9 @@ class Blobs:
         digest = hashlib.sha256()
         size = 0
         try:
-            fd, name = tempfile.mkstemp(suffix=".part", dir=self._tmp)
+            fd, name = tempfile.mkstemp(suffix=".part", dir=self.tmp)
         except OSError as exc:
-            raise _unwritable(self._tmp, exc) from exc
+            raise _unwritable(self.tmp, exc) from exc
         tmp = Path(name)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -129,7 +129,7 @@ class Blobs:
         if final.is_dir():
             return final
         try:
-            building = Path(tempfile.mkdtemp(dir=self._tmp))
+            building = Path(tempfile.mkdtemp(dir=self.tmp))
             for rel, sha256 in files.items():
                 target = building / rel
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -52,16 +52,8 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def read(source: Path, into: Path) -> tuple[Manifest, bytes | None]:
     """Unpack the bundle at ``source`` into the empty folder ``into``: its
     manifest and signature, the files under ``into``."""
-    try:
-        tar = tarfile.open(source, mode="r:*")  # noqa: SIM115 - closed by the with below
-    except (tarfile.TarError, OSError) as exc:
-        raise ArtifactInvalid(f"not a tar file: {exc}", field="bundle") from None
-    with tar:
-        try:
-            members = tar.getmembers()
-        except (tarfile.TarError, OSError) as exc:
-            raise ArtifactInvalid(f"a broken tar file: {exc}", field="bundle") from None
-        own, files = _sorted(members)
+    with _open(source) as tar:
+        own, files = _sorted(_members(tar))
         if MANIFEST_NAME not in own:
             raise ArtifactInvalid(f"the bundle has no {MANIFEST_NAME}", field="bundle")
         manifest = parse(_small(tar, own[MANIFEST_NAME], MAX_MANIFEST), f"bundle {MANIFEST_NAME}")
@@ -83,14 +75,53 @@ def read(source: Path, into: Path) -> tuple[Manifest, bytes | None]:
                     f"{name}: {member.size} bytes, the manifest says {listed[name].size}",
                     field="bundle",
                 )
-            target = into / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            src = tar.extractfile(member)
-            assert src is not None  # a regular file, checked in _sorted
-            with src, target.open("xb") as out:
-                while chunk := src.read(1 << 20):
-                    out.write(chunk)
+            _extract(tar, member, into / name)
     return manifest, signature
+
+
+def read_files(source: Path, into: Path) -> tuple[dict[str, Path], bytes | None]:
+    """Unpack a plain tar of files (what ``moc artifact add`` sends: a folder or
+    one file, and the folder's ``model.sig`` if it has one) into the empty
+    folder ``into``: the files by path, and the signature."""
+    with _open(source) as tar:
+        own, members = _sorted(_members(tar))
+        if MANIFEST_NAME in own:
+            raise ArtifactInvalid(
+                f"{MANIFEST_NAME}: this is an exported bundle; import it instead", field="bundle"
+            )
+        if not members:
+            raise ArtifactInvalid("the upload holds no file", field="bundle")
+        signature = (
+            _small(tar, own[SIGNATURE_NAME], MAX_SIGNATURE) if SIGNATURE_NAME in own else None
+        )
+        found = {}
+        for name, member in members.items():
+            found[name] = _extract(tar, member, into / name)
+    return found, signature
+
+
+def _open(source: Path) -> tarfile.TarFile:
+    try:
+        return tarfile.open(source, mode="r:*")
+    except (tarfile.TarError, OSError) as exc:
+        raise ArtifactInvalid(f"not a tar file: {exc}", field="bundle") from None
+
+
+def _members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    try:
+        return tar.getmembers()
+    except (tarfile.TarError, OSError) as exc:
+        raise ArtifactInvalid(f"a broken tar file: {exc}", field="bundle") from None
+
+
+def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    src = tar.extractfile(member)
+    assert src is not None  # a regular file, checked in _sorted
+    with src, target.open("xb") as out:
+        while chunk := src.read(1 << 20):
+            out.write(chunk)
+    return target
 
 
 def _sorted(

@@ -255,6 +255,12 @@ class Registry:
         event(log, logging.INFO, "artifact imported", artifact=artifact.ref, signed_by=signed_by)
         return artifact
 
+    @property
+    def scratch_root(self) -> Path:
+        """Where uploads are received and unpacked: beside the blobs, so that
+        a file moves into the store by a rename."""
+        return self._blobs.tmp
+
     def files_of(self, artifact: Artifact) -> dict[str, Path]:
         """Its stored files by path (for an export)."""
         return {f.path: self._blobs.path(f.sha256) for f in artifact.manifest.files}

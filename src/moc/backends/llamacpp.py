@@ -53,7 +53,7 @@ def device_env(device: DeviceInfo) -> dict[str, str]:
 def launch(
     spec: ModelSpec, device: DeviceInfo, port: int, config: LlamaCppConfig, server: tuple[str, ...]
 ) -> Launch:
-    assert spec.path is not None  # the spec's validator requires it for llamacpp
+    assert spec.path is not None  # required, or set by the loader from a verified artifact
     argv = [
         *server,
         "--model",

@@ -27,7 +27,7 @@ from moc.models.spec import ModelSpec
 
 
 def launch(spec: ModelSpec, device: DeviceInfo, port: int, config: VllmConfig) -> Launch:
-    assert spec.path is not None  # the spec's validator requires it for vllm
+    assert spec.path is not None  # required, or set by the loader from a verified artifact
     assert spec.gpu_memory_util is not None
     argv = [
         config.python,

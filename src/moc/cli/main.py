@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from moc.cli.artifacts import adapters, artifact_app, keys_app
 from moc.cli.common import JsonOpt, UrlOpt, fail
 from moc.cli.datasets import dataset_app
 from moc.cli.goals import goals_app
@@ -45,6 +46,8 @@ lease_app = typer.Typer(
 app.add_typer(lease_app, name="lease")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(goals_app, name="goals")
+app.add_typer(artifact_app, name="artifact")
+app.add_typer(keys_app, name="keys")
 
 
 def _client(url: str | None) -> Client:
@@ -424,6 +427,9 @@ def lease_release(
 
 
 register_learning(app)
+
+
+app.command("adapters")(adapters)  # registered last: listed after the other commands
 
 
 def main() -> None:

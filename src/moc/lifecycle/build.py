@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from moc.artifacts.models import verified_spec
+from moc.artifacts.registry import Registry
 from moc.backends.registry import build_runtimes
 from moc.clock import Clock
 from moc.config import Config
@@ -59,6 +62,7 @@ def build_lifecycle(
     measure: Measure,
     on_more_free: Callable[[], None],
     yielders: Yielders | None = None,
+    artifacts: Registry | None = None,
 ) -> Lifecycle:
     """Raises ConfigError for a runtime setting that cannot work."""
     sizes, records = SizeStore(db), RuntimeStore(db)
@@ -67,5 +71,6 @@ def build_lifecycle(
     table = ModelTable(catalog, runtimes, ledger, devices, clock, metrics, on_more_free)
     usage = Usage(table, sizes, clock, metrics, measure)
     drain_timeout_s = config.runtimes.llamacpp.ready_timeout_s
-    loader = Loader(table, usage, records, clock, metrics, drain_timeout_s, yielders)
+    verify = None if artifacts is None else functools.partial(verified_spec, artifacts)
+    loader = Loader(table, usage, records, clock, metrics, drain_timeout_s, yielders, verify)
     return Lifecycle(table, loader, usage, IdleSweeper(table, loader, clock, metrics), records)

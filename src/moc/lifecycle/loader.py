@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from moc.backends.record import RuntimeRecord
 from moc.backends.runtime import Handle
@@ -30,6 +31,7 @@ from moc.backends.supervisor import Change, Hooks, Supervisor
 from moc.clock import Clock
 from moc.devices.probe import DeviceInfo
 from moc.errors import (
+    ArtifactRefused,
     ExceedsCapacity,
     InsufficientMemory,
     LoadFailed,
@@ -48,6 +50,7 @@ from moc.lifecycle.usage import Usage
 from moc.lifecycle.yielding import LOAD_PRIORITY, NoYielders, Yielders
 from moc.models.advice import too_large_advice
 from moc.models.catalog import Sizing
+from moc.models.spec import ModelSpec
 from moc.scheduler.waiting import ModelFacts
 from moc.telemetry.logs import event
 from moc.telemetry.metrics import Metrics
@@ -58,6 +61,9 @@ log = logging.getLogger(__name__)
 # After the last yield deadline, how long the lease service may take to revoke
 # a holder that did not let go and the memory to show free.
 RECLAIM_GRACE_S = 5.0
+
+# A model declared by artifact, verified: its spec with the path its runtime reads.
+Verify = Callable[[ModelSpec], Awaitable[ModelSpec]]
 
 
 class Loader:
@@ -70,8 +76,10 @@ class Loader:
         metrics: Metrics,
         drain_timeout_s: float,
         yielders: Yielders | None = None,
+        verify: Verify | None = None,
     ) -> None:
         self._table = table
+        self._verify = verify  # an artifact-declared model's files, checked before each load
         self._yielders: Yielders = yielders or NoYielders()
         self._usage = usage
         self._records = records
@@ -211,6 +219,8 @@ class Loader:
         name = slot.spec.name
         started = time.monotonic()
         try:
+            if slot.spec.artifact is not None:
+                await self._verified(slot)  # before anything is reserved for it
             eligible = self._table.eligible(slot.spec)
             sizing = await slot.runtime.sizing(slot.spec, self._table.devices[eligible[0]])
             victims = await self._make_room(slot, eligible, sizing)
@@ -242,12 +252,27 @@ class Loader:
             # Shown in the model's view until a load works: a load that failed
             # before any runtime started (a corrupt file) has nowhere else to say so.
             slot.last_error = exc.message
-            if isinstance(exc, LoadFailed | ModelFileInvalid):
+            if isinstance(exc, LoadFailed | ModelFileInvalid | ArtifactRefused):
                 self._metrics.model_loads.labels(name, "failed").inc()
             raise
         finally:
             slot.loading = None
             self._table.notify()
+
+    async def _verified(self, slot: Slot) -> None:
+        """The artifact's files and signature checked (off the event loop), and
+        the slot's spec pointed at them; a new version of the artifact gets a
+        new supervisor, since a supervisor starts the spec it was made with."""
+        if self._verify is None:
+            raise ModelFileInvalid(
+                f"model {slot.spec.name}: declared by artifact, but this moc has no registry",
+                model=slot.spec.name,
+            )
+        spec = await self._verify(slot.spec)
+        if spec.path != slot.spec.path:
+            slot.spec = spec
+            if slot.supervisor is not None and slot.state not in HOLDS_MEMORY:
+                slot.supervisor = None
 
     async def _make_room(self, slot: Slot, eligible: list[str], sizing: Sizing) -> list[Slot]:
         """Reserve the model's memory, evicting or waiting as the policy says.

@@ -17,6 +17,7 @@ from moc.fields import Duration, Size
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
 SUPPORTED_BACKENDS = ("llamacpp", "openai", "ollama", "vllm")
 URL_PATTERN = r"^https?://[^\s/]+(/[^\s]*)?$"
+ARTIFACT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?$"
 # parallel for a remote server (backend openai) unless given: such a server
 # batches many requests at once, and one at a time from moc would leave it
 # idle. vLLM's default batch (--max-num-seqs) is 256; llama.cpp's server has
@@ -26,7 +27,7 @@ REMOTE_PARALLEL = 256
 
 # Fields a backend does not use are refused, so a setting never silently does nothing.
 _REMOTE = ("url", "served_name", "api_key_env")
-_PROCESS = ("path", "adapters", "args", "memory_max", "cpu_quota", "service_unit")
+_PROCESS = ("path", "artifact", "adapters", "args", "memory_max", "cpu_quota", "service_unit")
 _NOT_FOR = {
     "llamacpp": (*_REMOTE, "gpu_memory_util", "dtype"),
     "openai": (*_PROCESS, "memory", "device", "pinned", "preload", "ctx", "gpu_memory_util"),
@@ -50,6 +51,12 @@ class ModelSpec(BaseModel):
     backend: Literal["llamacpp", "openai", "ollama", "vllm"] = "llamacpp"
     path: Path | None = Field(
         None, description="the GGUF file (llamacpp) or the model folder (vllm)"
+    )
+    artifact: str | None = Field(
+        None,
+        pattern=ARTIFACT_PATTERN,
+        description="load from this registry artifact (name, or name@sha256:…) instead of a "
+        "path; its files and signature are verified before every load",
     )
     url: str | None = Field(
         None, pattern=URL_PATTERN, description="the server's OpenAI base URL (openai)"
@@ -94,11 +101,19 @@ class ModelSpec(BaseModel):
                 f"backend {self.backend!r} is not available in this version of moc "
                 f"(available: {', '.join(SUPPORTED_BACKENDS)})"
             )
-        if self.backend == "llamacpp" and self.path is None:
-            raise ValueError("path is required for backend llamacpp (a .gguf file)")
+        if self.path is not None and self.artifact is not None:
+            raise ValueError("give path or artifact, not both")
+        from_file = self.path is not None or self.artifact is not None
+        if self.backend == "llamacpp" and not from_file:
+            raise ValueError(
+                "path (a .gguf file) or artifact (a registry artifact) is required for backend "
+                "llamacpp"
+            )
         if self.backend == "vllm":
-            if self.path is None:
-                raise ValueError("path is required for backend vllm (a Hugging Face model folder)")
+            if not from_file:
+                raise ValueError(
+                    "path (a Hugging Face model folder) or artifact is required for backend vllm"
+                )
             if self.gpu_memory_util is None:
                 raise ValueError(
                     "gpu_memory_util is required for backend vllm: the fraction of the device "

@@ -24,6 +24,7 @@ from moc.sdk.wire import (
     UPLOAD_CHUNK,
     LeaseInfo,
     acquire_body,
+    artifact_path,
     base_url,
     check,
     dataset_params,
@@ -31,9 +32,11 @@ from moc.sdk.wire import (
     goal_path,
     job_body,
     own_pid,
+    pack,
     renew_interval,
     sse_data,
     unreachable,
+    version_params,
 )
 
 log = logging.getLogger(__name__)
@@ -278,6 +281,114 @@ class AsyncClient:
         """Delete a goal; returns it as it was."""
         answer: wire.GoalDeleted = await self._call("DELETE", goal_path(name))
         return answer["goal"]
+
+    async def add_artifact(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        kind: str,
+        base: str | None = None,
+    ) -> wire.Artifact:
+        """Add a folder's files (or one file) as the next version of artifact
+        ``name`` (``POST /v1/artifacts``). A ``model.sig`` in the folder, as the
+        model-signing tool writes it, is their signature and must verify against
+        moc's trust policy; without one moc signs them with its own key."""
+        packed = pack(path)
+        try:
+            headers = {"content-length": str(packed.stat().st_size)}
+            params = version_params(None, name=name, kind=kind, base=base)
+            result: wire.Artifact = await self._call(
+                "POST", "/v1/artifacts", params=params, content=_file_chunks(packed),
+                headers=headers,
+            )  # fmt: skip
+            return result
+        finally:
+            packed.unlink(missing_ok=True)
+
+    async def artifacts(self, *, kind: str | None = None) -> list[wire.Artifact]:
+        """Every artifact version, by name then version (``GET /v1/artifacts``)."""
+        params = version_params(None, kind=kind)
+        answer: wire.ArtifactList = await self._call("GET", "/v1/artifacts", params=params)
+        return answer["artifacts"]
+
+    async def artifact(self, ref: str, *, version: int | None = None) -> wire.ArtifactDetail:
+        """One version with its files: ``name`` (the latest), ``version=``, or
+        ``name@sha256:…``."""
+        params = version_params(version)
+        result: wire.ArtifactDetail = await self._call("GET", artifact_path(ref), params=params)
+        return result
+
+    async def remove_artifact(self, ref: str, *, version: int | None = None) -> list[wire.Artifact]:
+        """Remove one version (``version=`` or ``name@sha256:…``) or every version."""
+        params = version_params(version)
+        answer: wire.ArtifactsRemoved = await self._call(
+            "DELETE", artifact_path(ref), params=params
+        )
+        return answer["removed"]
+
+    async def verify_artifact(
+        self, ref: str, *, version: int | None = None
+    ) -> wire.ArtifactVerified:
+        """Check every file and the signature; raises ``ArtifactTampered``,
+        ``ArtifactUntrusted`` or ``ArtifactUnsigned`` when it does not verify."""
+        params = version_params(version)
+        result: wire.ArtifactVerified = await self._call(
+            "POST", artifact_path(ref, "/verify"), params=params
+        )
+        return result
+
+    async def export_artifact(
+        self, ref: str, out: str | os.PathLike[str], *, version: int | None = None
+    ) -> wire.Artifact:
+        """Write the artifact as a bundle (tar) to ``out``; the artifact written."""
+        params = version_params(version)
+        try:
+            async with self._http.stream(
+                "GET", artifact_path(ref, "/export"), params=params, timeout=None
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    check(response)
+                digest = response.headers["x-moc-artifact"].partition("@")[2]
+                with open(out, "wb") as f:  # noqa: ASYNC230
+                    async for chunk in response.aiter_bytes():
+                        f.write(chunk)
+        except httpx.HTTPError as exc:
+            raise unreachable(self.url, exc) from exc
+        name = ref.partition("@")[0]
+        found: wire.ArtifactDetail = await self._call("GET", artifact_path(f"{name}@{digest}"))
+        return found
+
+    async def import_artifact(self, path: str | os.PathLike[str]) -> wire.Artifact:
+        """Import a bundle another moc exported; it is verified against this moc's
+        trust policy before anything is stored."""
+        headers = {"content-length": str(Path(path).stat().st_size)}  # noqa: ASYNC240
+        result: wire.Artifact = await self._call(
+            "POST", "/v1/artifacts/import", content=_file_chunks(path), headers=headers
+        )
+        return result
+
+    async def adapters(self) -> list[wire.Adapter]:
+        """The adapter catalog: each adapter's latest version (``GET /v1/adapters``)."""
+        answer: wire.AdapterList = await self._call("GET", "/v1/adapters")
+        return answer["adapters"]
+
+    async def signing_keys(self) -> list[wire.SigningKey]:
+        """moc's signing keys, with their public halves."""
+        answer: wire.SigningKeyList = await self._call("GET", "/v1/signing-keys")
+        return answer["keys"]
+
+    async def signing_key(self, name: str) -> wire.SigningKey:
+        result: wire.SigningKey = await self._call("GET", f"/v1/signing-keys/{name}")
+        return result
+
+    async def create_signing_key(self, name: str, *, type: str | None = None) -> wire.SigningKey:
+        """Make a signing key in moc's data directory (``ed25519`` unless ``type``
+        is ``ecdsa-p256``); its private half never leaves it."""
+        body = {"name": name, "type": type}
+        result: wire.SigningKey = await self._call("POST", "/v1/signing-keys", json=body)
+        return result
 
     async def acquire(
         self,

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tarfile
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -185,3 +188,45 @@ def goal_path(name: str) -> str:
     # Quoted: a name with "?", "#" or a space reaches moc as the name asked
     # for (an unknown goal), not cut short into a query or a fragment.
     return f"/v1/goals/{quote(name, safe='')}"
+
+
+def artifact_path(ref: str, tail: str = "") -> str:
+    """``/v1/artifacts/{ref}{tail}``, the ref quoted (``@`` and ``:`` stay)."""
+    return f"/v1/artifacts/{quote(ref, safe='@:')}{tail}"
+
+
+def version_params(version: int | None, **more: str | None) -> dict[str, str]:
+    params = {k: v for k, v in more.items() if v is not None}
+    if version is not None:
+        params["version"] = str(version)
+    return params
+
+
+def pack(path: str | os.PathLike[str]) -> Path:
+    """A folder's files (or one file) as a tar in a temporary file, which the
+    caller removes: the body of ``POST /v1/artifacts``. A link or anything
+    but a file raises ValueError naming it (moc would refuse it anyway)."""
+    source = Path(path)
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such file or folder")
+    fd, name = tempfile.mkstemp(suffix=".tar")
+    try:
+        with os.fdopen(fd, "wb") as out, tarfile.open(fileobj=out, mode="w") as tar:
+            if source.is_file():
+                tar.add(source, arcname=source.name, recursive=False)
+                return Path(name)
+            for item in sorted(source.rglob("*")):
+                rel = item.relative_to(source).as_posix()
+                if item.is_symlink() or not (item.is_file() or item.is_dir()):
+                    raise ValueError(f"{item}: not a regular file (artifacts hold files only)")
+                if item.is_file() and rel.split("/")[0] not in GIT_PATHS:
+                    tar.add(item, arcname=rel, recursive=False)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
+
+
+# Left out of a folder's upload, as the model-signing tool leaves them out of
+# what it signs.
+GIT_PATHS = (".git", ".gitattributes", ".github", ".gitignore")

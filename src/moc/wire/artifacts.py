@@ -37,7 +37,9 @@ class Artifact(TypedDict):
     name: str
     """its name; versions of one name count up from 1"""
     version: int
+    """this version of the name, from 1"""
     kind: ArtifactKind
+    """what it holds: a model, an adapter (LoRA), a quantized model, an index or a dataset"""
     digest: str
     """sha256: and the SHA-256 of its manifest; name@digest names this version exactly"""
     base: str | None

@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from moc import errors as e
 from moc.gateway.http import (
+    artifacts,
     datasets,
     goals,
     jobs,
@@ -55,6 +56,7 @@ ROUTES = [
     *datasets.routes,
     *goals.routes,
     *learning.routes,
+    *artifacts.routes,
     *ollama_manage.routes,
     ollama_manage.fallback,  # last: any /api/… path no route above serves
 ]

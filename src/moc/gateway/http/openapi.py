@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from moc.config import Config
+from moc.gateway.http.openapi_artifacts import artifact_paths
 from moc.gateway.http.openapi_learning import dataset_paths, goal_paths, learning_paths
 from moc.gateway.http.openapi_ops import (
     STRING,
@@ -348,6 +349,7 @@ def document(config: Config) -> dict[str, Any]:
             **dataset_paths(config),
             **goal_paths(),
             **learning_paths(),
+            **artifact_paths(),
             **_inference_paths(),
             **_ollama_paths(),
         },

@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from moc.artifacts.keys import GENERATED_TYPES
+from moc.artifacts.keys import NAME_PATTERN as KEY_NAME
 from moc.config import Config
 from moc.gateway.http.openapi_answers import untitled
 from moc.gateway.http.wire import (
@@ -27,6 +29,7 @@ from moc.gateway.http.wire import (
     LeaseAcquireBody,
     LeaseReleaseBody,
     LeaseRenewBody,
+    SigningKeyCreateBody,
 )
 from moc.jobs.model import MAX_METADATA, JobSubmission
 from moc.learning.goals import model as goals
@@ -51,6 +54,10 @@ def requests(config: Config) -> dict[str, Schema]:
         "GoalUpdate": _body(GoalUpdateBody, _GOAL_FIELDS),
         "LearningJobRequest": _learning_job(),
         "IndexQuery": _body(IndexQueryBody, {}),
+        "SigningKeyCreate": _body(
+            SigningKeyCreateBody,
+            {"name": {"pattern": KEY_NAME}, "type": {"enum": list(GENERATED_TYPES)}},
+        ),
     }
 
 

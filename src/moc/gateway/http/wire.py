@@ -103,3 +103,10 @@ class IndexQueryBody(Body):
 
     query: str = Field(min_length=1, max_length=8192, description="what to look for")
     k: Integer = Field(5, ge=1, le=100, description="how many chunks")
+
+
+class SigningKeyCreateBody(Body):
+    """``POST /v1/signing-keys``: a new key moc may sign artifacts with."""
+
+    name: str = Field(description="its handle, in /v1/signing-keys/{name} and key files")
+    type: str | None = Field(None, description="ed25519 (the default) or ecdsa-p256")
