@@ -46,6 +46,7 @@ bench-parts: venv
 	$(RUN) benchmarks/eviction_policy.py | tee $(OUT)/eviction_policy.md
 	$(RUN) benchmarks/upstream_client.py | tee $(OUT)/upstream_client.md
 	$(RUN) benchmarks/http_stack.py | tee $(OUT)/http_stack.md
+	$(RUN) benchmarks/artifact_verify.py | tee $(OUT)/artifact_verify.md
 
 # Learning jobs: throughput under moc, time to yield, quantize and index
 # (needs moc[learning]: torch's CPU build, transformers, peft, MiniLM).
