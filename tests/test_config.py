@@ -159,13 +159,19 @@ def test_models_are_declared_with_durations_and_sizes(tmp_path: Path) -> None:
     ("yaml_text", "expected"),
     [
         ("models: [{name: a, path: /a.gguf, colour: red}]", "models[a].colour: unknown field"),
-        ("models: [{name: a}]", "models[a]: path is required for backend llamacpp"),
+        (
+            "models: [{name: a}]",
+            "models[a]: path (a .gguf file) or artifact (a registry artifact) is required for backend llamacpp",
+        ),
         (
             "models: [{name: a, path: /a.gguf, ctx: 10}]",
             "models[a].ctx: must be at least 64 (got 10)",
         ),
         ("models: [{name: a, path: /a.gguf, keep_alive: soon}]", "models[a].keep_alive"),
-        ("models: [{name: a, backend: vllm}]", "path is required for backend vllm"),
+        (
+            "models: [{name: a, backend: vllm}]",
+            "path (a Hugging Face model folder) or artifact is required for backend vllm",
+        ),
         (
             "models: [{name: sql, path: /a.gguf}, {name: q, backend: vllm, path: /q, "
             "gpu_memory_util: 0.5, adapters: [/lora/sql]}]",

@@ -49,7 +49,7 @@ from moc.gateway.http.app import build_app
 from moc.jobs.runner import JobRunner
 from moc.jobs.store import JobStore
 from moc.learning.build import build_learning
-from moc.learning.demo import add_demo_datasets
+from moc.learning.demo import add_demo_datasets, demo_base_model
 from moc.leases.service import LeaseService
 from moc.leases.store import LeaseStore
 from moc.ledger import Ledger
@@ -337,11 +337,11 @@ def build_models(
     clock: SystemClock,
     metrics: Metrics,
     leases: LeaseService,
-    registry: Registry,
+    registry: Registry | None = None,
 ) -> Lifecycle:
     specs = list(config.models)
     if not specs and config.runtimes.demo_models:
-        specs = demo_catalog(config.data_dir)
+        specs = [*demo_catalog(config.data_dir), demo_base_model(config.data_dir)]
     owner = {info.id: probe for probe in probes for info in probe.devices()}
 
     async def measure(pid: int, device: str) -> int | None:

@@ -83,6 +83,7 @@ def launch(
 
 class LlamaCppRuntime(ProcessRuntime):
     kind = "llamacpp"
+    selects_gguf_adapters = True
 
     def __init__(self, ctx: RuntimeContext) -> None:
         super().__init__(ctx)

@@ -38,6 +38,10 @@ class Handle:
     device: str | None  # None for a remote server
     served_name: str  # the model's name at the server
     api_key: str | None = None
+    # The registry adapters its runtime loaded, in the ids it gave them; each
+    # request then says which to apply (all named: llama.cpp reuses a cached
+    # prompt computed under another adapter when a request names none).
+    lora: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,10 @@ class Runtime(Protocol):
     # Its memory is held by a process that is not moc's (Ollama's server): the
     # monitor counts the reservation as seen in use instead of twice.
     held_by_others: bool
+    # It loads llama.cpp adapter files (GGUF LoRA) unapplied and applies the
+    # one a request names (the request's "lora" field): adapters from the
+    # registry are served by it.
+    selects_gguf_adapters: bool
 
     async def check(self, spec: ModelSpec) -> str | None:
         """What is wrong with the model as declared (a missing file), or None."""
@@ -108,6 +116,8 @@ class Runtime(Protocol):
 class RuntimeDefaults:
     """The protocol's steps that most runtimes do alike; a runtime inherits
     these and overrides what it does differently."""
+
+    selects_gguf_adapters = False
 
     async def check(self, spec: ModelSpec) -> str | None:
         return None  # nothing to look at before a load (a server asked at load time)

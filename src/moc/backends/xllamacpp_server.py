@@ -23,7 +23,7 @@ from typing import Any
 
 FLAGS = (
     "--model/-m, --host, --port, --ctx-size/-c, --parallel/-np, --threads/-t, "
-    "--n-gpu-layers/-ngl, --lora, --alias/-a, --batch-size/-b, --ubatch-size/-ub, "
+    "--n-gpu-layers/-ngl, --lora, --lora-scaled, --alias/-a, --batch-size/-b, --ubatch-size/-ub, "
     "--embedding, --pooling, --no-warmup"
 )
 POOLING = ("none", "mean", "cls", "last", "rank")
@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", "-t", type=int)
     p.add_argument("--n-gpu-layers", "-ngl", "--gpu-layers", type=int)
     p.add_argument("--lora", action="append", default=[])
+    p.add_argument("--lora-scaled", nargs=2, action="append", default=[], metavar=("FILE", "SCALE"))
     p.add_argument("--alias", "-a")
     p.add_argument("--batch-size", "-b", type=int)
     p.add_argument("--ubatch-size", "-ub", type=int)
@@ -72,8 +73,10 @@ def main(argv: list[str] | None = None) -> None:
         params.cpuparams_batch.n_threads = args.threads
     if args.n_gpu_layers is not None:
         params.n_gpu_layers = args.n_gpu_layers
-    if args.lora:
-        params.lora_adapters = [xlc.CommonAdapterLoraInfo(path, 1.0) for path in args.lora]
+    if args.lora or args.lora_scaled:
+        params.lora_adapters = [xlc.CommonAdapterLoraInfo(path, 1.0) for path in args.lora] + [
+            xlc.CommonAdapterLoraInfo(path, float(scale)) for path, scale in args.lora_scaled
+        ]
     if args.alias:
         params.model_alias = {args.alias}
     if args.batch_size:

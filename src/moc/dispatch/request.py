@@ -62,11 +62,16 @@ class InferenceRequest:
         seeds = [seed] + [(seed + i) & SEED_MASK for i in range(1, self.n)]
         return [replace(self, doc={**doc, "seed": s}, raw=None, n=1) for s in seeds]
 
-    def body_for(self, served_name: str) -> bytes:
-        """The bytes to send to a backend that knows the model as ``served_name``."""
-        if self.raw is not None and served_name == self.model:
-            return self.raw
-        return orjson.dumps({**self.doc, "model": served_name})
+    def body_for(self, served_name: str, lora: tuple[str, ...] = ()) -> bytes:
+        """The bytes to send to a backend that knows the model as ``served_name``;
+        with ``lora`` (the adapters its runtime loaded, by id), the one named
+        ``served_name`` applied and every other one named at scale 0."""
+        if not lora:
+            if self.raw is not None and served_name == self.model:
+                return self.raw
+            return orjson.dumps({**self.doc, "model": served_name})
+        chosen = [{"id": i, "scale": 1.0 if n == served_name else 0.0} for i, n in enumerate(lora)]
+        return orjson.dumps({**self.doc, "model": served_name, "lora": chosen})
 
 
 def parse_openai(endpoint: Endpoint, raw: bytes, priority_header: str | None) -> InferenceRequest:

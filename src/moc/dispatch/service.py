@@ -114,7 +114,8 @@ class Dispatcher:
         queue's length limit and deadline; ``on_admitted`` is called when the
         request's turn comes. The caller must ``close()`` what it gets.
         """
-        # A vLLM adapter is asked for by its name and runs on its base model.
+        # An adapter (vLLM's, or the registry's) is asked for by its name and
+        # runs on its base model.
         name, served = self._models.resolve(request.model)  # ModelNotFound before it queues
         breaker = self.breaker(name)
         now = self._clock.now()
@@ -141,7 +142,7 @@ class Dispatcher:
                 on_admitted()
             t0 = time.monotonic()
             try:
-                handle = await self._models.hold(name)
+                handle = await self._models.hold(name, served)
             except LoadFailed:
                 breaker.failure(self._clock.now())
                 raise
@@ -172,7 +173,7 @@ class Dispatcher:
     ) -> tuple[Reply, Handle]:
         try:
             reply = await self._upstream.send(
-                handle, request.endpoint.value, request.body_for(handle.served_name)
+                handle, request.endpoint.value, request.body_for(handle.served_name, handle.lora)
             )
         except UpstreamFailed as exc:
             reply, handle = await self._resend(request, handle, breaker, exc)
@@ -196,7 +197,7 @@ class Dispatcher:
         restarted = await self._models.after_failure(handle.name)
         handle = replace(restarted, served_name=handle.served_name)  # keep an adapter's name
         try:
-            body = request.body_for(handle.served_name)
+            body = request.body_for(handle.served_name, handle.lora)
             return await self._upstream.send(handle, request.endpoint.value, body), handle
         except UpstreamFailed as again:
             breaker.failure(self._clock.now())

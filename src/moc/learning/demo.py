@@ -1,16 +1,25 @@
-"""The demo datasets: with no models declared, a fresh moc also holds a small
-instruction dataset and a documents dataset, so that the README's
-``moc train``, ``moc index`` and ``moc search`` work as written."""
+"""The learning side's demo: with no models declared, a fresh moc also holds a
+small instruction dataset and a documents dataset, so that the README's
+``moc train``, ``moc index`` and ``moc search`` work as written, and serves
+``tiny-base`` itself under llama.cpp (the Hugging Face folder sft jobs train
+on, converted to GGUF), so that the adapters those jobs make are served."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from moc.errors import MocError
+from moc.learning import hf_to_gguf
 from moc.learning.datasets import DatasetService
+from moc.learning.jobs.model import TINY_BASE
 from moc.learning.retrieval_set import PASSAGES
+from moc.learning.tiny_hf import write_tiny_base
+from moc.models.spec import ModelSpec
 from moc.telemetry.logs import event
 
 log = logging.getLogger(__name__)
@@ -52,3 +61,20 @@ async def add_demo_datasets(datasets: DatasetService) -> None:
             await datasets.add(name, _once(data))
         except MocError as exc:  # a full disk: the demo is a convenience, not a reason to stop
             event(log, logging.WARNING, "demo dataset not added", dataset=name, error=str(exc))
+
+
+def demo_base_model(data_dir: Path) -> ModelSpec:
+    """``tiny-base`` as llama.cpp serves it, written once (converted whole to a
+    temporary file, then renamed into place)."""
+    folder = write_tiny_base(data_dir / "learning" / "bases" / TINY_BASE)
+    path = data_dir / "demo-models" / f"{TINY_BASE}.gguf"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(suffix=".part", dir=path.parent)
+        os.close(fd)
+        try:
+            hf_to_gguf.convert(folder, Path(name))
+            os.replace(name, path)
+        finally:
+            Path(name).unlink(missing_ok=True)
+    return ModelSpec(name=TINY_BASE, path=path, ctx=512, keep_alive=300.0)

@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from moc.artifacts.adapters import AdapterCatalog
 from moc.artifacts.models import verified_spec
 from moc.artifacts.registry import Registry
 from moc.backends.registry import build_runtimes
@@ -69,6 +70,9 @@ def build_lifecycle(
     catalog = Catalog(specs, sizes)
     runtimes = build_runtimes(config, catalog)
     table = ModelTable(catalog, runtimes, ledger, devices, clock, metrics, on_more_free)
+    if artifacts is not None:
+        names = {spec.name for spec in specs}
+        table.adapters = AdapterCatalog(artifacts, lambda: names)
     usage = Usage(table, sizes, clock, metrics, measure)
     drain_timeout_s = config.runtimes.llamacpp.ready_timeout_s
     verify = None if artifacts is None else functools.partial(verified_spec, artifacts)

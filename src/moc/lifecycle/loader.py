@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ from moc.clock import Clock
 from moc.devices.probe import DeviceInfo
 from moc.errors import (
     ArtifactRefused,
+    BackendUnavailable,
     ExceedsCapacity,
     InsufficientMemory,
     LoadFailed,
@@ -146,8 +148,11 @@ class Loader:
         await self.stop(slot, reason)
         return True
 
-    async def hold(self, name: str) -> Handle:
-        """The model, loaded, held for one request: not evicted until :meth:`release`."""
+    async def hold(self, name: str, served: str | None = None) -> Handle:
+        """The model, loaded, held for one request: not evicted until :meth:`release`.
+        ``served``: the adapter the request names (from :meth:`resolve`)."""
+        if served is not None and served != name:
+            await self._adapter_ready(name, served)
         handle = await self.ensure_loaded(name)
         self._table.slot(name).in_flight += 1
         return handle
@@ -221,8 +226,11 @@ class Loader:
         try:
             if slot.spec.artifact is not None:
                 await self._verified(slot)  # before anything is reserved for it
+            adapter_bytes = await self._with_adapters(slot)
             eligible = self._table.eligible(slot.spec)
             sizing = await slot.runtime.sizing(slot.spec, self._table.devices[eligible[0]])
+            if adapter_bytes:  # held with the model: loading one never overcommits
+                sizing = dataclasses.replace(sizing, bytes=sizing.bytes + adapter_bytes)
             victims = await self._make_room(slot, eligible, sizing)
             if victims:
                 await asyncio.gather(*(self.stop(v, "evicted for " + name) for v in victims))
@@ -273,6 +281,53 @@ class Loader:
             slot.spec = spec
             if slot.supervisor is not None and slot.state not in HOLDS_MEMORY:
                 slot.supervisor = None
+
+    async def _with_adapters(self, slot: Slot) -> int:
+        """For a runtime that applies adapters per request: every registry
+        adapter of the model, verified, loaded unapplied (scale 0) with it;
+        the bytes they add. One that does not verify is left out, and a
+        request naming it is refused with the reason (see _adapter_ready)."""
+        catalog = self._table.adapters
+        if catalog is None or not slot.runtime.selects_gguf_adapters:
+            return 0
+        base = self._table.catalog.spec(slot.spec.name)  # as configured, without adapters
+        args, lora, total = list(base.args), [], 0
+        for adapter in catalog.for_base(slot.spec.name):
+            try:
+                path = await catalog.verified_file(adapter)
+            except MocError as exc:
+                event(log, logging.WARNING, "adapter left out", model=slot.spec.name,
+                      adapter=adapter.ref, error=exc.message)  # fmt: skip
+                continue
+            args += ["--lora-scaled", str(path), "0"]
+            lora.append((adapter.name, adapter.digest))
+            total += adapter.manifest.size_bytes
+        if tuple(lora) != slot.lora:
+            slot.spec = slot.spec.model_copy(update={"args": tuple(args)})
+            slot.lora = tuple(lora)
+            if slot.supervisor is not None and slot.state not in HOLDS_MEMORY:
+                slot.supervisor = None  # a supervisor starts the spec it was made with
+        return total
+
+    async def _adapter_ready(self, name: str, served: str) -> None:
+        """The registry adapter a request names, verified before anything is
+        reserved for it; a runtime started before it was registered (or before
+        its latest version) is restarted with it once idle."""
+        catalog = self._table.adapters
+        adapter = catalog.lookup(served) if catalog is not None else None
+        if catalog is None or adapter is None:
+            return  # a vLLM adapter: its runtime knows it by name
+        await catalog.verified_file(adapter)  # raises artifact_tampered, …
+        slot = self._table.slot(name)
+        if (adapter.name, adapter.digest) in slot.lora or slot.state not in HOLDS_MEMORY:
+            return  # loaded, or the next load loads it
+        if slot.in_flight or slot.loading is not None:
+            raise BackendUnavailable(
+                f"model {name} is busy; adapter {adapter.name} (registered since it started) "
+                "is loaded with it as soon as it is idle",
+                model=name,
+            )
+        await self.unload(name, reason=f"adapter {adapter.name} added")
 
     async def _make_room(self, slot: Slot, eligible: list[str], sizing: Sizing) -> list[Slot]:
         """Reserve the model's memory, evicting or waiting as the policy says.

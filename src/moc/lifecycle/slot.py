@@ -35,6 +35,9 @@ class Slot:
     last_error: str | None = None  # why the last load failed; cleared by one that works
     loading: asyncio.Task[Handle] | None = None
     stopping: asyncio.Task[None] | None = None
+    # The registry adapters its runtime was started with, in the ids the
+    # runtime gave them (name, digest): set by the loader with its spec.
+    lora: tuple[tuple[str, str], ...] = ()
 
     @property
     def state(self) -> State:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 
+from moc.artifacts.adapters import AdapterCatalog
 from moc.backends.eligible import eligible_devices
 from moc.backends.registry import Runtimes
 from moc.backends.runtime import Handle
@@ -48,6 +50,7 @@ class ModelTable:
         self._metrics = metrics
         self._on_more_free = on_more_free
         self._slots = {s.name: Slot(s, runtimes.of(s)) for s in catalog.specs()}
+        self.adapters: AdapterCatalog | None = None  # the registry's, when moc has one
         self._changed = asyncio.Event()
         self._listeners: list[Callable[[], None]] = []
         for spec in catalog.specs():
@@ -63,17 +66,24 @@ class ModelTable:
         return [view_of(slot, now) for slot in self._slots.values()]
 
     def knows(self, name: str) -> bool:
-        """A model's name, or a vLLM adapter's."""
+        """A model's name, or an adapter's."""
         try:
-            self.catalog.resolve(name)
+            self.resolve(name)
         except ModelNotFound:
             return False
         return True
 
     def resolve(self, name: str) -> tuple[str, str]:
-        """(model, name to send its backend): a model, or a vLLM adapter of one;
-        raises ModelNotFound."""
-        return self.catalog.resolve(name)
+        """(model, name to send its backend): a model, a vLLM adapter of one,
+        or a registry adapter (``adapter`` or ``base:adapter``) of a model
+        whose runtime applies it per request; raises ModelNotFound."""
+        try:
+            return self.catalog.resolve(name)
+        except ModelNotFound:
+            adapter = self.adapters.lookup(name) if self.adapters is not None else None
+            if adapter is None or adapter.manifest.base is None:
+                raise
+            return adapter.manifest.base, adapter.name
 
     async def file_facts(self, name: str) -> GgufFacts | None:
         """The model file's metadata, or None (no file, or not a GGUF file)."""
@@ -202,4 +212,7 @@ class ModelTable:
             listener()
 
     def handle(self, slot: Slot) -> Handle:
-        return slot.runtime.handle(slot.spec, slot.supervisor, slot.device)
+        handle = slot.runtime.handle(slot.spec, slot.supervisor, slot.device)
+        if not slot.lora:
+            return handle
+        return replace(handle, lora=tuple(name for name, _ in slot.lora))

@@ -1,7 +1,9 @@
 """What a finished learning job registers as an artifact: its output's files,
 the kind, the base model it belongs to, what made it, and its figures.
 
-    sft        an adapter:   the PEFT adapter folder, for the job's base model
+    sft        an adapter:   the PEFT adapter folder, for the job's base model, with
+                             the same LoRA as a llama.cpp adapter (adapter.gguf)
+                             where the base is a LLaMA, so llama.cpp can serve it
     quantize   quantized:    the GGUF file, for the model it was made from
     index      an index:     the index file, under the index's name
 
@@ -12,13 +14,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from moc.artifacts import lora_gguf
+from moc.artifacts.adapters import GGUF_ADAPTER
 from moc.artifacts.manifest import Kind as ArtifactKind
 from moc.artifacts.manifest import Producer
 from moc.learning.jobs.model import Kind, LearningJob
+from moc.telemetry.logs import event
+
+log = logging.getLogger(__name__)
 
 _METRICS = {
     Kind.SFT: ("final_loss", "steps", "trainable_params"),
@@ -58,6 +66,7 @@ def registration(
     }
     if job.kind is Kind.SFT:
         folder = Path(output["adapter_dir"])
+        _gguf_adapter(folder, sources.get("base"))
         files = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
         return Registration(
             name=f"{job.base}-{job.id}",
@@ -88,6 +97,22 @@ def registration(
         producer=producer,
         metrics=metrics,
     )
+
+
+def _gguf_adapter(folder: Path, base: Path | None) -> None:
+    """``adapter.gguf`` beside the PEFT files, for a base llama.cpp can run;
+    none (and why, in the log) for one it cannot."""
+    try:
+        config = json.loads((base / "config.json").read_text()) if base else None
+    except (OSError, ValueError):
+        config = None
+    if not isinstance(config, dict):
+        return
+    try:
+        lora_gguf.convert(folder, folder / GGUF_ADAPTER, base_config=config)
+    except ValueError as exc:
+        event(log, logging.INFO, "adapter not converted for llama.cpp", folder=str(folder),
+              reason=str(exc))  # fmt: skip
 
 
 def request_digest(job: LearningJob) -> str:
