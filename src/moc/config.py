@@ -314,6 +314,11 @@ class ArtifactsConfig(Section):
         True,
         description="skip rehashing a file whose inode, size, mtime and ctime are unchanged",
     )
+    agent_map: Path | None = Field(
+        None,
+        description="an AGENT_MODEL_MAP.json: names (agents, aliases) → a model, or a model "
+        "with an adapter, that requests may name",
+    )
 
 
 class LogConfig(Section):

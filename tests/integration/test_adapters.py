@@ -8,12 +8,14 @@ load of it is refused with artifact_tampered, with nothing reserved."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+import moc
 from tests.conftest import runtimes_using
 from tests.integration.support import Factory, held
 from tests.integration.test_learning import LEARNING, LEARNS, add_dataset, finished, submit
@@ -58,9 +60,14 @@ def flip_a_byte(blob: Path) -> None:
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_a_trained_adapter_is_served_on_its_base_and_a_changed_byte_refuses_it(
-    moc_factory: Factory,
+    moc_factory: Factory, tmp_path: Path
 ) -> None:
-    server = moc_factory({"learning": LEARNING}).start(timeout=60)  # the demo catalog
+    # An agent map naming an adapter that does not exist yet: added by hand below.
+    agents = tmp_path / "AGENT_MODEL_MAP.json"
+    agents.write_text(json.dumps({"support": {"model": "tiny-base", "adapter": "support-lora"}}))
+    server = moc_factory({"learning": LEARNING, "artifacts": {"agent_map": str(agents)}}).start(
+        timeout=60
+    )  # the demo catalog
     with httpx.Client(base_url=server.url, timeout=120) as http:
         add_dataset(http, "qa-chat", CHATS)
         # seq_len: a chat, rendered, is longer than the 64 bytes an instruction row needs
@@ -87,6 +94,18 @@ def test_a_trained_adapter_is_served_on_its_base_and_a_changed_byte_refuses_it(
         assert ask(http, f"tiny-base:{name}") == ANSWER
         runtimes = runtimes_using(server.data_dir)
         assert len(runtimes) == 1  # one base in memory serves both
+
+        # The same LoRA added by hand under the agent map's name: the running
+        # base is restarted with it (it is idle), and the agent's name serves it.
+        with moc.Client(server.url) as client:
+            added = client.add_artifact(
+                "support-lora", server.data_dir / "learning" / "jobs" / job["id"] / "output",
+                kind="adapter", base="tiny-base",
+            )  # fmt: skip
+        assert added["signed_by"] == artifact["signed_by"]
+        assert ask(http, "support") == ANSWER
+        assert ask(http, name) == ANSWER
+        assert len(runtimes_using(server.data_dir)) == 1
 
         assert http.post("/v1/models/tiny-base/unload").json()["unloaded"] is True
         flip_a_byte(

@@ -17,13 +17,14 @@ from typing import Any
 
 import httpx
 import model_signing
+import numpy as np
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import moc
 from moc.artifacts.signing import key_id
-from moc.errors import ArtifactTampered, ArtifactUntrusted
+from moc.errors import ArtifactInvalid, ArtifactTampered, ArtifactUntrusted, ModelNotFound
 from tests.conftest import MocProcess, runtimes_using
 from tests.integration.support import Factory, chat, held, start
 
@@ -67,7 +68,7 @@ def test_the_cli_adds_shows_verifies_exports_and_another_moc_imports(
     assert keys.stdout.splitlines()[1].split()[:3] == ["default", "*", "ed25519"]
 
     added = cli(first, "artifact", "add", "helper", str(folder(tmp_path / "src")), "--kind",
-                "adapter", "--base", "tiny-base", "--json")  # fmt: skip
+                "adapter", "--json")  # fmt: skip
     assert added.returncode == 0, added.stderr
     artifact = json.loads(added.stdout)
     own_key = httpx.get(f"{first.url}/v1/signing-keys/default").json()
@@ -81,7 +82,7 @@ def test_the_cli_adds_shows_verifies_exports_and_another_moc_imports(
     assert cli(first, "artifact", "verify", f"helper@{artifact['digest']}").returncode == 0
     catalog = httpx.get(f"{first.url}/v1/adapters").json()["adapters"]
     assert [(a["name"], a["base"], a["digest"]) for a in catalog] == [
-        ("helper", "tiny-base", artifact["digest"])
+        ("helper", None, artifact["digest"])
     ]
     bundle = tmp_path / "helper.tar"
     assert cli(first, "artifact", "export", "helper", str(bundle)).returncode == 0
@@ -278,3 +279,27 @@ def test_a_model_declared_by_artifact_is_verified_before_every_load(
         pinned = http.post("/v1/models/pinned/load").json()["error"]
         assert pinned["code"] == "artifact_not_found"
         assert added["digest"] not in pinned["message"]
+
+
+def test_an_adapter_for_another_architecture_or_an_unknown_base_is_refused(
+    server: MocProcess, tmp_path: Path
+) -> None:
+    import gguf
+
+    folder = tmp_path / "qwen-lora"
+    folder.mkdir()
+    writer = gguf.GGUFWriter(str(folder / "adapter.gguf"), "qwen2")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_tensor("blk.0.attn_q.weight.lora_a", np.zeros((8, 64), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with moc.Client(server.url) as client:
+        with pytest.raises(
+            ArtifactInvalid, match="LoRA for the qwen2 architecture; base model tiny-chat is llama"
+        ):
+            client.add_artifact("qwen-lora", folder, kind="adapter", base="tiny-chat")
+        with pytest.raises(ModelNotFound):
+            client.add_artifact("qwen-lora", folder, kind="adapter", base="no-such-model")
+        assert client.artifacts() == []

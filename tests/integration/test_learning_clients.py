@@ -54,6 +54,19 @@ def test_the_readme_commands_train_quantize_index_and_search(moc_factory: Factor
     found = cli(url, "search", "demo", "How do bees tell each other where flowers are?")
     assert found.returncode == 0, found.stderr
     assert "waggle dance" in found.stdout.splitlines()[1]
+    # each output is a signed artifact, and a query reads the index verified
+    assert output["artifact"].startswith("tiny-chat-q8_0@sha256:")
+    (index_file,) = httpx.get(f"{url}/v1/artifacts/demo").json()["files"]
+    blob = server.data_dir / "artifacts" / "blobs" / "sha256" / index_file["sha256"]
+    blob.chmod(0o644)
+    with blob.open("r+b") as f:
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 1]))
+    refused = cli(url, "search", "demo", "How do bees tell each other where flowers are?")
+    assert refused.returncode == 1
+    assert "[artifact_tampered] index.sqlite: changed" in refused.stderr
     listed = cli(url, "learning", "list")
     assert listed.returncode == 0, listed.stderr
     assert [line.split()[2] for line in listed.stdout.splitlines()[1:]] == ["complete"] * 3

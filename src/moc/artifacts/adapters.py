@@ -11,12 +11,15 @@ the event loop, no file is touched here (verification is the registry's).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from moc.artifacts.manifest import Kind
 from moc.artifacts.registry import Registry
 from moc.artifacts.store import Artifact
+from moc.errors import ArtifactInvalid
+from moc.models.gguf_facts import GgufError, gguf_architecture
+from moc.models.spec import ModelSpec
 
 GGUF_ADAPTER = "adapter.gguf"
 
@@ -41,8 +44,8 @@ class AdapterCatalog:
 
     def lookup(self, name: str) -> Artifact | None:
         """The adapter a request names (``adapter`` or ``base:adapter``), or None."""
-        base, colon, adapter = name.partition(":")
-        found = self._served().get(adapter if colon else name)
+        base, colon, adapter = name.rpartition(":")  # an adapter's name holds no ":"
+        found = self._served().get(adapter)
         if found is None or (colon and found.manifest.base != base):
             return None
         return found
@@ -56,3 +59,22 @@ class AdapterCatalog:
     async def verified_file(self, adapter: Artifact) -> Path:
         """Its llama.cpp adapter file, every file of it verified first."""
         return await self._registry.verify(adapter) / GGUF_ADAPTER
+
+
+def check_base(files: Mapping[str, Path], base: ModelSpec) -> None:
+    """ArtifactInvalid when an adapter's llama.cpp file is for another
+    architecture than its base's (it would load, and answer nonsense).
+    Blocking (reads both files' headers): from a worker thread."""
+    adapter = files.get(GGUF_ADAPTER)
+    if adapter is None or base.path is None:
+        return  # nothing llama.cpp would load, or a base known only at its load
+    try:
+        mine, theirs = gguf_architecture(adapter), gguf_architecture(base.path)
+    except GgufError as exc:
+        raise ArtifactInvalid(f"{GGUF_ADAPTER}: {exc}", field="files") from None
+    if mine != theirs:
+        raise ArtifactInvalid(
+            f"{GGUF_ADAPTER} is a LoRA for the {mine} architecture; base model {base.name} "
+            f"is {theirs}",
+            field="base",
+        )

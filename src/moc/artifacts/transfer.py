@@ -13,7 +13,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from moc.artifacts import bundle
@@ -39,12 +39,16 @@ async def add_tar(
     kind: Kind,
     base: str | None = None,
     metrics: Mapping[str, float] | None = None,
+    vet: Callable[[Mapping[str, Path]], None] | None = None,
 ) -> Artifact:
     """The files in the tar at ``source`` as the next version of ``name``;
     a ``model.sig`` among them is their signature, verified against the
-    trust policy (else moc signs them)."""
+    trust policy (else moc signs them). ``vet`` may refuse the files (it
+    runs in a worker thread) before anything is stored."""
     with scratch(registry.scratch_root) as into:
         files, signature = await asyncio.to_thread(bundle.read_files, source, into)
+        if vet is not None:
+            await asyncio.to_thread(vet, files)
         return await registry.register(
             name, kind, files, base=base, metrics=metrics, signature=signature
         )

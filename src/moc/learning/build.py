@@ -58,7 +58,9 @@ def build_learning(
     goals = GoalService(GoalStore(db), config.goals, clock)
     store = LearningJobStore(db)
     lookups = DaemonLookups(config, datasets, goals, models, devices)
-    indexes = Indexes(config.data_dir.expanduser() / "indexes", config.learning.interpreter)
+    indexes = Indexes(
+        config.data_dir.expanduser() / "indexes", config.learning.interpreter, registry
+    )
     runner = LearningRunner(
         store, leases, lookups, goals.weights, clock, metrics, config, indexes.publish, registry
     )

@@ -4,7 +4,9 @@ A query is embedded the way the index's chunks were: by the same
 sentence-transformers model in a query embedder child (started on first use
 and kept; the daemon never imports torch), or by the same model moc serves,
 through moc's own ``/v1/embeddings`` (so it loads under the ledger like any
-request). Owned by the event loop; the children live until :meth:`close`.
+request). An index the registry holds (every index job registers its output)
+is read from the registry's verified copy, checked as a model is before it
+loads. Owned by the event loop; the children live until :meth:`close`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from moc.artifacts.manifest import Kind as ArtifactKind
+from moc.artifacts.registry import Registry
 from moc.errors import IndexNotFound, InvalidRequest, NotFound, Unavailable
 from moc.learning.jobs.model import INDEX_NAME_PATTERN
 from moc.learning.query_embedder import QueryEmbedder
@@ -26,9 +30,10 @@ MAX_QUERY = 8192  # as the HTTP body (IndexQueryBody) allows
 
 
 class Indexes:
-    def __init__(self, root: Path, python: str) -> None:
+    def __init__(self, root: Path, python: str, registry: Registry | None = None) -> None:
         self._root = root
         self._python = python
+        self._registry = registry
         self._embedders: dict[str, QueryEmbedder] = {}
         self.moc_url = ""  # set once moc's HTTP socket is bound
 
@@ -37,11 +42,21 @@ class Indexes:
             return []
         return sorted(p.name for p in self._root.iterdir() if (p / INDEX_FILE).is_file())
 
-    def open(self, name: str) -> IndexFile:
+    async def _verified(self, name: str) -> Path:
+        """The index's file: the registry's verified copy of its latest
+        version where it has one (ArtifactTampered, … otherwise), else the
+        file an index job published before moc had a registry."""
+        versions = self._registry.versions(name) if self._registry is not None else []
+        indexes = [a for a in versions if a.manifest.kind is ArtifactKind.INDEX]
+        if self._registry is None or not indexes:
+            return self._root / name / INDEX_FILE
+        return await self._registry.verify(indexes[-1]) / INDEX_FILE
+
+    def open(self, name: str, path: Path | None = None) -> IndexFile:
         try:
             if not re.fullmatch(INDEX_NAME_PATTERN, name):  # no index has such a name
                 raise NotFound(name)
-            return IndexFile.open(self._root / name / INDEX_FILE)
+            return IndexFile.open(path or self._root / name / INDEX_FILE)
         except NotFound:
             known = ", ".join(self.names()) or "none yet"
             raise IndexNotFound(
@@ -57,7 +72,9 @@ class Indexes:
                 "query", f"at most {MAX_QUERY} characters", value=len(text), limit=MAX_QUERY
             )
         check_k(k)  # before any embedding is paid for
-        index = self.open(name)
+        if not re.fullmatch(INDEX_NAME_PATTERN, name):
+            self.open(name)  # index_not_found, naming the known ones
+        index = self.open(name, await self._verified(name))
         embedder = index.meta.get("embedder") or {}
         if embedder.get("kind") == "moc":
             vectors = await self._via_moc(str(embedder["model"]), [text])

@@ -21,6 +21,7 @@ from moc.lifecycle.sweeper import IdleSweeper
 from moc.lifecycle.table import ModelTable
 from moc.lifecycle.usage import Measure, Usage
 from moc.lifecycle.yielding import Yielders
+from moc.models.aliases import read_aliases
 from moc.models.catalog import Catalog
 from moc.models.spec import ModelSpec
 from moc.models.store import SizeStore
@@ -70,9 +71,11 @@ def build_lifecycle(
     catalog = Catalog(specs, sizes)
     runtimes = build_runtimes(config, catalog)
     table = ModelTable(catalog, runtimes, ledger, devices, clock, metrics, on_more_free)
+    names = {spec.name for spec in specs}
     if artifacts is not None:
-        names = {spec.name for spec in specs}
         table.adapters = AdapterCatalog(artifacts, lambda: names)
+    if config.artifacts.agent_map is not None:
+        table.aliases = read_aliases(config.artifacts.agent_map.expanduser(), names)
     usage = Usage(table, sizes, clock, metrics, measure)
     drain_timeout_s = config.runtimes.llamacpp.ready_timeout_s
     verify = None if artifacts is None else functools.partial(verified_spec, artifacts)

@@ -51,6 +51,7 @@ class ModelTable:
         self._on_more_free = on_more_free
         self._slots = {s.name: Slot(s, runtimes.of(s)) for s in catalog.specs()}
         self.adapters: AdapterCatalog | None = None  # the registry's, when moc has one
+        self.aliases: dict[str, str] = {}  # agent map: name → "model" or "model:adapter"
         self._changed = asyncio.Event()
         self._listeners: list[Callable[[], None]] = []
         for spec in catalog.specs():
@@ -76,7 +77,9 @@ class ModelTable:
     def resolve(self, name: str) -> tuple[str, str]:
         """(model, name to send its backend): a model, a vLLM adapter of one,
         or a registry adapter (``adapter`` or ``base:adapter``) of a model
-        whose runtime applies it per request; raises ModelNotFound."""
+        whose runtime applies it per request, or an alias of the agent map for
+        one of these; raises ModelNotFound."""
+        name = self.aliases.get(name, name)
         try:
             return self.catalog.resolve(name)
         except ModelNotFound:

@@ -40,6 +40,19 @@ def _scalar(fields: dict[str, Any], key: str) -> Any:
     return value
 
 
+def gguf_architecture(path: Path) -> str:
+    """A GGUF file's ``general.architecture`` (a model's or an adapter's)."""
+    from gguf import GGUFReader
+
+    try:
+        arch = _scalar(dict(GGUFReader(str(path), "r").fields), "general.architecture")
+    except (ValueError, OSError, IndexError, KeyError) as exc:
+        raise GgufError(f"{path.name}: not a readable GGUF file ({exc})") from exc
+    if not isinstance(arch, str):
+        raise GgufError(f"{path.name}: GGUF metadata has no general.architecture")
+    return arch
+
+
 def read_gguf_facts(path: Path) -> GgufFacts:
     from gguf import GGUFReader  # heavy import; only when a file is read
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import typing
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from starlette.routing import Route
 
 from moc import wire
 from moc.artifacts import transfer
+from moc.artifacts.adapters import check_base
 from moc.artifacts.keys import GENERATED_TYPES
 from moc.artifacts.manifest import NAME_PATTERN, Kind, Producer
 from moc.artifacts.registry import Registry
@@ -135,9 +137,14 @@ async def add(request: Request) -> Response:
     kind = _kind(q.get("kind"), required=True)
     assert kind is not None
     registry = _registry(request)
+    base = q.get("base")
+    vet = None
+    if kind is Kind.ADAPTER and base is not None:
+        spec = services(request).models.catalog.spec(base)  # 404 naming the known models
+        vet = functools.partial(check_base, base=spec)
     with _spooled(registry) as upload:
         await _receive(request, upload)
-        artifact = await transfer.add_tar(registry, upload, name, kind, base=q.get("base"))
+        artifact = await transfer.add_tar(registry, upload, name, kind, base=base, vet=vet)
     return json(artifact_view(artifact), 201, {"location": f"/v1/artifacts/{name}"})
 
 

@@ -20,11 +20,13 @@ def _version() -> dict[str, Any]:
     return version
 
 
-def _upload(summary: str, description: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+def _upload(
+    summary: str, description: str, params: list[dict[str, Any]], *statuses: int
+) -> dict[str, Any]:
     upload = op(
         summary,
         answer("stored", ref("Artifact"), Location=True),
-        failures(400, 409, 422, 503),
+        failures(*statuses),
         params=params,
         body=_TAR_BODY,
         status=201,
@@ -55,6 +57,11 @@ def artifact_paths() -> dict[str, Any]:
                 "a tar of the files: a folder's contents, or one file; a model.sig at its "
                 "top is their signature (the OpenSSF model-signing format)",
                 [name, {**kind, "required": True}, query_param("base", {"type": "string"})],
+                400,
+                404,
+                409,
+                422,
+                503,
             ),
             "get": op(
                 "Every artifact version, by name then version",
@@ -68,6 +75,10 @@ def artifact_paths() -> dict[str, Any]:
                 "Import a bundle another moc exported, verified before anything is stored",
                 "the bundle, as GET /v1/artifacts/{name}/export answers it",
                 [],
+                400,
+                409,
+                422,
+                503,
             )
         },
         "/v1/artifacts/{name}": {
