@@ -9,6 +9,7 @@ load of it is refused with artifact_tampered, with nothing reserved."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -95,13 +96,18 @@ def test_a_trained_adapter_is_served_on_its_base_and_a_changed_byte_refuses_it(
         runtimes = runtimes_using(server.data_dir)
         assert len(runtimes) == 1  # one base in memory serves both
 
-        # The same LoRA added by hand under the agent map's name: the running
-        # base is restarted with it (it is idle), and the agent's name serves it.
+        # The same LoRA added by hand, PEFT's files only, under the agent map's
+        # name: moc makes its llama.cpp file, the running base is restarted
+        # with it (it is idle), and the agent's name serves it.
+        output = server.data_dir / "learning" / "jobs" / job["id"] / "output"
+        peft_only = tmp_path / "support-lora"
+        peft_only.mkdir()
+        for kept in ("adapter_config.json", "adapter_model.safetensors"):
+            shutil.copy(output / kept, peft_only / kept)
         with moc.Client(server.url) as client:
-            added = client.add_artifact(
-                "support-lora", server.data_dir / "learning" / "jobs" / job["id"] / "output",
-                kind="adapter", base="tiny-base",
-            )  # fmt: skip
+            added = client.add_artifact("support-lora", peft_only, kind="adapter", base="tiny-base")
+            made = {f["path"] for f in client.artifact("support-lora")["files"]}
+        assert made == {"adapter.gguf", "adapter_config.json", "adapter_model.safetensors"}
         assert added["signed_by"] == artifact["signed_by"]
         assert ask(http, "support") == ANSWER
         assert ask(http, name) == ANSWER

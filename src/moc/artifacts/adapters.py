@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from moc.artifacts import lora_gguf
 from moc.artifacts.manifest import Kind
 from moc.artifacts.registry import Registry
 from moc.artifacts.store import Artifact
 from moc.errors import ArtifactInvalid
-from moc.models.gguf_facts import GgufError, gguf_architecture
+from moc.models.gguf_facts import GgufError, gguf_architecture, read_gguf_facts
 from moc.models.spec import ModelSpec
 
 GGUF_ADAPTER = "adapter.gguf"
@@ -59,6 +60,32 @@ class AdapterCatalog:
     async def verified_file(self, adapter: Artifact) -> Path:
         """Its llama.cpp adapter file, every file of it verified first."""
         return await self._registry.verify(adapter) / GGUF_ADAPTER
+
+
+def prepare(files: dict[str, Path], signed: bool, *, base: ModelSpec) -> None:
+    """An adapter added by hand, for ``base``: its llama.cpp file made from its
+    PEFT files when it came without one (and unsigned: a file added to a
+    signed set would void its signature), then checked against the base.
+    ArtifactInvalid naming the problem. Blocking: from a worker thread."""
+    peft = {"adapter_config.json", "adapter_model.safetensors"} <= set(files)
+    if GGUF_ADAPTER not in files and peft and not signed and base.path is not None:
+        _convert(files, base.path)
+    check_base(files, base)
+
+
+def _convert(files: dict[str, Path], base_gguf: Path) -> None:
+    try:
+        facts = read_gguf_facts(base_gguf)
+    except GgufError:
+        return  # not a GGUF base: nothing llama.cpp would load it for
+    folder = files["adapter_config.json"].parent
+    config = {"num_attention_heads": facts.heads, "num_key_value_heads": facts.kv_heads}
+    try:
+        files[GGUF_ADAPTER] = lora_gguf.convert(folder, folder / GGUF_ADAPTER, base_config=config)
+    except (ValueError, KeyError, OSError) as exc:
+        raise ArtifactInvalid(
+            f"adapter_model.safetensors: cannot be made a llama.cpp adapter: {exc}", field="files"
+        ) from None
 
 
 def check_base(files: Mapping[str, Path], base: ModelSpec) -> None:

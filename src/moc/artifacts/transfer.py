@@ -39,16 +39,16 @@ async def add_tar(
     kind: Kind,
     base: str | None = None,
     metrics: Mapping[str, float] | None = None,
-    vet: Callable[[Mapping[str, Path]], None] | None = None,
+    vet: Callable[[dict[str, Path], bool], None] | None = None,
 ) -> Artifact:
     """The files in the tar at ``source`` as the next version of ``name``;
     a ``model.sig`` among them is their signature, verified against the
-    trust policy (else moc signs them). ``vet`` may refuse the files (it
-    runs in a worker thread) before anything is stored."""
+    trust policy (else moc signs them). ``vet(files, signed)`` may refuse the
+    files, or add to them, in a worker thread, before anything is stored."""
     with scratch(registry.scratch_root) as into:
         files, signature = await asyncio.to_thread(bundle.read_files, source, into)
         if vet is not None:
-            await asyncio.to_thread(vet, files)
+            await asyncio.to_thread(vet, files, signature is not None)
         return await registry.register(
             name, kind, files, base=base, metrics=metrics, signature=signature
         )

@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from moc import wire
 from moc.artifacts import transfer
-from moc.artifacts.adapters import check_base
+from moc.artifacts.adapters import prepare
 from moc.artifacts.keys import GENERATED_TYPES
 from moc.artifacts.manifest import NAME_PATTERN, Kind, Producer
 from moc.artifacts.registry import Registry
@@ -141,7 +141,7 @@ async def add(request: Request) -> Response:
     vet = None
     if kind is Kind.ADAPTER and base is not None:
         spec = services(request).models.catalog.spec(base)  # 404 naming the known models
-        vet = functools.partial(check_base, base=spec)
+        vet = functools.partial(prepare, base=spec)
     with _spooled(registry) as upload:
         await _receive(request, upload)
         artifact = await transfer.add_tar(registry, upload, name, kind, base=base, vet=vet)
