@@ -7,6 +7,7 @@ from pathlib import Path
 from moc.backends.vllm import launch
 from moc.config import VllmConfig
 from moc.devices.probe import DeviceInfo
+from moc.models.served import ServedAdapter
 from moc.models.spec import ModelSpec
 
 GPU = DeviceInfo(id="gpu0", kind="nvidia", name="H100", total=80 << 30, uuid="GPU-1", index=0)
@@ -46,3 +47,19 @@ def test_adapters_are_served_by_name_and_listed_in_the_environment() -> None:
         "support=/lora/support.safetensors",
     ]
     assert started.env["VLLM_ADAPTER_PATHS"] == "/lora/sql-agent:/lora/support.safetensors"
+    assert started.env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
+
+
+def test_registry_adapters_join_the_configured_ones_under_their_own_names() -> None:
+    registry = [ServedAdapter("helper", Path("/data/artifacts/views/ab12"), 4096)]
+    configured = spec(adapters=[Path("/lora/sql-agent")])
+    argv = list(launch(configured, GPU, 4100, VllmConfig(), registry).argv)
+    at = argv.index("--lora-modules")
+    assert argv[at + 1 : at + 3] == [
+        "sql-agent=/lora/sql-agent",
+        "helper=/data/artifacts/views/ab12",
+    ]
+    assert argv.count("--lora-modules") == 1  # one list: a second flag would replace the first
+    only_registry = launch(spec(), GPU, 4100, VllmConfig(), registry)
+    assert "--enable-lora" in only_registry.argv
+    assert only_registry.env["VLLM_ADAPTER_PATHS"] == "/data/artifacts/views/ab12"

@@ -1,12 +1,12 @@
 """Adapters that requests may name: the latest version of each adapter
-artifact that carries a llama.cpp adapter file (``adapter.gguf``, written when
-a LoRA for a llama.cpp base is registered) and whose base is a model moc
-serves.
+artifact whose base is a model moc serves, and that carries the files its
+base's runtime loads (llama.cpp: ``adapter.gguf``, written when a LoRA for a
+llama.cpp base is registered; vLLM: PEFT's folder).
 
 A request asks for one by its own name or as ``base:adapter``; it is served
-by the base model's runtime, which loads every adapter of its base unapplied
-and applies the one a request names. Reading the registry's rows only: on
-the event loop, no file is touched here (verification is the registry's).
+by the base model's runtime, which loads every adapter of its base. Reading
+the registry's rows only: on the event loop, no file is touched here
+(verification is the registry's).
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from moc.artifacts.registry import Registry
 from moc.artifacts.store import Artifact
 from moc.errors import ArtifactInvalid
 from moc.models.gguf_facts import GgufError, gguf_architecture, read_gguf_facts
+from moc.models.served import GGUF_ADAPTER, ServedAdapter
 from moc.models.spec import ModelSpec
-
-GGUF_ADAPTER = "adapter.gguf"
 
 
 class AdapterCatalog:
@@ -31,17 +30,13 @@ class AdapterCatalog:
         self._models = model_names
 
     def _served(self) -> dict[str, Artifact]:
-        """Each adapter name's latest version that a llama.cpp base can load."""
+        """Each adapter name's latest version whose base is a model moc serves."""
         latest: dict[str, Artifact] = {}
         for a in self._registry.all():  # by name, then version: the last one wins
             if a.manifest.kind is Kind.ADAPTER:
                 latest[a.name] = a
         models = self._models()
-        return {
-            name: a
-            for name, a in latest.items()
-            if a.manifest.base in models and any(f.path == GGUF_ADAPTER for f in a.manifest.files)
-        }
+        return {name: a for name, a in latest.items() if a.manifest.base in models}
 
     def lookup(self, name: str) -> Artifact | None:
         """The adapter a request names (``adapter`` or ``base:adapter``), or None."""
@@ -51,15 +46,21 @@ class AdapterCatalog:
             return None
         return found
 
-    def for_base(self, base: str) -> list[Artifact]:
-        """The adapters a runtime of ``base`` loads, by name."""
+    def for_base(self, base: str, needs: frozenset[str]) -> list[Artifact]:
+        """The adapters of ``base`` that carry the files its runtime ``needs``, by name."""
         return sorted(
-            (a for a in self._served().values() if a.manifest.base == base), key=lambda a: a.name
+            (a for a in self._served().values() if a.manifest.base == base and has(a, needs)),
+            key=lambda a: a.name,
         )
 
-    async def verified_file(self, adapter: Artifact) -> Path:
-        """Its llama.cpp adapter file, every file of it verified first."""
-        return await self._registry.verify(adapter) / GGUF_ADAPTER
+    async def verified(self, adapter: Artifact) -> ServedAdapter:
+        """The adapter as a runtime loads it, every file verified first."""
+        folder = await self._registry.verify(adapter)
+        return ServedAdapter(adapter.name, folder, adapter.manifest.size_bytes)
+
+
+def has(adapter: Artifact, files: frozenset[str]) -> bool:
+    return files <= {f.path for f in adapter.manifest.files}
 
 
 def prepare(files: dict[str, Path], signed: bool, *, base: ModelSpec) -> None:

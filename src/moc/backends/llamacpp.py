@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Sequence
 
 from moc.backends.context import RuntimeContext
 from moc.backends.launch import Launch
@@ -23,6 +24,7 @@ from moc.devices.probe import DeviceInfo
 from moc.errors import ConfigError, ModelFileInvalid
 from moc.models.catalog import Sizing
 from moc.models.gguf_facts import GgufError
+from moc.models.served import GGUF_ADAPTER, ServedAdapter
 from moc.models.spec import ModelSpec
 
 
@@ -82,8 +84,20 @@ def launch(
 
 
 class LlamaCppRuntime(ProcessRuntime):
+    """llama.cpp's server. Adapters from the registry are started with it
+    unapplied (``--lora-scaled FILE 0``) and each request applies the one it
+    names; llama.cpp cannot add an adapter to a running server, so a new one
+    waits for the next start."""
+
     kind = "llamacpp"
-    selects_gguf_adapters = True
+    adapter_files = frozenset({GGUF_ADAPTER})
+    lora_in_request = True
+
+    def with_adapters(self, spec: ModelSpec, adapters: Sequence[ServedAdapter]) -> ModelSpec:
+        args = list(spec.args)
+        for adapter in adapters:
+            args += ["--lora-scaled", str(adapter.folder / GGUF_ADAPTER), "0"]
+        return spec.model_copy(update={"args": tuple(args)})
 
     def __init__(self, ctx: RuntimeContext) -> None:
         super().__init__(ctx)

@@ -24,6 +24,7 @@ from moc.backends.record import RuntimeRecord
 from moc.backends.supervisor import Hooks, Supervisor
 from moc.devices.probe import DeviceInfo
 from moc.models.catalog import Sizing
+from moc.models.served import ServedAdapter
 from moc.models.spec import ModelSpec
 
 Placement = Callable[[], DeviceInfo]
@@ -69,13 +70,25 @@ class Runtime(Protocol):
     # Its memory is held by a process that is not moc's (Ollama's server): the
     # monitor counts the reservation as seen in use instead of twice.
     held_by_others: bool
-    # It loads llama.cpp adapter files (GGUF LoRA) unapplied and applies the
-    # one a request names (the request's "lora" field): adapters from the
-    # registry are served by it.
-    selects_gguf_adapters: bool
+    # The files an adapter from the registry must have for this runtime to
+    # serve it (empty: it serves none).
+    adapter_files: frozenset[str]
+    # Each request names the adapter to apply in its body (llama.cpp's "lora"
+    # list); otherwise a request names its adapter as its model (vLLM).
+    lora_in_request: bool
 
     async def check(self, spec: ModelSpec) -> str | None:
         """What is wrong with the model as declared (a missing file), or None."""
+        ...
+
+    def with_adapters(self, spec: ModelSpec, adapters: Sequence[ServedAdapter]) -> ModelSpec:
+        """``spec`` as it must start to serve ``adapters`` (verified folders)
+        beside the model."""
+        ...
+
+    async def add_adapter(self, handle: Handle, adapter: ServedAdapter) -> bool:
+        """Load ``adapter`` into the running server; False if this runtime
+        cannot, and must be started again with it."""
         ...
 
     async def sizing(self, spec: ModelSpec, device: DeviceInfo) -> Sizing:
@@ -117,7 +130,14 @@ class RuntimeDefaults:
     """The protocol's steps that most runtimes do alike; a runtime inherits
     these and overrides what it does differently."""
 
-    selects_gguf_adapters = False
+    adapter_files: frozenset[str] = frozenset()
+    lora_in_request = False
+
+    def with_adapters(self, spec: ModelSpec, adapters: Sequence[ServedAdapter]) -> ModelSpec:
+        return spec
+
+    async def add_adapter(self, handle: Handle, adapter: ServedAdapter) -> bool:
+        return False
 
     async def check(self, spec: ModelSpec) -> str | None:
         return None  # nothing to look at before a load (a server asked at load time)

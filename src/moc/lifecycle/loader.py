@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from moc.artifacts.adapters import has
 from moc.backends.record import RuntimeRecord
 from moc.backends.runtime import Handle
 from moc.backends.state import HOLDS_MEMORY, State
@@ -52,6 +53,7 @@ from moc.lifecycle.usage import Usage
 from moc.lifecycle.yielding import LOAD_PRIORITY, NoYielders, Yielders
 from moc.models.advice import too_large_advice
 from moc.models.catalog import Sizing
+from moc.models.served import ServedAdapter
 from moc.models.spec import ModelSpec
 from moc.scheduler.waiting import ModelFacts
 from moc.telemetry.logs import event
@@ -283,44 +285,57 @@ class Loader:
                 slot.supervisor = None
 
     async def _with_adapters(self, slot: Slot) -> int:
-        """For a runtime that applies adapters per request: every registry
-        adapter of the model, verified, loaded unapplied (scale 0) with it;
-        the bytes they add. One that does not verify is left out, and a
-        request naming it is refused with the reason (see _adapter_ready)."""
+        """Every registry adapter of the model its runtime can serve, verified,
+        started with it; the bytes they add. One that does not verify is left
+        out, and a request naming it is refused with the reason (see
+        _adapter_ready)."""
         catalog = self._table.adapters
-        if catalog is None or not slot.runtime.selects_gguf_adapters:
+        runtime = slot.runtime
+        if catalog is None or not runtime.adapter_files:
             return 0
-        base = self._table.catalog.spec(slot.spec.name)  # as configured, without adapters
-        args, lora, total = list(base.args), [], 0
-        for adapter in catalog.for_base(slot.spec.name):
+        served, lora = [], []
+        for adapter in catalog.for_base(slot.spec.name, runtime.adapter_files):
             try:
-                path = await catalog.verified_file(adapter)
+                served.append(await catalog.verified(adapter))
             except MocError as exc:
                 event(log, logging.WARNING, "adapter left out", model=slot.spec.name,
                       adapter=adapter.ref, error=exc.message)  # fmt: skip
                 continue
-            args += ["--lora-scaled", str(path), "0"]
             lora.append((adapter.name, adapter.digest))
-            total += adapter.manifest.size_bytes
         if tuple(lora) != slot.lora:
-            slot.spec = slot.spec.model_copy(update={"args": tuple(args)})
+            base = self._table.catalog.spec(slot.spec.name)  # as configured, without adapters
+            verified = base if slot.spec.artifact is None else slot.spec  # keep its verified path
+            slot.spec = runtime.with_adapters(
+                verified.model_copy(update={"args": base.args}), served
+            )
             slot.lora = tuple(lora)
             if slot.supervisor is not None and slot.state not in HOLDS_MEMORY:
                 slot.supervisor = None  # a supervisor starts the spec it was made with
-        return total
+        return sum(a.nbytes for a in served)
 
     async def _adapter_ready(self, name: str, served: str) -> None:
         """The registry adapter a request names, verified before anything is
-        reserved for it; a runtime started before it was registered (or before
-        its latest version) is restarted with it once idle."""
+        reserved for it. A runtime started before it was registered (or before
+        its latest version) takes it while it runs where it can (vLLM), its
+        bytes added to the model's; otherwise it is started again with it once
+        idle."""
         catalog = self._table.adapters
         adapter = catalog.lookup(served) if catalog is not None else None
         if catalog is None or adapter is None:
-            return  # a vLLM adapter: its runtime knows it by name
-        await catalog.verified_file(adapter)  # raises artifact_tampered, …
+            return  # an adapter of the configuration: its runtime knows it by name
         slot = self._table.slot(name)
-        if (adapter.name, adapter.digest) in slot.lora or slot.state not in HOLDS_MEMORY:
+        if not has(adapter, slot.runtime.adapter_files):
+            raise ModelFileInvalid(
+                f"adapter {adapter.name} has none of the files model {name}'s runtime loads "
+                f"({', '.join(sorted(slot.runtime.adapter_files)) or 'it serves no adapters'})",
+                model=name,
+            )
+        ready = await catalog.verified(adapter)  # raises artifact_tampered, …
+        key = (adapter.name, adapter.digest)
+        if key in slot.lora or slot.state not in HOLDS_MEMORY:
             return  # loaded, or the next load loads it
+        if await self._hot_load(slot, ready, key):
+            return
         if slot.in_flight or slot.loading is not None:
             raise BackendUnavailable(
                 f"model {name} is busy; adapter {adapter.name} (registered since it started) "
@@ -328,6 +343,28 @@ class Loader:
                 model=name,
             )
         await self.unload(name, reason=f"adapter {adapter.name} added")
+
+    async def _hot_load(self, slot: Slot, ready: ServedAdapter, key: tuple[str, str]) -> bool:
+        """``ready`` added to the running runtime of ``slot``, its bytes held
+        first; False where the runtime cannot take it now (llama.cpp never can;
+        a new version of a loaded name, or memory short, needs a new start)."""
+        fresh = not any(n == ready.name for n, _ in slot.lora)
+        if slot.state is not State.READY or slot.device is None or not fresh:
+            return False
+        if not self._table.ledger.fits(slot.device, ready.nbytes):
+            return False  # the next start makes room the usual way
+        before = slot.reserved
+        self._table.resize(slot, before + ready.nbytes)
+        try:
+            added = await slot.runtime.add_adapter(self._table.handle(slot), ready)
+        except BaseException:
+            self._table.resize(slot, before)
+            raise
+        if not added:
+            self._table.resize(slot, before)
+            return False
+        slot.lora = (*slot.lora, key)
+        return True
 
     async def _make_room(self, slot: Slot, eligible: list[str], sizing: Sizing) -> list[Slot]:
         """Reserve the model's memory, evicting or waiting as the policy says.

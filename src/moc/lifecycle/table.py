@@ -216,6 +216,6 @@ class ModelTable:
 
     def handle(self, slot: Slot) -> Handle:
         handle = slot.runtime.handle(slot.spec, slot.supervisor, slot.device)
-        if not slot.lora:
+        if not slot.lora or not slot.runtime.lora_in_request:
             return handle
         return replace(handle, lora=tuple(name for name, _ in slot.lora))

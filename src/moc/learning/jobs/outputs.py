@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from moc.artifacts import lora_gguf
-from moc.artifacts.adapters import GGUF_ADAPTER
 from moc.artifacts.manifest import Kind as ArtifactKind
 from moc.artifacts.manifest import Producer
 from moc.learning.jobs.model import Kind, LearningJob
+from moc.models.served import GGUF_ADAPTER
 from moc.telemetry.logs import event
 
 log = logging.getLogger(__name__)
