@@ -40,10 +40,10 @@ def model(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture(params=sorted(CURVES))
-def key_files(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(CURVES[request.param]())
-    private, public = tmp_path / "key.pem", tmp_path / "pub.pem"
+def write_key_files(folder: Path, curve: ec.EllipticCurve) -> tuple[Path, Path]:
+    """An EC key pair as PEM files, as ``openssl ec`` writes them: (private, public)."""
+    key = ec.generate_private_key(curve)
+    private, public = folder / "key.pem", folder / "pub.pem"
     private.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -57,6 +57,11 @@ def key_files(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, Pat
         )
     )
     return private, public
+
+
+@pytest.fixture(params=sorted(CURVES))
+def key_files(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, Path]:
+    return write_key_files(tmp_path, CURVES[request.param]())
 
 
 def test_moc_accepts_what_model_signing_signs(model: Path, key_files: tuple[Path, Path]) -> None:

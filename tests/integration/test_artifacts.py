@@ -9,8 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -25,21 +23,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 import moc
 from moc.artifacts.signing import key_id
 from moc.errors import ArtifactInvalid, ArtifactTampered, ArtifactUntrusted, ModelNotFound
+from tests.artifacts.test_model_signing_interop import write_key_files
 from tests.conftest import MocProcess, runtimes_using
 from tests.integration.support import Factory, chat, held, start
+from tests.integration.test_cli import run as cli
 
 FILES = {"weights.bin": os.urandom(3000), "config.json": b'{"r": 8}', "sub/tok.txt": b"abc"}
-
-
-def cli(server: MocProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "moc", *args, "--url", server.url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "COLUMNS": "80"},
-    )
 
 
 def folder(where: Path, files: dict[str, bytes] = FILES) -> Path:
@@ -107,28 +96,10 @@ def test_the_cli_adds_shows_verifies_exports_and_another_moc_imports(
     assert httpx.get(f"{first.url}/v1/artifacts/helper").status_code == 404
 
 
-def p256(where: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    private, public = where / "key.pem", where / "key.pub"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return private, public
-
-
 def test_a_folder_signed_with_model_signing_is_trusted_only_with_its_key(
     moc_factory: Factory, tmp_path: Path
 ) -> None:
-    private, public = p256(tmp_path)
+    private, public = write_key_files(tmp_path, ec.SECP256R1())
     model = folder(tmp_path / "model")
     hashing = model_signing.hashing.Config().set_ignored_paths(paths=["model.sig"])
     model_signing.signing.Config().use_elliptic_key_signer(private_key=private).set_hashing_config(
