@@ -81,7 +81,7 @@ def artifact_detail(a: wire.ArtifactDetail) -> str:
     if a["producer"]:
         lines.append(f"  made by    learning job {a['producer']['job']}")
     for name, value in sorted(a["metrics"].items()):
-        lines.append(f"  {name:<10} {value:g}")
+        lines.append(f"  {name + ' ':<11}{value:g}")
     lines += [f"  file       {f['path']} ({format_size(f['size_bytes'])})" for f in a["files"]]
     return "\n".join(lines)
 
