@@ -314,6 +314,9 @@ class ArtifactsConfig(Section):
         True,
         description="skip rehashing a file whose inode, size, mtime and ctime are unchanged",
     )
+    max_upload_bytes: Size = Field(
+        256 * 1024**3, le=64 * 1024**4, description="largest artifact upload or bundle (a tar)"
+    )
     agent_map: Path | None = Field(
         None,
         description="an AGENT_MODEL_MAP.json: names (agents, aliases) → a model, or a model "

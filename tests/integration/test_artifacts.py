@@ -274,3 +274,24 @@ def test_an_adapter_for_another_architecture_or_an_unknown_base_is_refused(
         with pytest.raises(ModelNotFound):
             client.add_artifact("qwen-lora", folder, kind="adapter", base="no-such-model")
         assert client.artifacts() == []
+
+
+def test_an_upload_over_the_limit_is_refused_and_nothing_is_kept(
+    moc_factory: Factory, tmp_path: Path
+) -> None:
+    server = serve(moc_factory, "small", max_upload_bytes="1KiB")
+    body = tar_bytes({"weights.bin": b"x" * 4096})
+    for headers in ({}, {"transfer-encoding": "chunked"}):
+        chunks = iter([body]) if headers else None
+        answer = httpx.post(
+            f"{server.url}/v1/artifacts",
+            params={"name": "big", "kind": "model"},
+            content=chunks if chunks is not None else body,
+            headers=headers,
+        )
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert (error["code"], error["param"]) == ("invalid_request", "body")
+        assert "artifacts.max_upload_bytes" in error["message"]
+    assert httpx.get(f"{server.url}/v1/artifacts").json()["artifacts"] == []
+    assert list((server.data_dir / "artifacts" / "tmp").iterdir()) == []

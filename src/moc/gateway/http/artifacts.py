@@ -29,7 +29,7 @@ from moc.artifacts.keys import GENERATED_TYPES
 from moc.artifacts.manifest import NAME_PATTERN, Kind, Producer
 from moc.artifacts.registry import Registry
 from moc.artifacts.store import Artifact
-from moc.errors import InvalidRequest
+from moc.errors import InvalidRequest, StoreUnavailable
 from moc.gateway.http.body import parse
 from moc.gateway.http.respond import json, services
 from moc.gateway.http.wire import SigningKeyCreateBody
@@ -114,17 +114,38 @@ def _spooled(registry: Registry) -> Iterator[Path]:
         yield folder / "upload.tar"
 
 
+def _too_large(limit: int, value: int | None = None) -> InvalidRequest:
+    return InvalidRequest(
+        "body",
+        f"is larger than the {limit}-byte limit for an upload (artifacts.max_upload_bytes)",
+        value=value,
+        limit=limit,
+    )
+
+
 async def _receive(request: Request, path: Path) -> None:
+    """The body into ``path``, refused past ``artifacts.max_upload_bytes``
+    (by its declared length before a byte is read, else as it arrives)."""
+    limit = services(request).config.artifacts.max_upload_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit, int(declared))
     batch: list[bytes] = []
-    size = 0
-    with path.open("wb") as out:
-        async for chunk in request.stream():
-            batch.append(chunk)
-            size += len(chunk)
-            if size >= WRITE_BATCH:
-                await asyncio.to_thread(out.write, b"".join(batch))
-                batch, size = [], 0
-        await asyncio.to_thread(out.write, b"".join(batch))
+    pending = total = 0
+    try:
+        with path.open("wb") as out:
+            async for chunk in request.stream():
+                total += len(chunk)
+                if total > limit:
+                    raise _too_large(limit)
+                batch.append(chunk)
+                pending += len(chunk)
+                if pending >= WRITE_BATCH:
+                    await asyncio.to_thread(out.write, b"".join(batch))
+                    batch, pending = [], 0
+            await asyncio.to_thread(out.write, b"".join(batch))
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot receive the upload into {path.parent}: {exc}") from exc
 
 
 async def add(request: Request) -> Response:
