@@ -130,11 +130,9 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
     for info in devices:
         ledger.add_device(info.id, info.kind, info.total, config.devices.reserve_fraction)
     leases = LeaseService(ledger, LeaseStore(db), clock, metrics, config.leases)
-    # An artifact may not take a model's name: the names are the lifecycle's,
-    # built next, and asked only once moc serves.
-    registry = build_registry(
-        config, db, clock, lambda: {slot.spec.name for slot in lifecycle.table.slots()}
-    )
+    # An artifact may not take a name requests already use: the names are the
+    # lifecycle's, built next, and asked only once moc serves.
+    registry = build_registry(config, db, clock, lambda: lifecycle.table.taken_names())
     lifecycle = build_models(config, ledger, devices, probes, db, clock, metrics, leases, registry)
     loader = lifecycle.loader
     scheduler = Scheduler(Limits.of(config.gateway), loader.scheduling_facts, clock)

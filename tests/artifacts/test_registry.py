@@ -4,6 +4,7 @@ every bad bundle refused with nothing half-imported."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from moc.artifacts import bundle
 from moc.artifacts.blobs import Blobs
@@ -20,7 +22,7 @@ from moc.artifacts.digests import DigestMemory
 from moc.artifacts.keys import SigningKeys, load_public_key
 from moc.artifacts.manifest import Kind
 from moc.artifacts.registry import Registry
-from moc.artifacts.signing import key_id
+from moc.artifacts.signing import key_id, sign
 from moc.artifacts.store import ArtifactStore
 from moc.artifacts.trust import TrustedKey, TrustPolicy
 from moc.clock import SystemClock
@@ -314,3 +316,59 @@ async def test_removing_keeps_files_another_artifact_shares(
     await registry.remove(second)
     assert list((tmp_path / "a" / "artifacts" / "blobs" / "sha256").iterdir()) == []
     assert key_id(own_key(registry).key) == registry.keys.get("default").id
+
+
+async def test_a_compressed_bundle_or_clashing_names_are_refused(tmp_path: Path) -> None:
+    async for a in make(tmp_path / "a"):
+        await a.register("helper", Kind.ADAPTER, files(tmp_path / "out", ADAPTER))
+        good = members_of(export(a, "helper"))
+        squeezed = io.BytesIO()
+        with tarfile.open(fileobj=squeezed, mode="w:gz") as tar:
+            for info, data in good:
+                tar.addfile(info, io.BytesIO(data or b""))
+        with pytest.raises(ArtifactInvalid, match="plain, uncompressed"):
+            await import_(a, squeezed.getvalue(), tmp_path)
+        clash = [entry("x"), entry("x/y")]
+        source = tmp_path / "clash.tar"
+        source.write_bytes(tar_of(clash))
+        into = tmp_path / "clash"
+        into.mkdir()
+        with pytest.raises(ArtifactInvalid, match="a file and a folder of the same name"):
+            bundle.read_files(source, into)
+
+
+async def test_a_bundle_signed_over_its_files_alone_is_refused(tmp_path: Path) -> None:
+    """A trusted key's signature over the files (as the model-signing tool signs
+    a folder) does not vouch for a manifest that names them: imported with it,
+    anyone could rename, renumber or re-kind those files."""
+    async for a in make(tmp_path / "a"):
+        made = await a.register("helper", Kind.ADAPTER, files(tmp_path / "out", ADAPTER))
+        key = a.keys.private_key("default")
+        files_only = {f.path: f.sha256 for f in made.manifest.files}
+        signature = sign(key, "helper", files_only, ignore_paths=["model.sig"])
+        forged = [
+            (i, signature if i.name == "model.sig" else d)
+            for i, d in members_of(export(a, "helper"))
+        ]
+        async for b in make(tmp_path / "b", trusted=[own_key(a)]):
+            with pytest.raises(ArtifactUntrusted, match="over other files"):
+                await import_(b, tar_of(forged), tmp_path)
+            assert b.all() == []
+
+
+async def test_a_refused_signed_upload_leaves_no_file_behind(tmp_path: Path) -> None:
+    async for a in make(tmp_path / "a"):
+        stranger = SigningKeys(tmp_path / "stranger").generate("s")
+        key = SigningKeys(tmp_path / "stranger").private_key(stranger.name)
+        source = files(tmp_path / "out", ADAPTER)
+        digests = {rel: hashlib.sha256(p.read_bytes()).hexdigest() for rel, p in source.items()}
+        with pytest.raises(ArtifactUntrusted):
+            await a.register("x", Kind.ADAPTER, source, signature=sign(key, "x", digests))
+        assert list((tmp_path / "a" / "artifacts" / "blobs" / "sha256").iterdir()) == []
+
+
+def test_a_configured_key_keeps_its_expiry_beside_moc_own() -> None:
+    key = ed25519.Ed25519PrivateKey.generate().public_key()
+    configured = TrustedKey("team", key, key_id(key), expires_at=1.0)
+    policy = TrustPolicy([configured], (), False).with_keys([TrustedKey("own", key, key_id(key))])
+    assert [k.expires_at for k in policy.trusted()] == [1.0]

@@ -128,3 +128,17 @@ def test_seeds_of_choices_stay_in_range_and_random_stays_random() -> None:
     rand = b'{"model": "m", "prompt": "x", "n": 2, "seed": -1}'
     parts = parse_openai(Endpoint.COMPLETION, rand, None).one_choice_each()
     assert [orjson.loads(p.body_for("m"))["seed"] for p in parts] == [-1, -1]
+
+
+def test_every_loaded_adapter_is_named_with_the_asked_one_applied() -> None:
+    parsed = parse_openai(Endpoint.CHAT, CHAT, None)
+    # a configured adapter (None, always applied), then two from the registry
+    sent = orjson.loads(parsed.body_for("helper", (None, "helper", "other")))
+    assert sent["model"] == "helper"
+    assert sent["lora"] == [
+        {"id": 0, "scale": 1.0},
+        {"id": 1, "scale": 1.0},
+        {"id": 2, "scale": 0.0},
+    ]
+    base = orjson.loads(parsed.body_for("m", (None, "helper", "other")))
+    assert [x["scale"] for x in base["lora"]] == [1.0, 0.0, 0.0]

@@ -18,7 +18,6 @@ Every method does blocking I/O: the registry calls them from a worker thread.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
@@ -105,9 +104,12 @@ class Blobs:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def sweep(self, keep: set[str]) -> int:
+    def sweep(self, keep: set[str], views: set[str]) -> int:
         """Remove the blobs not in ``keep`` (left by a crash between storing a
-        file and writing its row); how many."""
+        file and writing its row) and the views not in ``views``; how many blobs."""
+        for view in self._views.iterdir():
+            if view.name not in views:
+                shutil.rmtree(view, ignore_errors=True)
         swept = 0
         for blob in self._blobs.iterdir():
             if blob.name not in keep:
@@ -115,9 +117,7 @@ class Blobs:
                 swept += 1
         return swept
 
-    def drop(self, view: str, blobs: Iterable[str]) -> None:
-        """An artifact's view, and those of its blobs no other artifact lists."""
-        self.drop_view(view)
+    def drop(self, blobs: Iterable[str]) -> None:
         for sha256 in blobs:
             self.path(sha256).unlink(missing_ok=True)
 
@@ -142,7 +142,3 @@ class Blobs:
                 return final
             raise _unwritable(final, exc) from exc
         return final
-
-    def drop_view(self, digest_hex: str) -> None:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(self._views / digest_hex)

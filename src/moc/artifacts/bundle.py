@@ -21,10 +21,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
-from moc.artifacts.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, parse, path_problem
-from moc.errors import ArtifactInvalid
+from moc.artifacts.manifest import (
+    MANIFEST_NAME,
+    MAX_FILES,
+    SIGNATURE_NAME,
+    Manifest,
+    parse,
+    path_problem,
+)
+from moc.errors import ArtifactInvalid, StoreUnavailable
 
 MAX_MANIFEST = 16 << 20
+MAX_MEMBERS = MAX_FILES + 64  # the files, the manifest and signature, some folders
 MAX_SIGNATURE = 1 << 20
 
 
@@ -101,26 +109,56 @@ def read_files(source: Path, into: Path) -> tuple[dict[str, Path], bytes | None]
 
 
 def _open(source: Path) -> tarfile.TarFile:
+    # A plain tar only: a compressed one could unpack to far more than the
+    # upload limit allowed in (a 300-byte bzip2 file to 300 MB).
     try:
-        return tarfile.open(source, mode="r:*")
-    except (tarfile.TarError, OSError) as exc:
-        raise ArtifactInvalid(f"not a tar file: {exc}", field="bundle") from None
+        return tarfile.open(source, mode="r:")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ArtifactInvalid(
+            f"not a tar file (plain, uncompressed): {exc}", field="bundle"
+        ) from None
 
 
 def _members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """Its members, reading headers no further than MAX_MEMBERS."""
+    found = []
     try:
-        return tar.getmembers()
-    except (tarfile.TarError, OSError) as exc:
+        while (member := tar.next()) is not None:
+            found.append(member)
+            if len(found) > MAX_MEMBERS:
+                raise ArtifactInvalid(
+                    f"more than {MAX_MEMBERS} entries in the tar file", field="bundle",
+                    limit=MAX_MEMBERS,
+                )  # fmt: skip
+    except (tarfile.TarError, OSError, EOFError) as exc:
         raise ArtifactInvalid(f"a broken tar file: {exc}", field="bundle") from None
+    return found
 
 
 def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    src = tar.extractfile(member)
-    assert src is not None  # a regular file, checked in _sorted
-    with src, target.open("xb") as out:
-        while chunk := src.read(1 << 20):
-            out.write(chunk)
+    """One file into the scratch folder; a tar whose data is cut short or
+    whose names clash with each other is ArtifactInvalid, a disk that cannot
+    take it StoreUnavailable."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        out = target.open("xb")
+    except (FileExistsError, NotADirectoryError):
+        raise ArtifactInvalid(
+            f"{member.name}: a file and a folder of the same name", field="bundle"
+        ) from None
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot unpack {member.name}: {exc}") from exc
+    with out:
+        try:
+            src = tar.extractfile(member)
+            assert src is not None  # a regular file, checked in _sorted
+            with src:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+        except (tarfile.TarError, EOFError) as exc:
+            raise ArtifactInvalid(f"{member.name}: cut short ({exc})", field="bundle") from None
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot unpack {member.name}: {exc}") from exc
     return target
 
 
@@ -139,7 +177,7 @@ def _sorted(
             continue
         if m.issym() or m.islnk():
             raise ArtifactInvalid(f"{m.name}: a link inside the bundle", field="bundle")
-        if not m.isfile():
+        if not m.isfile() or m.issparse():
             raise ArtifactInvalid(f"{m.name}: not a regular file", field="bundle")
         if name in (MANIFEST_NAME, SIGNATURE_NAME):
             where = own

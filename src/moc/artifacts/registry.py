@@ -80,18 +80,20 @@ class Registry:
         self._writing = asyncio.Lock()
 
     async def open(self) -> None:
-        """Folders and moc's signing key in place; blobs no row names removed."""
+        """Folders and moc's signing key in place; blobs and views no row names
+        removed (left by a crash, or by a removal while a runtime read them)."""
         in_use = self._store.blobs_in_use()
-        swept = await asyncio.to_thread(self._open_files, in_use)
+        views = {a.hex for a in self._store.all()}
+        swept = await asyncio.to_thread(self._open_files, in_use, views)
         if swept:
             event(log, logging.INFO, "artifact files no artifact names removed", count=swept)
         await self.keys_changed()
 
-    def _open_files(self, in_use: set[str]) -> int:
+    def _open_files(self, in_use: set[str], views: set[str]) -> int:
         self._blobs.open()
         if self.signing_key is not None:
             self.keys.ensure(self.signing_key)
-        return self._blobs.sweep(keep=in_use)
+        return self._blobs.sweep(keep=in_use, views=views)
 
     async def keys_changed(self) -> None:
         """Trust moc's own keys as they are now on disk (after one is made)."""
@@ -146,18 +148,23 @@ class Registry:
         self._check_name(name)
         async with self._writing:
             entries = await asyncio.to_thread(self._store_files, files)
-            manifest = _manifest(
-                name=name,
-                version=self._store.next_version(name),
-                kind=kind,
-                base=base,
-                architecture=architecture,
-                producer=producer,
-                metrics=dict(metrics or {}),
-                files=entries,
-                created_at=self._clock.now(),
-            )
-            return self._insert(manifest, signature)
+            try:
+                manifest = _manifest(
+                    name=name,
+                    version=self._store.next_version(name),
+                    kind=kind,
+                    base=base,
+                    architecture=architecture,
+                    producer=producer,
+                    metrics=dict(metrics or {}),
+                    files=entries,
+                    created_at=self._clock.now(),
+                )
+                return self._insert(manifest, signature)
+            except BaseException:
+                # refused (a signature that does not verify): its files go too
+                await self._drop_unused([e.sha256 for e in entries])
+                raise
 
     def _store_files(self, files: Mapping[str, Path]) -> tuple[FileEntry, ...]:
         entries = []
@@ -218,12 +225,18 @@ class Registry:
 
     # --- removing ------------------------------------------------------------------
     async def remove(self, artifact: Artifact) -> None:
+        """The row, and the blobs no other artifact lists. Its view stays until
+        the next start: a runtime started from it (a model or adapter loaded
+        now) keeps reading those bytes, and a restart of that runtime finds the
+        artifact gone and is refused."""
         async with self._writing:
             self._store.delete(artifact.digest)
-            still = self._store.blobs_in_use()
-            gone = [f.sha256 for f in artifact.manifest.files if f.sha256 not in still]
-            await asyncio.to_thread(self._blobs.drop, artifact.hex, gone)
+            await self._drop_unused([f.sha256 for f in artifact.manifest.files])
         event(log, logging.INFO, "artifact removed", artifact=artifact.ref)
+
+    async def _drop_unused(self, blobs: list[str]) -> None:
+        still = self._store.blobs_in_use()
+        await asyncio.to_thread(self._blobs.drop, [b for b in blobs if b not in still])
 
     # --- bundles -------------------------------------------------------------------
     async def adopt(self, manifest: Manifest, signature: bytes | None, folder: Path) -> Artifact:
@@ -233,9 +246,10 @@ class Registry:
         expected = {f.path: f.sha256 for f in manifest.files}
         await asyncio.to_thread(check_folder, folder, expected, DigestMemory(enabled=False))
         digest = digest_of(manifest)
-        signed_by = self.policy.check(
-            signature, _signed_part(signature, manifest.digests()), self._now()
-        )
+        # A bundle's signature must cover its manifest: one over the files alone
+        # (as the model-signing tool signs a folder) would let anyone who holds
+        # the bundle give those files another name, version, kind or base.
+        signed_by = self.policy.check(signature, manifest.digests(), self._now())
         async with self._writing:
             existing = self._store.by_digest(digest.removeprefix("sha256:"))
             if existing is not None:

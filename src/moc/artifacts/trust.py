@@ -7,9 +7,12 @@ refused from then on. With ``artifacts.require_signature`` an artifact that
 carries no signature is refused too; without it, an unsigned artifact is
 checked by its digests alone.
 
-A signature is accepted only over exactly the artifact's files and its
-manifest: a valid signature over another manifest (another version, other
-metrics) is refused, since the manifest is what says what the files are.
+A signature moc makes covers the artifact's files and its manifest, and is
+accepted only over exactly those: a valid signature over another manifest
+(another version, other metrics) is refused, since the manifest is what says
+what the files are. A signature another tool made over a folder covers its
+files alone; the registry accepts one only when a folder is added (moc then
+names and numbers the version itself), never in an imported bundle.
 """
 
 from __future__ import annotations
@@ -48,7 +51,9 @@ class TrustPolicy:
         return list(self._keys.values())
 
     def with_keys(self, more: Sequence[TrustedKey]) -> TrustPolicy:
-        return TrustPolicy([*self._keys.values(), *more], self._revoked, self.require_signature)
+        """The policy trusting ``more`` too; a key configured here keeps its
+        settings (an expiry) where ``more`` names it again."""
+        return TrustPolicy([*more, *self._keys.values()], self._revoked, self.require_signature)
 
     def revoked(self, key_id: str) -> bool:
         return any(key_id.startswith(r) for r in self._revoked)

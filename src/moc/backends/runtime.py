@@ -39,10 +39,11 @@ class Handle:
     device: str | None  # None for a remote server
     served_name: str  # the model's name at the server
     api_key: str | None = None
-    # The registry adapters its runtime loaded, in the ids it gave them; each
-    # request then says which to apply (all named: llama.cpp reuses a cached
-    # prompt computed under another adapter when a request names none).
-    lora: tuple[str, ...] = ()
+    # The adapters its runtime loaded, in the ids it gave them: a registry
+    # adapter by name, one of the model's configuration (always applied) as
+    # None. Each request says the scale of every one (all named: llama.cpp
+    # reuses a prompt cached under another adapter when a request names none).
+    lora: tuple[str | None, ...] = ()
 
 
 @dataclass(frozen=True)

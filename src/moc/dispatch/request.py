@@ -62,15 +62,19 @@ class InferenceRequest:
         seeds = [seed] + [(seed + i) & SEED_MASK for i in range(1, self.n)]
         return [replace(self, doc={**doc, "seed": s}, raw=None, n=1) for s in seeds]
 
-    def body_for(self, served_name: str, lora: tuple[str, ...] = ()) -> bytes:
+    def body_for(self, served_name: str, lora: tuple[str | None, ...] = ()) -> bytes:
         """The bytes to send to a backend that knows the model as ``served_name``;
         with ``lora`` (the adapters its runtime loaded, by id), the one named
-        ``served_name`` applied and every other one named at scale 0."""
+        ``served_name`` applied, the configuration's (None) applied as always,
+        and every other one named at scale 0."""
         if not lora:
             if self.raw is not None and served_name == self.model:
                 return self.raw
             return orjson.dumps({**self.doc, "model": served_name})
-        chosen = [{"id": i, "scale": 1.0 if n == served_name else 0.0} for i, n in enumerate(lora)]
+        chosen = [
+            {"id": i, "scale": 1.0 if n is None or n == served_name else 0.0}
+            for i, n in enumerate(lora)
+        ]
         return orjson.dumps({**self.doc, "model": served_name, "lora": chosen})
 
 

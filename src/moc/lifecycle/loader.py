@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from moc.artifacts.adapters import has
+from moc.artifacts.adapters import check_base, has
 from moc.backends.record import RuntimeRecord
 from moc.backends.runtime import Handle
 from moc.backends.state import HOLDS_MEMORY, State
@@ -153,10 +153,20 @@ class Loader:
     async def hold(self, name: str, served: str | None = None) -> Handle:
         """The model, loaded, held for one request: not evicted until :meth:`release`.
         ``served``: the adapter the request names (from :meth:`resolve`)."""
+        adapter = None
         if served is not None and served != name:
-            await self._adapter_ready(name, served)
+            adapter = await self._adapter_ready(name, served)
         handle = await self.ensure_loaded(name)
-        self._table.slot(name).in_flight += 1
+        slot = self._table.slot(name)
+        if adapter is not None and adapter not in slot.lora:
+            # It joined a load that began before the adapter was registered (or
+            # the adapter changed meanwhile): never answer as the bare base.
+            raise BackendUnavailable(
+                f"model {name} is starting without adapter {served}, registered since; "
+                "it is loaded with it next",
+                model=name,
+            )
+        slot.in_flight += 1
         return handle
 
     def release(self, name: str) -> None:
@@ -296,7 +306,11 @@ class Loader:
         served, lora = [], []
         for adapter in catalog.for_base(slot.spec.name, runtime.adapter_files):
             try:
-                served.append(await catalog.verified(adapter))
+                ready = await catalog.verified(adapter)
+                # one for another architecture would stop the base from starting
+                files = {f: ready.folder / f for f in runtime.adapter_files}
+                await asyncio.to_thread(check_base, files, slot.spec)
+                served.append(ready)
             except MocError as exc:
                 event(log, logging.WARNING, "adapter left out", model=slot.spec.name,
                       adapter=adapter.ref, error=exc.message)  # fmt: skip
@@ -313,7 +327,7 @@ class Loader:
                 slot.supervisor = None  # a supervisor starts the spec it was made with
         return sum(a.nbytes for a in served)
 
-    async def _adapter_ready(self, name: str, served: str) -> None:
+    async def _adapter_ready(self, name: str, served: str) -> tuple[str, str] | None:
         """The registry adapter a request names, verified before anything is
         reserved for it. A runtime started before it was registered (or before
         its latest version) takes it while it runs where it can (vLLM), its
@@ -322,7 +336,7 @@ class Loader:
         catalog = self._table.adapters
         adapter = catalog.lookup(served) if catalog is not None else None
         if catalog is None or adapter is None:
-            return  # an adapter of the configuration: its runtime knows it by name
+            return None  # an adapter of the configuration: its runtime knows it by name
         slot = self._table.slot(name)
         if not has(adapter, slot.runtime.adapter_files):
             raise ModelFileInvalid(
@@ -333,9 +347,9 @@ class Loader:
         ready = await catalog.verified(adapter)  # raises artifact_tampered, …
         key = (adapter.name, adapter.digest)
         if key in slot.lora or slot.state not in HOLDS_MEMORY:
-            return  # loaded, or the next load loads it
+            return key  # loaded, or the next load loads it
         if await self._hot_load(slot, ready, key):
-            return
+            return key
         if slot.in_flight or slot.loading is not None:
             raise BackendUnavailable(
                 f"model {name} is busy; adapter {adapter.name} (registered since it started) "
@@ -343,6 +357,7 @@ class Loader:
                 model=name,
             )
         await self.unload(name, reason=f"adapter {adapter.name} added")
+        return key
 
     async def _hot_load(self, slot: Slot, ready: ServedAdapter, key: tuple[str, str]) -> bool:
         """``ready`` added to the running runtime of ``slot``, its bytes held
@@ -351,17 +366,26 @@ class Loader:
         fresh = not any(n == ready.name for n, _ in slot.lora)
         if slot.state is not State.READY or slot.device is None or not fresh:
             return False
+        if ready.name in slot.adding:  # another request is loading it: once is enough
+            raise BackendUnavailable(
+                f"adapter {ready.name} is being loaded into model {slot.spec.name}",
+                model=slot.spec.name,
+            )
         if not self._table.ledger.fits(slot.device, ready.nbytes):
             return False  # the next start makes room the usual way
-        before = slot.reserved
-        self._table.resize(slot, before + ready.nbytes)
+        self._table.resize(slot, slot.reserved + ready.nbytes)
+        slot.adding.add(ready.name)
+        slot.in_flight += 1  # not evicted while the server takes it
         try:
             added = await slot.runtime.add_adapter(self._table.handle(slot), ready)
         except BaseException:
-            self._table.resize(slot, before)
+            self._table.resize(slot, slot.reserved - ready.nbytes)
             raise
+        finally:
+            slot.adding.discard(ready.name)
+            self.release(slot.spec.name)
         if not added:
-            self._table.resize(slot, before)
+            self._table.resize(slot, slot.reserved - ready.nbytes)
             return False
         slot.lora = (*slot.lora, key)
         return True

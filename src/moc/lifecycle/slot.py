@@ -10,7 +10,7 @@ ledger hands out ``DeviceView`` instead of its entries.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from moc.backends.runtime import Handle, Runtime
 from moc.backends.state import HOLDS_MEMORY, State
@@ -38,6 +38,7 @@ class Slot:
     # The registry adapters its runtime was started with, in the ids the
     # runtime gave them (name, digest): set by the loader with its spec.
     lora: tuple[tuple[str, str], ...] = ()
+    adding: set[str] = field(default_factory=set)  # adapters being loaded while it runs
 
     @property
     def state(self) -> State:

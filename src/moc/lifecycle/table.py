@@ -66,6 +66,13 @@ class ModelTable:
         now = self._clock.now()
         return [view_of(slot, now) for slot in self._slots.values()]
 
+    def taken_names(self) -> set[str]:
+        """What requests already call something: models, their configured
+        adapters and the agent map's aliases (a registry artifact may take none)."""
+        names = {spec.name for spec in self.catalog.specs()}
+        names |= {a for spec in self.catalog.specs() for a in spec.adapter_names()}
+        return names | set(self.aliases)
+
     def knows(self, name: str) -> bool:
         """A model's name, or an adapter's."""
         try:
@@ -218,4 +225,5 @@ class ModelTable:
         handle = slot.runtime.handle(slot.spec, slot.supervisor, slot.device)
         if not slot.lora or not slot.runtime.lora_in_request:
             return handle
-        return replace(handle, lora=tuple(name for name, _ in slot.lora))
+        configured: tuple[str | None, ...] = (None,) * len(slot.spec.adapters)  # started first
+        return replace(handle, lora=configured + tuple(name for name, _ in slot.lora))
