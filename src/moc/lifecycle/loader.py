@@ -25,7 +25,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from moc.artifacts.adapters import check_base, has
 from moc.backends.record import RuntimeRecord
 from moc.backends.runtime import Handle
 from moc.backends.state import HOLDS_MEMORY, State
@@ -45,6 +44,7 @@ from moc.errors import (
     StoreUnavailable,
 )
 from moc.lifecycle import policy
+from moc.lifecycle.adapters import AdapterLoading
 from moc.lifecycle.records import RuntimeStore
 from moc.lifecycle.slot import Slot
 from moc.lifecycle.steps import Step, next_step
@@ -53,7 +53,6 @@ from moc.lifecycle.usage import Usage
 from moc.lifecycle.yielding import LOAD_PRIORITY, NoYielders, Yielders
 from moc.models.advice import too_large_advice
 from moc.models.catalog import Sizing
-from moc.models.served import ServedAdapter
 from moc.models.spec import ModelSpec
 from moc.scheduler.waiting import ModelFacts
 from moc.telemetry.logs import event
@@ -84,6 +83,7 @@ class Loader:
     ) -> None:
         self._table = table
         self._verify = verify  # an artifact-declared model's files, checked before each load
+        self._adapters = AdapterLoading(table, self.unload, self.release)
         self._yielders: Yielders = yielders or NoYielders()
         self._usage = usage
         self._records = records
@@ -155,7 +155,7 @@ class Loader:
         ``served``: the adapter the request names (from :meth:`resolve`)."""
         adapter = None
         if served is not None and served != name:
-            adapter = await self._adapter_ready(name, served)
+            adapter = await self._adapters.ready(name, served)
         handle = await self.ensure_loaded(name)
         slot = self._table.slot(name)
         if adapter is not None and adapter not in slot.lora:
@@ -238,7 +238,7 @@ class Loader:
         try:
             if slot.spec.artifact is not None:
                 await self._verified(slot)  # before anything is reserved for it
-            adapter_bytes = await self._with_adapters(slot)
+            adapter_bytes = await self._adapters.start_with(slot)
             eligible = self._table.eligible(slot.spec)
             sizing = await slot.runtime.sizing(slot.spec, self._table.devices[eligible[0]])
             if adapter_bytes:  # held with the model: loading one never overcommits
@@ -293,102 +293,6 @@ class Loader:
             slot.spec = spec
             if slot.supervisor is not None and slot.state not in HOLDS_MEMORY:
                 slot.supervisor = None
-
-    async def _with_adapters(self, slot: Slot) -> int:
-        """Every registry adapter of the model its runtime can serve, verified,
-        started with it; the bytes they add. One that does not verify is left
-        out, and a request naming it is refused with the reason (see
-        _adapter_ready)."""
-        catalog = self._table.adapters
-        runtime = slot.runtime
-        if catalog is None or not runtime.adapter_files:
-            return 0
-        served, lora = [], []
-        for adapter in catalog.for_base(slot.spec.name, runtime.adapter_files):
-            try:
-                ready = await catalog.verified(adapter)
-                # one for another architecture would stop the base from starting
-                files = {f: ready.folder / f for f in runtime.adapter_files}
-                await asyncio.to_thread(check_base, files, slot.spec)
-                served.append(ready)
-            except MocError as exc:
-                event(log, logging.WARNING, "adapter left out", model=slot.spec.name,
-                      adapter=adapter.ref, error=exc.message)  # fmt: skip
-                continue
-            lora.append((adapter.name, adapter.digest))
-        if tuple(lora) != slot.lora:
-            base = self._table.catalog.spec(slot.spec.name)  # as configured, without adapters
-            verified = base if slot.spec.artifact is None else slot.spec  # keep its verified path
-            slot.spec = runtime.with_adapters(
-                verified.model_copy(update={"args": base.args}), served
-            )
-            slot.lora = tuple(lora)
-            if slot.supervisor is not None and slot.state not in HOLDS_MEMORY:
-                slot.supervisor = None  # a supervisor starts the spec it was made with
-        return sum(a.nbytes for a in served)
-
-    async def _adapter_ready(self, name: str, served: str) -> tuple[str, str] | None:
-        """The registry adapter a request names, verified before anything is
-        reserved for it. A runtime started before it was registered (or before
-        its latest version) takes it while it runs where it can (vLLM), its
-        bytes added to the model's; otherwise it is started again with it once
-        idle."""
-        catalog = self._table.adapters
-        adapter = catalog.lookup(served) if catalog is not None else None
-        if catalog is None or adapter is None:
-            return None  # an adapter of the configuration: its runtime knows it by name
-        slot = self._table.slot(name)
-        if not has(adapter, slot.runtime.adapter_files):
-            raise ModelFileInvalid(
-                f"adapter {adapter.name} has none of the files model {name}'s runtime loads "
-                f"({', '.join(sorted(slot.runtime.adapter_files)) or 'it serves no adapters'})",
-                model=name,
-            )
-        ready = await catalog.verified(adapter)  # raises artifact_tampered, …
-        key = (adapter.name, adapter.digest)
-        if key in slot.lora or slot.state not in HOLDS_MEMORY:
-            return key  # loaded, or the next load loads it
-        if await self._hot_load(slot, ready, key):
-            return key
-        if slot.in_flight or slot.loading is not None:
-            raise BackendUnavailable(
-                f"model {name} is busy; adapter {adapter.name} (registered since it started) "
-                "is loaded with it as soon as it is idle",
-                model=name,
-            )
-        await self.unload(name, reason=f"adapter {adapter.name} added")
-        return key
-
-    async def _hot_load(self, slot: Slot, ready: ServedAdapter, key: tuple[str, str]) -> bool:
-        """``ready`` added to the running runtime of ``slot``, its bytes held
-        first; False where the runtime cannot take it now (llama.cpp never can;
-        a new version of a loaded name, or memory short, needs a new start)."""
-        fresh = not any(n == ready.name for n, _ in slot.lora)
-        if slot.state is not State.READY or slot.device is None or not fresh:
-            return False
-        if ready.name in slot.adding:  # another request is loading it: once is enough
-            raise BackendUnavailable(
-                f"adapter {ready.name} is being loaded into model {slot.spec.name}",
-                model=slot.spec.name,
-            )
-        if not self._table.ledger.fits(slot.device, ready.nbytes):
-            return False  # the next start makes room the usual way
-        self._table.resize(slot, slot.reserved + ready.nbytes)
-        slot.adding.add(ready.name)
-        slot.in_flight += 1  # not evicted while the server takes it
-        try:
-            added = await slot.runtime.add_adapter(self._table.handle(slot), ready)
-        except BaseException:
-            self._table.resize(slot, slot.reserved - ready.nbytes)
-            raise
-        finally:
-            slot.adding.discard(ready.name)
-            self.release(slot.spec.name)
-        if not added:
-            self._table.resize(slot, slot.reserved - ready.nbytes)
-            return False
-        slot.lora = (*slot.lora, key)
-        return True
 
     async def _make_room(self, slot: Slot, eligible: list[str], sizing: Sizing) -> list[Slot]:
         """Reserve the model's memory, evicting or waiting as the policy says.

@@ -3,6 +3,9 @@
 ``client.py`` is generated from this file by ``scripts/unasync.py``: edit
 here, then run it. The one part written twice, renewing a held lease in the
 background, is :mod:`moc.sdk.background`.
+
+About 600 lines in one file on purpose: it is the API's one surface, a method
+per route, which the generated client mirrors line for line.
 """
 
 from __future__ import annotations
