@@ -5,6 +5,12 @@ Sources, strongest first: command-line flags, ``MOC_*`` environment variables
 file named by ``--config`` or ``MOC_CONFIG``, and the embedded defaults, so
 ``moc serve`` runs with no file at all. Every section forbids unknown fields: a
 typo fails at startup with the field's dotted path.
+
+One file of a little over 500 lines on purpose: the sections are the one
+reference of every setting (docs/configuration.md follows it section by
+section), each a few plain fields, and the loader beside them turns any of
+their errors into one message; split up, a setting would be looked for in
+several places.
 """
 
 from __future__ import annotations

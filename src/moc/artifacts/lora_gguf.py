@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from moc.models.gguf_write import gguf_file
 
 # Hugging Face LLaMA names → llama.cpp's (``{}`` is the block number).
 _BLOCK_NAMES = {
@@ -173,25 +174,18 @@ def convert(adapter_dir: Path, out: Path, *, base_config: Mapping[str, Any]) -> 
     n_head = int(base_config["num_attention_heads"])
     n_head_kv = int(base_config.get("num_key_value_heads", n_head))
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    writer = gguf.GGUFWriter(str(partial), "llama")
-    writer.add_type(gguf.GGUFType.ADAPTER)
-    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
-    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    for module in sorted(pairs):
-        a, b = pairs[module]["A"], pairs[module]["B"]
-        # Rows of B are the weight's output rows: reorder them as the base's.
-        if module.endswith(".attn_q"):
-            b = permute_rows(b, n_head)
-        elif module.endswith(".attn_k"):
-            b = permute_rows(b, n_head_kv)
-        writer.add_tensor(f"{module}.weight.lora_a", np.ascontiguousarray(a))
-        writer.add_tensor(f"{module}.weight.lora_b", np.ascontiguousarray(b))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    partial.replace(out)
+    with gguf_file(out, "llama") as writer:
+        writer.add_type(gguf.GGUFType.ADAPTER)
+        writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+        writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
+        writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+        for module in sorted(pairs):
+            a, b = pairs[module]["A"], pairs[module]["B"]
+            # Rows of B are the weight's output rows: reorder them as the base's.
+            if module.endswith(".attn_q"):
+                b = permute_rows(b, n_head)
+            elif module.endswith(".attn_k"):
+                b = permute_rows(b, n_head_kv)
+            writer.add_tensor(f"{module}.weight.lora_a", np.ascontiguousarray(a))
+            writer.add_tensor(f"{module}.weight.lora_b", np.ascontiguousarray(b))
     return out

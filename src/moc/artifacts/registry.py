@@ -78,13 +78,17 @@ class Registry:
         self.signing_key = signing_key
         self._taken_names = taken_names  # model names: an artifact may not take one
         self._writing = asyncio.Lock()
+        # Every row, read once at open() and kept with each write: requests that
+        # name an adapter and queries of an index look artifacts up, and would
+        # otherwise read and parse every manifest each time.
+        self._rows: dict[str, Artifact] = {}
 
     async def open(self) -> None:
         """Folders and moc's signing key in place; blobs and views no row names
         removed (left by a crash, or by a removal while a runtime read them)."""
-        in_use = self._store.blobs_in_use()
-        views = {a.hex for a in self._store.all()}
-        swept = await asyncio.to_thread(self._open_files, in_use, views)
+        self._rows = {a.hex: a for a in self._store.all()}
+        views = set(self._rows)
+        swept = await asyncio.to_thread(self._open_files, self._blobs_in_use(), views)
         if swept:
             event(log, logging.INFO, "artifact files no artifact names removed", count=swept)
         await self.keys_changed()
@@ -102,17 +106,18 @@ class Registry:
 
     # --- reading -------------------------------------------------------------------
     def all(self) -> list[Artifact]:
-        return self._store.all()
+        """By name, then version."""
+        return sorted(self._rows.values(), key=lambda a: (a.name, a.version))
 
     def get(self, ref: str, version: int | None = None) -> Artifact:
         """By ``name`` (its latest version, or ``version``) or ``name@sha256:…``."""
         name, digest_hex = split_ref(ref)
         if digest_hex is not None:
-            found = self._store.by_digest(digest_hex)
+            found = self._rows.get(digest_hex)
             if found is None or found.name != name:
                 raise ArtifactNotFound(f"no artifact {ref}", artifact=ref)
             return found
-        versions = self._store.versions(name)
+        versions = self.versions(name)
         if version is not None:
             versions = [a for a in versions if a.version == version]
         if not versions:
@@ -121,7 +126,10 @@ class Registry:
         return versions[-1]
 
     def versions(self, name: str) -> list[Artifact]:
-        return self._store.versions(name)
+        return sorted((a for a in self._rows.values() if a.name == name), key=lambda a: a.version)
+
+    def _blobs_in_use(self) -> set[str]:
+        return {f.sha256 for a in self._rows.values() for f in a.manifest.files}
 
     # --- registering ---------------------------------------------------------------
     async def register(
@@ -151,7 +159,7 @@ class Registry:
             try:
                 manifest = _manifest(
                     name=name,
-                    version=self._store.next_version(name),
+                    version=max((a.version for a in self.versions(name)), default=0) + 1,
                     kind=kind,
                     base=base,
                     architecture=architecture,
@@ -190,6 +198,7 @@ class Registry:
             signed_by = None
         artifact = Artifact(digest_of(manifest), manifest, signature, signed_by)
         self._store.insert(artifact)
+        self._rows[artifact.hex] = artifact
         event(log, logging.INFO, "artifact registered", artifact=artifact.ref,
               version=manifest.version, kind=manifest.kind.value, signed_by=signed_by)  # fmt: skip
         return artifact
@@ -231,11 +240,12 @@ class Registry:
         artifact gone and is refused."""
         async with self._writing:
             self._store.delete(artifact.digest)
+            self._rows.pop(artifact.hex, None)
             await self._drop_unused([f.sha256 for f in artifact.manifest.files])
         event(log, logging.INFO, "artifact removed", artifact=artifact.ref)
 
     async def _drop_unused(self, blobs: list[str]) -> None:
-        still = self._store.blobs_in_use()
+        still = self._blobs_in_use()
         await asyncio.to_thread(self._blobs.drop, [b for b in blobs if b not in still])
 
     # --- bundles -------------------------------------------------------------------
@@ -251,10 +261,10 @@ class Registry:
         # the bundle give those files another name, version, kind or base.
         signed_by = self.policy.check(signature, manifest.digests(), self._now())
         async with self._writing:
-            existing = self._store.by_digest(digest.removeprefix("sha256:"))
+            existing = self._rows.get(digest.removeprefix("sha256:"))
             if existing is not None:
                 return existing  # the same artifact: importing it twice changes nothing
-            if any(a.version == manifest.version for a in self._store.versions(manifest.name)):
+            if any(a.version == manifest.version for a in self.versions(manifest.name)):
                 raise ArtifactExists(
                     f"artifact {manifest.name} version {manifest.version} exists with other "
                     "content; remove it first",
@@ -266,6 +276,7 @@ class Registry:
             )
             artifact = Artifact(digest, manifest, signature, signed_by)
             self._store.insert(artifact)
+            self._rows[artifact.hex] = artifact
         event(log, logging.INFO, "artifact imported", artifact=artifact.ref, signed_by=signed_by)
         return artifact
 

@@ -2,8 +2,8 @@
 digest, holding the manifest itself and its signature (if any).
 
 The files are not here: they are blobs named by their SHA-256
-(:mod:`moc.artifacts.blobs`), which :meth:`ArtifactStore.blobs_in_use` says
-are still referred to before one is removed.
+(:mod:`moc.artifacts.blobs`). The registry reads every row once, at its
+start, and keeps them; this table is written with each change.
 """
 
 from __future__ import annotations
@@ -51,13 +51,6 @@ class ArtifactStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Artifact]:
-        try:
-            rows = self._db.conn.execute(f"SELECT {_COLUMNS} FROM artifacts {sql}", args)
-            return [self._artifact(row) for row in rows.fetchall()]
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot read {self._db.path}: {exc}") from exc
-
     @staticmethod
     def _artifact(row: tuple[Any, ...]) -> Artifact:
         digest, _, _, _, manifest, signature, signed_by, _ = row
@@ -84,24 +77,8 @@ class ArtifactStore:
             )
 
     def all(self) -> list[Artifact]:
-        return self._read("ORDER BY name, version")
-
-    def versions(self, name: str) -> list[Artifact]:
-        return self._read("WHERE name = ? ORDER BY version", (name,))
-
-    def by_digest(self, digest_hex: str) -> Artifact | None:
-        found = self._read("WHERE digest = ?", (digest_hex,))
-        return found[0] if found else None
-
-    def next_version(self, name: str) -> int:
         try:
-            (last,) = self._db.conn.execute(
-                "SELECT MAX(version) FROM artifacts WHERE name = ?", (name,)
-            ).fetchone()
+            rows = self._db.conn.execute(f"SELECT {_COLUMNS} FROM artifacts").fetchall()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot read {self._db.path}: {exc}") from exc
-        return 1 if last is None else int(last) + 1
-
-    def blobs_in_use(self) -> set[str]:
-        """Every file SHA-256 that some artifact's manifest lists."""
-        return {f.sha256 for a in self.all() for f in a.manifest.files}
+        return [self._artifact(row) for row in rows]

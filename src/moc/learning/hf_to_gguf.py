@@ -19,13 +19,13 @@ What has to agree for llama.cpp to compute what transformers computes:
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from moc.artifacts.lora_gguf import gguf_module, permute_rows, read_safetensors
+from moc.models.gguf_write import gguf_file
 
 # llama.cpp insists on a merges list for a ``gpt2`` tokenizer, and the gguf
 # writer cannot write an empty one. This merge never fires: BPE starts from
@@ -151,50 +151,43 @@ def convert(hf_folder: Path, out: Path) -> Path:
     adds_bos, adds_eos = _wrapping(document, specials["bos_token"], specials["eos_token"])
     tensors = _tensors(hf_folder, config)  # read (and refused) before a file is opened
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    writer = gguf.GGUFWriter(str(partial), "llama")
-    writer.add_name(hf_folder.name)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    writer.add_vocab_size(len(tokens))
-    writer.add_context_length(int(config["max_position_embeddings"]))
-    writer.add_embedding_length(width)
-    writer.add_block_count(int(config["num_hidden_layers"]))
-    writer.add_feed_forward_length(int(config["intermediate_size"]))
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(int(config.get("num_key_value_heads") or n_head))
-    writer.add_key_length(head_dim)
-    writer.add_value_length(head_dim)
-    writer.add_rope_dimension_count(head_dim)
-    writer.add_rope_freq_base(rope_theta)
-    writer.add_layer_norm_rms_eps(float(config["rms_norm_eps"]))
+    with gguf_file(out, "llama") as writer:
+        writer.add_name(hf_folder.name)
+        writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+        writer.add_vocab_size(len(tokens))
+        writer.add_context_length(int(config["max_position_embeddings"]))
+        writer.add_embedding_length(width)
+        writer.add_block_count(int(config["num_hidden_layers"]))
+        writer.add_feed_forward_length(int(config["intermediate_size"]))
+        writer.add_head_count(n_head)
+        writer.add_head_count_kv(int(config.get("num_key_value_heads") or n_head))
+        writer.add_key_length(head_dim)
+        writer.add_value_length(head_dim)
+        writer.add_rope_dimension_count(head_dim)
+        writer.add_rope_freq_base(rope_theta)
+        writer.add_layer_norm_rms_eps(float(config["rms_norm_eps"]))
 
-    writer.add_tokenizer_model("gpt2")
-    # "default": llama.cpp's generic pre-tokenizer split. With no merges the
-    # split cannot change the tokens (each byte is one token whatever the
-    # pieces), so it agrees with Hugging Face's unsplit ByteLevel.
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list(tokens)
-    writer.add_token_types(types)
-    writer.add_token_merges([_NO_MERGE])
-    for key, add in (
-        ("bos_token", writer.add_bos_token_id),
-        ("eos_token", writer.add_eos_token_id),
-        ("pad_token", writer.add_pad_token_id),
-    ):
-        if (text := _token_text(settings.get(key))) in tokens:
-            add(tokens.index(text))
-    # As Hugging Face's post-processor: tiny-base's puts <s> before a text.
-    writer.add_add_bos_token(adds_bos)
-    writer.add_add_eos_token(adds_eos)
-    if settings.get("chat_template"):
-        writer.add_chat_template(settings["chat_template"])
+        writer.add_tokenizer_model("gpt2")
+        # "default": llama.cpp's generic pre-tokenizer split. With no merges the
+        # split cannot change the tokens (each byte is one token whatever the
+        # pieces), so it agrees with Hugging Face's unsplit ByteLevel.
+        writer.add_tokenizer_pre("default")
+        writer.add_token_list(tokens)
+        writer.add_token_types(types)
+        writer.add_token_merges([_NO_MERGE])
+        for key, add in (
+            ("bos_token", writer.add_bos_token_id),
+            ("eos_token", writer.add_eos_token_id),
+            ("pad_token", writer.add_pad_token_id),
+        ):
+            if (text := _token_text(settings.get(key))) in tokens:
+                add(tokens.index(text))
+        # As Hugging Face's post-processor: tiny-base's puts <s> before a text.
+        writer.add_add_bos_token(adds_bos)
+        writer.add_add_eos_token(adds_eos)
+        if settings.get("chat_template"):
+            writer.add_chat_template(settings["chat_template"])
 
-    for name, array in tensors.items():
-        writer.add_tensor(name, array)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    partial.replace(out)
+        for name, array in tensors.items():
+            writer.add_tensor(name, array)
     return out

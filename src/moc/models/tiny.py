@@ -40,11 +40,12 @@ noise sits in runs of its own.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from moc.models.gguf_write import gguf_file
 
 VOCAB = 3 + 256 + 1
 SPACE = "\u2581"  # SentencePiece's space
@@ -113,36 +114,29 @@ def write_tiny_gguf(path: Path, spec: TinySpec) -> Path:
     """Write ``spec`` as a GGUF file at ``path`` (atomically) and return the path."""
     import gguf  # heavy import; only needed when a file is written
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    writer = gguf.GGUFWriter(str(partial), "llama")
-    writer.add_name(spec.name)
-    writer.add_context_length(spec.ctx)
-    writer.add_embedding_length(WIDTH)
-    writer.add_block_count(spec.layers)
-    writer.add_feed_forward_length(spec.ffn)
-    writer.add_head_count(HEADS)
-    writer.add_head_count_kv(HEADS)
-    writer.add_rope_dimension_count(WIDTH // HEADS)
-    writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    tokens, scores, types = _tokens()
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(tokens)
-    writer.add_token_scores(scores)
-    writer.add_token_types(types)
-    writer.add_bos_token_id(1)
-    writer.add_eos_token_id(2)
-    writer.add_unk_token_id(0)
-    writer.add_add_bos_token(True)
-    writer.add_add_eos_token(False)
-    writer.add_add_space_prefix(False)
-    writer.add_pooling_type(gguf.PoolingType.MEAN)
-    for name, array in _weights(spec).items():
-        writer.add_tensor(name, array)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    partial.replace(path)
+    with gguf_file(path, "llama") as writer:
+        writer.add_name(spec.name)
+        writer.add_context_length(spec.ctx)
+        writer.add_embedding_length(WIDTH)
+        writer.add_block_count(spec.layers)
+        writer.add_feed_forward_length(spec.ffn)
+        writer.add_head_count(HEADS)
+        writer.add_head_count_kv(HEADS)
+        writer.add_rope_dimension_count(WIDTH // HEADS)
+        writer.add_layer_norm_rms_eps(1e-5)
+        writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+        tokens, scores, types = _tokens()
+        writer.add_tokenizer_model("llama")
+        writer.add_token_list(tokens)
+        writer.add_token_scores(scores)
+        writer.add_token_types(types)
+        writer.add_bos_token_id(1)
+        writer.add_eos_token_id(2)
+        writer.add_unk_token_id(0)
+        writer.add_add_bos_token(True)
+        writer.add_add_eos_token(False)
+        writer.add_add_space_prefix(False)
+        writer.add_pooling_type(gguf.PoolingType.MEAN)
+        for name, array in _weights(spec).items():
+            writer.add_tensor(name, array)
     return path

@@ -31,6 +31,7 @@ from moc.artifacts.registry import Registry
 from moc.artifacts.store import Artifact
 from moc.errors import InvalidRequest, StoreUnavailable
 from moc.gateway.http.body import parse
+from moc.gateway.http.query import choice, declared_length, whole
 from moc.gateway.http.respond import json, services
 from moc.gateway.http.wire import SigningKeyCreateBody
 from moc.gateway.views import iso
@@ -82,29 +83,7 @@ def _registry(request: Request) -> Registry:
 
 
 def _version(request: Request) -> int | None:
-    text = request.query_params.get("version")
-    if text is None:
-        return None
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_VERSION:
-        raise InvalidRequest(
-            "version", f"must be a whole number from 1 to {MAX_VERSION}", value=text,
-            limit=MAX_VERSION,
-        )  # fmt: skip
-    return int(text)
-
-
-def _kind(text: str | None, required: bool) -> Kind | None:
-    if text is None:
-        if required:
-            raise InvalidRequest("kind", "is required (a query parameter: ?kind=…)")
-        return None
-    try:
-        return Kind(text)
-    except ValueError:
-        allowed = "|".join(k.value for k in Kind)
-        raise InvalidRequest(
-            "kind", f"must be one of {allowed}", value=text, limit=allowed
-        ) from None
+    return whole(request, "version", MAX_VERSION)
 
 
 @contextlib.contextmanager
@@ -127,9 +106,9 @@ async def _receive(request: Request, path: Path) -> None:
     """The body into ``path``, refused past ``artifacts.max_upload_bytes``
     (by its declared length before a byte is read, else as it arrives)."""
     limit = services(request).config.artifacts.max_upload_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit, int(declared))
+    declared = declared_length(request)
+    if declared is not None and declared > limit:
+        raise _too_large(limit, declared)
     batch: list[bytes] = []
     pending = total = 0
     try:
@@ -155,7 +134,7 @@ async def add(request: Request) -> Response:
     name = q["name"]
     if not _NAME.fullmatch(name):
         raise InvalidRequest("name", f"must match {NAME_PATTERN}", value=name, limit=NAME_PATTERN)
-    kind = _kind(q.get("kind"), required=True)
+    kind = choice(request, "kind", Kind, required=True)
     assert kind is not None
     registry = _registry(request)
     base = q.get("base")
@@ -178,7 +157,7 @@ async def import_bundle(request: Request) -> Response:
 
 
 async def list_artifacts(request: Request) -> Response:
-    kind = _kind(request.query_params.get("kind"), required=False)
+    kind = choice(request, "kind", Kind)
     found = [a for a in _registry(request).all() if kind is None or a.manifest.kind is kind]
     answer: wire.ArtifactList = {"artifacts": [artifact_view(a) for a in found]}
     return json(answer)

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from moc.errors import InvalidRequest
+from moc.gateway.http.query import declared_length
 from moc.gateway.http.respond import json, services
 from moc.gateway.views import iso
 from moc.learning.datasets import Dataset
@@ -40,11 +41,6 @@ def _flag(request: Request, name: str) -> bool:
     return BOOLEANS[text]
 
 
-def _declared(request: Request) -> int | None:
-    text = request.headers.get("content-length")
-    return int(text) if text is not None and text.isascii() and text.isdigit() else None
-
-
 async def add_dataset(request: Request) -> Response:
     q = request.query_params
     if "name" not in q:
@@ -53,7 +49,7 @@ async def add_dataset(request: Request) -> Response:
     fmt = check_format(q.get("format"))
     replace = _flag(request, "replace")
     added = await services(request).datasets.add(
-        name, request.stream(), format=fmt, replace=replace, declared_bytes=_declared(request)
+        name, request.stream(), format=fmt, replace=replace, declared_bytes=declared_length(request)
     )
     status = 201 if added.created else 200
     return json(dataset_view(added.dataset), status, {"location": f"/v1/datasets/{name}"})

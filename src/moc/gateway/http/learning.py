@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from moc.errors import InvalidRequest
 from moc.gateway.http.body import parse, read_body
+from moc.gateway.http.query import choice, whole
 from moc.gateway.http.respond import json, services
 from moc.gateway.http.sse import sse
 from moc.gateway.http.wire import IndexQueryBody
@@ -20,17 +20,6 @@ from moc.validation import from_validation
 
 MAX_BODY = 1024 * 1024
 MAX_LIST = 1000
-
-
-def _choice(request: Request, name: str, kind: type[Status] | type[Kind]) -> Any:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    try:
-        return kind(raw)
-    except ValueError:
-        allowed = "|".join(x.value for x in kind)
-        raise InvalidRequest(name, f"must be one of {allowed}", value=raw, limit=allowed) from None
 
 
 async def submit(request: Request) -> Response:
@@ -44,14 +33,11 @@ async def submit(request: Request) -> Response:
 
 
 async def list_jobs(request: Request) -> Response:
-    status = _choice(request, "status", Status)
-    kind = _choice(request, "kind", Kind)
-    text = request.query_params.get("limit", "100")
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIST:
-        raise InvalidRequest(
-            "limit", f"must be a whole number from 1 to {MAX_LIST}", value=text, limit=MAX_LIST
-        )
-    jobs = services(request).learning.find(status, kind, int(text))
+    status = choice(request, "status", Status)
+    kind = choice(request, "kind", Kind)
+    limit = whole(request, "limit", MAX_LIST, default=100)
+    assert limit is not None
+    jobs = services(request).learning.find(status, kind, limit)
     return json({"jobs": [learning_job_view(j) for j in jobs]})
 
 
