@@ -42,6 +42,7 @@ from moc.artifacts.manifest import (
     path_problem,
     split_ref,
 )
+from moc.artifacts.signing import SigningKey
 from moc.artifacts.store import Artifact, ArtifactStore
 from moc.artifacts.trust import TrustedKey, TrustPolicy
 from moc.clock import Clock
@@ -82,6 +83,7 @@ class Registry:
         # name an adapter and queries of an index look artifacts up, and would
         # otherwise read and parse every manifest each time.
         self._rows: dict[str, Artifact] = {}
+        self._signer: SigningKey | None = None  # moc's signing key, read at open()
 
     async def open(self) -> None:
         """Folders and moc's signing key in place; blobs and views no row names
@@ -97,6 +99,7 @@ class Registry:
         self._blobs.open()
         if self.signing_key is not None:
             self.keys.ensure(self.signing_key)
+            self._signer = self.keys.private_key(self.signing_key)
         return self._blobs.sweep(keep=in_use, views=views)
 
     async def keys_changed(self) -> None:
@@ -190,8 +193,8 @@ class Registry:
         digests = manifest.digests()
         if signature is not None:
             signed_by = self.policy.check(signature, _signed_part(signature, digests), self._now())
-        elif self.signing_key is not None:
-            key = self.keys.private_key(self.signing_key)
+        elif self._signer is not None:
+            key = self._signer
             signature = signing.sign(key, manifest.name, digests, ignore_paths=[SIGNATURE_NAME])
             signed_by = signing.key_id(key.public_key())
         else:

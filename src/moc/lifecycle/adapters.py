@@ -71,7 +71,8 @@ class AdapterLoading:
 
     async def ready(self, name: str, served: str) -> tuple[str, str] | None:
         """The registry adapter a request names, verified before anything is
-        reserved for it. A runtime started before it was registered (or before
+        reserved for it (once: a runtime serving it verified it when it started,
+        and the request goes on at once). A runtime started before it was registered (or before
         its latest version) takes it while it runs where it can (vLLM), its
         bytes added to the model's; otherwise it is started again with it once
         idle."""
@@ -86,10 +87,12 @@ class AdapterLoading:
                 f"({', '.join(sorted(slot.runtime.adapter_files)) or 'it serves no adapters'})",
                 model=name,
             )
-        ready = await catalog.verified(adapter)  # raises artifact_tampered, …
         key = (adapter.name, adapter.digest)
+        if key in slot.lora and slot.state in HOLDS_MEMORY:
+            return key  # verified when its runtime started: nothing to do per request
+        ready = await catalog.verified(adapter)  # raises artifact_tampered, …
         if key in slot.lora or slot.state not in HOLDS_MEMORY:
-            return key  # loaded, or the next load loads it
+            return key  # the next load loads it
         if await self._hot_load(slot, ready, key):
             return key
         if slot.in_flight or slot.loading is not None:
