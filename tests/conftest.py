@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -31,8 +32,14 @@ def free_port() -> int:
 class MocProcess:
     """``moc serve`` in a child process, with its own data dir and ports."""
 
-    def __init__(self, data_dir: Path, config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        config: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        self.env = dict(env or {})  # set for moc on top of this process's environment
         self.http_port = free_port()
         self.grpc_port = free_port()
         self.config_path = data_dir.parent / f"{data_dir.name}-config.yaml"
@@ -52,10 +59,14 @@ class MocProcess:
         self.log_path = data_dir.parent / f"{data_dir.name}-serve.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.command_prefix: list[str] = []  # runs moc under another command (unshare)
+        # server.tls set: moc serves https, checked with ``verify`` (httpx's: a
+        # context that trusts the test's CA, with a client certificate for mTLS)
+        self.https = bool(cfg.get("server", {}).get("tls", {}).get("cert_file"))
+        self.verify: ssl.SSLContext | bool = True
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{'https' if self.https else 'http'}://127.0.0.1:{self.http_port}"
 
     @property
     def grpc_target(self) -> str:
@@ -82,6 +93,7 @@ class MocProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -89,7 +101,8 @@ class MocProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"moc exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
+                health = httpx.get(f"{self.url}/health", timeout=0.5, verify=self.verify)
+                if health.status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -127,8 +140,12 @@ def moc_factory(tmp_path: Path) -> Iterator[Any]:
     """Start moc processes; all are stopped at the end of the test."""
     started: list[MocProcess] = []
 
-    def make(config: dict[str, Any] | None = None, name: str = "data") -> MocProcess:
-        proc = MocProcess(tmp_path / name, config)
+    def make(
+        config: dict[str, Any] | None = None,
+        name: str = "data",
+        env: dict[str, str] | None = None,
+    ) -> MocProcess:
+        proc = MocProcess(tmp_path / name, config, env)
         started.append(proc)
         return proc
 

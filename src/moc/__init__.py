@@ -4,6 +4,7 @@ from moc.errors import (
     BackendUnavailable,
     CircuitOpen,
     ExceedsCapacity,
+    Forbidden,
     InsufficientMemory,
     InvalidRequest,
     JobNotFound,
@@ -14,6 +15,8 @@ from moc.errors import (
     ModelNotFound,
     QueueFull,
     QueueTimeout,
+    RateLimited,
+    Unauthenticated,
     Unavailable,
 )
 from moc.sdk import AsyncClient, Client, LeaseInfo
@@ -25,6 +28,7 @@ __all__ = [
     "CircuitOpen",
     "Client",
     "ExceedsCapacity",
+    "Forbidden",
     "InsufficientMemory",
     "InvalidRequest",
     "JobNotFound",
@@ -36,6 +40,8 @@ __all__ = [
     "ModelNotFound",
     "QueueFull",
     "QueueTimeout",
+    "RateLimited",
+    "Unauthenticated",
     "Unavailable",
     "__version__",
 ]

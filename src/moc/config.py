@@ -77,11 +77,38 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TlsConfig(Section):
+    """TLS for HTTP and gRPC both; the files are read again on SIGHUP."""
+
+    cert_file: Path | None = Field(None, description="the server's certificate chain (PEM)")
+    key_file: Path | None = Field(None, description="its private key (PEM)")
+    client_ca_file: Path | None = Field(
+        None, description="CA certificates (PEM): set, a client must present one they signed"
+    )
+
+    @model_validator(mode="after")
+    def _whole(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: give both or neither")
+        if self.client_ca_file is not None and self.cert_file is None:
+            raise ValueError("client_ca_file needs cert_file and key_file (mTLS is TLS first)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
 class ServerConfig(Section):
     host: str = "127.0.0.1"
     http_port: int = Field(8008, ge=0, le=65535)
     grpc_port: int = Field(7212, ge=0, le=65535, description="0 turns the gRPC server off")
     shutdown_grace_s: float = Field(10.0, ge=0, le=600)
+    tls: TlsConfig = TlsConfig()
+    allow_unauthenticated: bool = Field(
+        False,
+        description="listen on an address other than loopback with auth off (refused otherwise)",
+    )
 
 
 class HostDeviceConfig(Section):
@@ -330,6 +357,60 @@ class ArtifactsConfig(Section):
     )
 
 
+Role = Literal["admin", "operator", "user", "viewer"]
+
+
+class KeyLimits(Section):
+    """What one key (or one JWT subject) may use; a limit left out is no limit."""
+
+    requests_per_minute: int | None = Field(None, ge=1, le=10_000_000)
+    tokens_per_minute: int | None = Field(None, ge=1, le=10_000_000_000)
+    concurrent_requests: int | None = Field(None, ge=1, le=100_000)
+    device_byte_seconds_per_day: int | None = Field(
+        None, ge=1, description="leases and learning jobs: bytes held × seconds, per UTC day"
+    )
+
+
+class JwtConfig(Section):
+    """Tokens from an identity provider: HS256 with ``secret``, RS256/ES256 with
+    the public keys of a JWKS (``jwks_file`` or ``jwks_url``)."""
+
+    secret: str | None = Field(
+        None, min_length=32, description="HS256's shared secret (MOC_AUTH__JWT__SECRET)"
+    )
+    jwks_file: Path | None = None
+    jwks_url: str | None = Field(None, pattern=r"^https?://")
+    jwks_refresh_s: float = Field(300.0, ge=1, le=86_400, description="how long keys are cached")
+    issuer: str | None = Field(None, description="the iss a token must carry")
+    audience: str | None = Field(None, description="an aud a token must carry")
+    leeway_s: float = Field(30.0, ge=0, le=300, description="clock skew allowed for exp/nbf")
+    subject_claim: str = "sub"
+    role_claim: str = Field("role", description="dotted path; a list takes its highest role")
+    models_claim: str = Field("models", description="dotted path to a list of model globs")
+    default_role: Role | None = Field(None, description="for a token without the role claim")
+    limits: KeyLimits = KeyLimits()
+
+    @model_validator(mode="after")
+    def _some_key(self) -> JwtConfig:
+        if self.secret is None and self.jwks_file is None and self.jwks_url is None:
+            raise ValueError("give secret (HS256), jwks_file or jwks_url (RS256/ES256)")
+        if self.jwks_file is not None and self.jwks_url is not None:
+            raise ValueError("jwks_file and jwks_url: give one")
+        return self
+
+
+class AuthConfig(Section):
+    enabled: bool = Field(
+        False, description="callers need a key or a token; the first admin key is MOC_ADMIN_KEY"
+    )
+    metrics: Literal["open", "viewer"] = Field("open", description="who may read /metrics")
+    jwt: JwtConfig | None = None
+    failed_per_minute: int = Field(
+        60, ge=1, le=1_000_000, description="bad credentials one address may send a minute"
+    )
+    audit_keep_days: int = Field(90, ge=1, le=36_500, description="how long audit events stay")
+
+
 class LogConfig(Section):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -358,6 +439,7 @@ class Config(BaseSettings):
     learning: LearningConfig = LearningConfig()
     goals: GoalsConfig = GoalsConfig()
     artifacts: ArtifactsConfig = ArtifactsConfig()
+    auth: AuthConfig = AuthConfig()
     models: list[ModelSpec] = Field(default_factory=list)
 
     @field_validator("models")

@@ -36,6 +36,7 @@ import uvicorn
 
 from moc.artifacts.build import build_registry
 from moc.artifacts.registry import Registry
+from moc.auth.build import build_auth, check_exposure
 from moc.clock import SystemClock
 from moc.config import Config
 from moc.devices import discover
@@ -46,10 +47,12 @@ from moc.dispatch.upstream import Upstream
 from moc.errors import ConfigError
 from moc.gateway.grpc.server import GrpcServer
 from moc.gateway.http.app import build_app
+from moc.gateway.tls import ServerTls
 from moc.jobs.runner import JobRunner
 from moc.jobs.store import JobStore
 from moc.learning.build import build_learning
 from moc.learning.demo import add_demo_datasets, demo_base_model
+from moc.learning.worker.selfcall import SelfTls
 from moc.leases.service import LeaseService
 from moc.leases.store import LeaseStore
 from moc.ledger import Ledger
@@ -100,6 +103,7 @@ def bind_http(host: str, port: int) -> socket.socket:
 
 async def run(config: Config) -> None:
     started = time.monotonic()
+    check_exposure(config)  # before anything is claimed or bound
     data_dir = DataDir(config.data_dir)
     data_dir.acquire()
     db = Database(data_dir.file("moc.db"))
@@ -169,6 +173,7 @@ def build_services(config: Config, db: Database, probes: list[DeviceProbe]) -> S
         jobs=jobs,
         learning_side=learning,
         artifacts=registry,
+        auth=build_auth(config, db, clock, leases),
         metrics=metrics,
         started_at=clock.now(),
     )
@@ -200,13 +205,16 @@ async def _run(
     await monitor.observe_once()
 
     server_cfg = config.server
+    tls = ServerTls(server_cfg.tls) if server_cfg.tls.enabled else None  # ConfigError: bad files
     http_sock = bind_http(server_cfg.host, server_cfg.http_port)
     grpc_server: GrpcServer | None = None
     grpc_port = 0
     if server_cfg.grpc_port:
         grpc_server = GrpcServer(services)
         try:
-            grpc_port = grpc_server.bind(server_cfg.host, server_cfg.grpc_port)
+            grpc_port = grpc_server.bind(
+                server_cfg.host, server_cfg.grpc_port, tls.grpc_credentials() if tls else None
+            )
         except OSError as exc:
             http_sock.close()
             raise ConfigError(
@@ -224,6 +232,11 @@ async def _run(
             timeout_graceful_shutdown=math.ceil(server_cfg.shutdown_grace_s),
         )
     )
+    if tls is not None:
+        # uvicorn would build a context of its own from ssl_* paths in load();
+        # loaded now, it serves moc's one context, which SIGHUP reloads in place.
+        uv.config.load()
+        uv.config.ssl = tls.http_context()
 
     stop = asyncio.Event()
     signals_seen = 0
@@ -244,9 +257,22 @@ async def _run(
             event(log, logging.WARNING, "second signal: skipping the grace period")
             uv.force_exit = True
 
+    def on_hangup() -> None:
+        if tls is None:
+            event(log, logging.INFO, "SIGHUP: nothing to reload (server.tls is not set)")
+            return
+        try:
+            loaded = tls.reload()
+        except ConfigError as exc:
+            kept = tls.current.describe()
+            event(log, logging.ERROR, "tls reload failed", error=exc.message, kept=kept)
+        else:
+            event(log, logging.INFO, "tls reloaded", **loaded.describe())
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
 
     adopted, stopped_orphans = await lifecycle.recover()
     leases.start()
@@ -258,15 +284,29 @@ async def _run(
         await grpc_server.start()
     http_task = asyncio.create_task(uv.serve(sockets=[http_sock]), name="http")
     http_port = http_sock.getsockname()[1]
-    learning.bind(f"http://{_loopback(server_cfg.host)}:{http_port}")
+    http_at = f"{server_cfg.host}:{http_port}"
+    grpc_at = f"{server_cfg.host}:{grpc_port}" if grpc_server else "off"
+    tls_fields: dict[str, str] = {}
+    own_key = services.auth.internal_key if services.auth.enabled else None
+    if tls is None:
+        learning.bind(f"http://{_loopback(server_cfg.host)}:{http_port}", api_key=own_key)
+    else:
+        learning.bind(
+            f"https://{_loopback(server_cfg.host)}:{http_port}",
+            SelfTls(str(tls.cert_file.resolve()), client_cert_required=tls.mutual),
+            own_key,
+        )
+        http_at, grpc_at = f"https://{http_at}", f"grpcs://{grpc_at}" if grpc_server else "off"
+        tls_fields = {"tls": "mutual" if tls.mutual else "on", **tls.current.describe()}
     learning.runner.start()
     event(
         log,
         logging.INFO,
         "moc ready",
         version=__version__,
-        http=f"{server_cfg.host}:{http_port}",
-        grpc=f"{server_cfg.host}:{grpc_port}" if grpc_server else "off",
+        http=http_at,
+        grpc=grpc_at,
+        **tls_fields,
         data_dir=str(data_dir.path),
         devices=", ".join(
             f"{d.id} ({d.kind}, {format_size(ledger.capacity(d.id))})" for d in devices
@@ -305,7 +345,7 @@ async def _run(
     await lifecycle.close()
     await services.dispatcher.close()
     await monitor.close()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.remove_signal_handler(sig)
     event(
         log,

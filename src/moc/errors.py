@@ -19,6 +19,7 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
     │   ├── IndexNotFound             index_not_found
     │   ├── ArtifactNotFound          artifact_not_found
     │   ├── SigningKeyNotFound        signing_key_not_found
+    │   ├── ApiKeyNotFound            api_key_not_found
     │   └── LeaseNotFound             lease_not_found
     │       ├── LeaseExpired          lease_expired
     │       └── LeaseReleased         lease_released
@@ -40,6 +41,9 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
     │   ├── ArtifactUntrusted         artifact_untrusted
     │   └── ArtifactUnsigned          artifact_unsigned
     ├── TooManyActiveGoals            too_many_active_goals
+    ├── Unauthenticated               unauthenticated
+    ├── Forbidden                     forbidden
+    ├── RateLimited                   rate_limited
     ├── Unavailable                   unavailable
     │   ├── ShuttingDown              shutting_down
     │   ├── StoreUnavailable          store_unavailable
@@ -139,6 +143,12 @@ class ArtifactNotFound(NotFound):
     """No artifact of that name (or name and version, or digest) in the registry."""
 
     code = "artifact_not_found"
+
+
+class ApiKeyNotFound(NotFound):
+    """No API key has this id."""
+
+    code = "api_key_not_found"
 
 
 class SigningKeyNotFound(NotFound):
@@ -314,6 +324,33 @@ class TooManyActiveGoals(MocError):
     code = "too_many_active_goals"
 
 
+class Unauthenticated(MocError):
+    """No credentials, or credentials moc does not accept: a key that is
+    malformed, unknown, revoked or expired, a token whose signature, issuer,
+    audience or times do not check. The message says which, never the secret."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(MocError):
+    """The caller is known but may not do this: its role does not allow the
+    route, the model is not among its key's, or the object is another key's."""
+
+    code = "forbidden"
+
+
+class RateLimited(MocError):
+    """A limit of the caller's key is reached (requests or tokens per minute,
+    concurrent requests, device byte-seconds per day), or too many bad
+    credentials came from one address; ``retry_after_s`` says when to try again."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0, **details: Any) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **details)
+        self.retry_after_s = retry_after_s
+
+
 class Unavailable(MocError):
     """moc, or a part it needs, cannot serve now."""
 
@@ -397,7 +434,7 @@ def from_code(code: str, message: str, details: dict[str, Any] | None = None) ->
     cls = _BY_CODE.get(code, MocError)
     err = MocError.__new__(cls)
     MocError.__init__(err, message, **(details or {}))
-    if isinstance(err, InsufficientMemory | QueueFull | CircuitOpen):
+    if isinstance(err, InsufficientMemory | QueueFull | CircuitOpen | RateLimited):
         err.retry_after_s = float((details or {}).get("retry_after_s", 1.0))
     if isinstance(err, InvalidRequest):
         err.field = str((details or {}).get("field", ""))

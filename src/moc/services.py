@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from moc.artifacts.registry import Registry
+from moc.auth.service import Auth
 from moc.clock import Clock
 from moc.config import Config
 from moc.devices.probe import DeviceInfo
@@ -42,6 +43,7 @@ class Services:
     jobs: JobRunner
     learning_side: Learning
     artifacts: Registry
+    auth: Auth
     metrics: Metrics
     started_at: float
     limits: TtlLimits = field(init=False)

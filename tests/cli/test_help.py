@@ -32,6 +32,18 @@ COMMANDS = [
     ["goals", "add"],
     ["goals", "set"],
     ["goals", "rm"],
+    ["signing-keys"],
+    ["signing-keys", "generate"],
+    ["signing-keys", "list"],
+    ["signing-keys", "export"],
+    ["keys"],
+    ["keys", "create"],
+    ["keys", "list"],
+    ["keys", "show"],
+    ["keys", "revoke"],
+    ["keys", "rotate"],
+    ["whoami"],
+    ["audit"],
 ]
 
 
@@ -61,3 +73,14 @@ def test_help_shows_environment_variables_as_written() -> None:
     assert "--data-dir <path>    Where state lives.  [env var: MOC_DATA_DIR]" in text
     assert "-c, --config <path>  YAML config file (optional).  [env var: MOC_CONFIG]" in text
     assert "  --json" in invoke("models", "--help")
+
+
+def test_help_names_the_key_variable_and_never_shows_its_value() -> None:
+    result = CliRunner().invoke(
+        app, ["--help"], prog_name="moc", env={"COLUMNS": "80", "MOC_API_KEY": "sekrit-value-1234"}
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "--key KEY" in text
+    assert "as a bearer token. [env var: MOC_API_KEY]" in text
+    assert "sekrit" not in text

@@ -46,20 +46,24 @@ def test_every_route_is_documented_and_every_documented_operation_is_a_route() -
     registered, documented = _registered(), _documented(document(Config()))
     assert registered - documented == set(), "routes missing from the OpenAPI document"
     assert documented - registered == set(), "documented operations no route serves"
-    assert len(registered) == 65
+    assert len(registered) == 72
 
 
 def test_the_document_is_valid_openapi_3_1() -> None:
     doc = document(Config())
     OPENAPI_31_VALIDATOR.validate(doc)
+    OPENAPI_31_VALIDATOR.validate(document(AUTH_ON))
     for name, schema in doc["components"]["schemas"].items():
         assert jsonschema_rs.meta.is_valid(schema), name
     refs = set(re.findall(rb'"#/components/schemas/(\w+)"', orjson.dumps(doc)))
     assert {r.decode() for r in refs} <= set(doc["components"]["schemas"])
 
 
+AUTH_ON = Config(auth={"enabled": True})  # type: ignore[arg-type]
+
+
 def test_every_status_moc_answers_errors_with_is_documented() -> None:
-    doc = document(Config())
+    doc = document(AUTH_ON)
     statuses = {
         int(code)
         for item in doc["paths"].values()
@@ -94,3 +98,15 @@ async def test_openapi_json_is_served(tmp_path: Path) -> None:
     assert response.json() == document(config)
     assert wrong_method.status_code == 405
     assert set(wrong_method.headers["allow"].split(", ")) == {"GET", "HEAD"}
+
+
+def test_with_auth_on_every_guarded_operation_states_its_role_and_refusals() -> None:
+    doc = document(AUTH_ON)
+    keys = doc["paths"]["/v1/keys"]["post"]
+    assert keys["security"] == [{"bearer": []}]
+    assert keys["description"] == "Needs the role admin or above."
+    assert {"401", "403", "429"} <= set(keys["responses"])
+    tags = doc["paths"]["/api/tags"]["get"]["responses"]["401"]
+    assert tags["content"]["application/json"]["schema"]["$ref"].endswith("/OllamaError")
+    assert "security" not in doc["paths"]["/health"]["get"]
+    assert "security" not in document(Config())["paths"]["/v1/keys"]["post"]

@@ -52,7 +52,7 @@ def test_the_cli_adds_shows_verifies_exports_and_another_moc_imports(
     moc_factory: Factory, tmp_path: Path
 ) -> None:
     first = serve(moc_factory, "first")
-    keys = cli(first, "keys", "list")
+    keys = cli(first, "signing-keys", "list")
     assert keys.returncode == 0, keys.stderr
     assert keys.stdout.splitlines()[1].split()[:3] == ["default", "*", "ed25519"]
 
@@ -77,7 +77,7 @@ def test_the_cli_adds_shows_verifies_exports_and_another_moc_imports(
     assert cli(first, "artifact", "export", "helper", str(bundle)).returncode == 0
 
     pub = tmp_path / "first.pub"
-    exported_key = cli(first, "keys", "export", "default")
+    exported_key = cli(first, "signing-keys", "export", "default")
     pub.write_text(exported_key.stdout)
     trusting = serve(moc_factory, "trusting", trusted_keys=[str(pub)], require_signature=True)
     imported = cli(trusting, "artifact", "import", str(bundle), "--json")

@@ -109,6 +109,7 @@ def test_public_surface() -> None:
             "CircuitOpen",
             "Client",
             "ExceedsCapacity",
+            "Forbidden",
             "InsufficientMemory",
             "InvalidRequest",
             "JobNotFound",
@@ -120,6 +121,8 @@ def test_public_surface() -> None:
             "ModelNotFound",
             "QueueFull",
             "QueueTimeout",
+            "RateLimited",
+            "Unauthenticated",
             "Unavailable",
             "__version__",
         ]

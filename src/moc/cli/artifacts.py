@@ -1,5 +1,5 @@
 """``moc artifact list|show|add|rm|verify|export|import``, ``moc adapters`` and
-``moc keys generate|list|export``: the signed artifact registry."""
+``moc signing-keys generate|list|export``: the signed artifact registry."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ artifact_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-keys_app = typer.Typer(
-    help="moc's signing keys: make, list, and export their public halves.",
+signing_keys_app = typer.Typer(
+    help="Artifact signing keys: make, list, export their public halves.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -52,7 +52,7 @@ ADAPTER_COLUMNS = (
     Column("LOSS", lambda a: _metric(a["metrics"], "final_loss"), numeric=True),
     Column("SIGNED BY", lambda a: _signer(a["signed_by"])),
 )
-KEY_COLUMNS = (
+SIGNING_KEY_COLUMNS = (
     Column("KEY", lambda k: k["name"] + (" *" if k["signs"] else "")),
     Column("TYPE", lambda k: k["type"]),
     Column("ID", lambda k: k["id"][:16]),
@@ -232,14 +232,17 @@ def adapters(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
         out.print(table(ADAPTER_COLUMNS, found))
 
 
-@keys_app.command("generate")
-def keys_generate(
+@signing_keys_app.command("generate")
+def signing_keys_generate(
     name: Annotated[str, typer.Argument(help="1 to 64 letters, digits, _ . -")],
     type: Annotated[str | None, typer.Option(help="ed25519 (default) or ecdsa-p256")] = None,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Make a signing key in moc's data directory (its private half stays there)."""
+    """Make a signing key.
+
+    It is kept in moc's data directory; its private half never leaves it.
+    """
     try:
         made = Client(url).create_signing_key(name, type=type)
     except MocError as exc:
@@ -247,8 +250,8 @@ def keys_generate(
     _emit(made, as_json, f"{made['name']}: {made['type']} key {made['id']}")
 
 
-@keys_app.command("list")
-def keys_list(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
+@signing_keys_app.command("list")
+def signing_keys_list(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """List moc's signing keys (* marks the one it signs with)."""
     try:
         found = Client(url).signing_keys()
@@ -257,14 +260,18 @@ def keys_list(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json(found)
     else:
-        out.print(table(KEY_COLUMNS, found))
+        out.print(table(SIGNING_KEY_COLUMNS, found))
 
 
-@keys_app.command("export")
-def keys_export(
-    name: Annotated[str, typer.Argument(help="A key from `moc keys list`.")], url: UrlOpt = None
+@signing_keys_app.command("export")
+def signing_keys_export(
+    name: Annotated[str, typer.Argument(help="A key from `moc signing-keys list`.")],
+    url: UrlOpt = None,
 ) -> None:
-    """Print a key's public half (PEM), for another moc's artifacts.trusted_keys."""
+    """Print a key's public half (PEM).
+
+    For another moc's artifacts.trusted_keys.
+    """
     try:
         found = Client(url).signing_key(name)
     except MocError as exc:

@@ -17,7 +17,7 @@ from moc.sdk.client import Client
 from moc.units import format_size
 
 dataset_app = typer.Typer(
-    help="Upload, list, show and remove datasets (JSONL) for learning jobs.",
+    help="Upload, list, show, remove JSONL datasets for learning jobs.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )

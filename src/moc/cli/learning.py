@@ -181,7 +181,7 @@ def quantize(
     url: UrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Quantize a GGUF model and measure its agreement with the source."""
+    """Quantize a GGUF model; measure its agreement with the source."""
     _submit(url, follow, as_json, "quantize", {"type": type_}, model=model, goal=goal,
             priority=priority, device=device)  # fmt: skip
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from moc.cli.artifacts import adapters, artifact_app, keys_app
+from moc.cli.artifacts import adapters, artifact_app, signing_keys_app
 from moc.cli.common import JsonOpt, UrlOpt, fail
 from moc.cli.datasets import dataset_app
 from moc.cli.goals import goals_app
+from moc.cli.keys import audit, keys_app, whoami
 from moc.cli.learning import register as register_learning
 from moc.cli.render import (
     devices_table,
@@ -26,6 +28,7 @@ from moc.cli.render import (
 from moc.cli.submit import follow, plans, show_failures, submit_all, summary
 from moc.errors import ConfigError, InvalidRequest, MocError
 from moc.sdk.client import Client
+from moc.sdk.wire import API_KEY_ENV, auth_headers
 from moc.units import format_size, parse_size
 from moc.version import __version__
 
@@ -47,6 +50,7 @@ app.add_typer(lease_app, name="lease")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(goals_app, name="goals")
 app.add_typer(artifact_app, name="artifact")
+app.add_typer(signing_keys_app, name="signing-keys")
 app.add_typer(keys_app, name="keys")
 
 
@@ -68,8 +72,25 @@ def _root(
             "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
         ),
     ] = False,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            envvar=API_KEY_ENV,
+            metavar="KEY",
+            help="The API key to send with every request, as a bearer token.",
+        ),
+    ] = None,
 ) -> None:
     """moc, the ModelOps Coordinator: owns the memory of this host's devices."""
+    if key is not None:
+        try:
+            auth_headers(key)
+        except ValueError as exc:
+            fail(InvalidRequest("--key", str(exc)))
+        # Every command's Client reads the key from the environment, as a
+        # program using the SDK would.
+        os.environ[API_KEY_ENV] = key
 
 
 @app.command()
@@ -430,6 +451,8 @@ register_learning(app)
 
 
 app.command("adapters")(adapters)  # registered last: listed after the other commands
+app.command("whoami")(whoami)
+app.command("audit")(audit)
 
 
 def main() -> None:

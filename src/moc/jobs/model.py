@@ -85,3 +85,4 @@ class Job:
     queued_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    owner: str = ""  # the key (or token subject) that submitted it; "" with auth off

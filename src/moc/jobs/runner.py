@@ -77,7 +77,7 @@ class JobRunner:
         self._closing = False
 
     # --- the API's operations ------------------------------------------------------
-    def submit(self, submission: JobSubmission) -> Job:
+    def submit(self, submission: JobSubmission, owner: str = "") -> Job:
         self._models.view(submission.model)  # ModelNotFound now, not when it runs
         if self._closing:
             raise ShuttingDown("moc is shutting down; submit the job again after it restarts")
@@ -96,6 +96,7 @@ class JobRunner:
             body=submission.body(),
             metadata=submission.metadata,
             created_at=self._clock.now(),
+            owner=owner,
         )
         self._store.insert(job)
         self._wake.set()
@@ -107,8 +108,11 @@ class JobRunner:
             raise JobNotFound(f"no job {job_id!r}", job_id=job_id)
         return job
 
-    def find(self, status: JobStatus | None, model: str | None, limit: int) -> list[Job]:
-        return self._store.find(status, model, limit)
+    def find(
+        self, status: JobStatus | None, model: str | None, limit: int, owner: str | None = None
+    ) -> list[Job]:
+        """Newest first; ``owner``: only that caller's."""
+        return self._store.find(status, model, limit, owner)
 
     def counts(self) -> dict[tuple[str, int], int]:
         """Jobs by (status, priority)."""

@@ -33,7 +33,7 @@ _INTERRUPTED, _INTERRUPTED_ARGS = _one_of(frozenset({JobStatus.QUEUED, JobStatus
 
 _COLUMNS = (
     "id, model, priority, status, body, metadata, result, error, attempts, "
-    "created_at, queued_at, started_at, finished_at"
+    "created_at, queued_at, started_at, finished_at, owner"
 )
 
 
@@ -63,6 +63,7 @@ def _job(row: tuple[Any, ...]) -> Job:
         queued_at=row[10],
         started_at=row[11],
         finished_at=row[12],
+        owner=row[13],
     )
 
 
@@ -79,7 +80,7 @@ class JobStore:
     def insert(self, job: Job) -> None:
         with self._db.transaction() as conn:
             conn.execute(
-                f"INSERT INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     job.id,
                     job.model,
@@ -94,6 +95,7 @@ class JobStore:
                     job.queued_at,
                     job.started_at,
                     job.finished_at,
+                    job.owner,
                 ),
             )
 
@@ -120,9 +122,16 @@ class JobStore:
         return _job(rows[0]) if rows else None
 
     def find(
-        self, status: JobStatus | None = None, model: str | None = None, limit: int = 100
+        self,
+        status: JobStatus | None = None,
+        model: str | None = None,
+        limit: int = 100,
+        owner: str | None = None,
     ) -> list[Job]:
         where, args = [], []
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
         if status is not None:
             where.append("status = ?")
             args.append(status.value)

@@ -18,6 +18,7 @@ from moc.learning.indexes import Indexes
 from moc.learning.jobs.runner import LearningRunner
 from moc.learning.jobs.store import LearningJobStore
 from moc.learning.lookups import DaemonLookups
+from moc.learning.worker.selfcall import SelfTls
 from moc.leases.service import LeaseService
 from moc.lifecycle.table import ModelTable
 from moc.store.sqlite import Database
@@ -31,10 +32,16 @@ class Learning:
     runner: LearningRunner
     indexes: Indexes
 
-    def bind(self, moc_url: str) -> None:
-        """Where children and queries reach moc's own gateway, once it listens."""
+    def bind(self, moc_url: str, tls: SelfTls | None = None, api_key: str | None = None) -> None:
+        """Where children and queries reach moc's own gateway, once it listens,
+        how they trust it when it serves TLS, and the key they show it when
+        auth is on (moc's own, made at each start)."""
         self.runner.moc_url = moc_url
+        self.runner.moc_tls = tls
+        self.runner.moc_api_key = api_key
         self.indexes.moc_url = moc_url
+        self.indexes.moc_tls = tls
+        self.indexes.moc_api_key = api_key
 
     async def close(self) -> None:
         await self.runner.close()

@@ -24,6 +24,7 @@ from moc.errors import IndexNotFound, InvalidRequest, NotFound, Unavailable
 from moc.learning.jobs.model import INDEX_NAME_PATTERN
 from moc.learning.query_embedder import QueryEmbedder
 from moc.learning.vectors import Hit, IndexFile, check_k
+from moc.learning.worker.selfcall import SelfCallRefused, SelfTls, bearer, verify
 
 INDEX_FILE = "index.sqlite"
 MAX_QUERY = 8192  # as the HTTP body (IndexQueryBody) allows
@@ -36,6 +37,8 @@ class Indexes:
         self._registry = registry
         self._embedders: dict[str, QueryEmbedder] = {}
         self.moc_url = ""  # set once moc's HTTP socket is bound
+        self.moc_tls: SelfTls | None = None  # how to trust it, when moc serves TLS
+        self.moc_api_key: str | None = None  # what to show it, when auth is on
 
     def names(self) -> list[str]:
         if not self._root.is_dir():
@@ -85,7 +88,19 @@ class Indexes:
     async def _via_moc(self, model: str, texts: list[str]) -> list[list[float]]:
         """Embedded by a model moc serves, through its own gateway."""
         try:
-            async with httpx.AsyncClient(base_url=self.moc_url, timeout=300) as client:
+            # The pin is read from the file for each query: a reload changes it.
+            trust = verify(self.moc_tls)
+        except SelfCallRefused as exc:
+            raise Unavailable(f"cannot embed the query with {model}: {exc}") from None
+        except OSError as exc:
+            raise Unavailable(
+                f"cannot embed the query with {model}: moc's own certificate: {exc}"
+            ) from exc
+        try:
+            headers = {} if self.moc_api_key is None else bearer(self.moc_api_key)
+            async with httpx.AsyncClient(
+                base_url=self.moc_url, timeout=300, verify=trust, headers=headers
+            ) as client:
                 answer = await client.post("/v1/embeddings", json={"model": model, "input": texts})
         except httpx.HTTPError as exc:
             raise Unavailable(f"cannot embed the query with {model}: {exc}") from exc

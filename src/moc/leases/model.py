@@ -29,6 +29,7 @@ class LeaseRequest:
     wait_s: float = 0.0
     preemptible: bool = False
     yield_s: float | None = None  # yieldable: how long the holder needs to let go
+    owner: str = ""  # the key (or token subject) that asked; "" with auth off
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Lease:
     expires_at: float
     yield_s: float | None = None  # yieldable: moc asks it to let go instead of waiting
     yield_by: float | None = None  # asked to yield: released by then, or revoked
+    owner: str = ""  # the key (or token subject) it was granted to; "" with auth off
 
 
 @dataclass(frozen=True)

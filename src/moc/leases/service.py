@@ -44,6 +44,10 @@ LeaseEvent = dict[
     str, object
 ]  # {"event": "yield", "yield_by", "reason"} | {"event": "ended", "state"}
 
+# Asked before a lease with an owner is granted or renewed: (owner, bytes,
+# ttl_s, the lease being renewed or ""); raises to refuse.
+Admit = Callable[[str, int, float, str], None]
+
 HOUSEKEEPING_EVERY_S = 60.0
 MAX_ENDED_REMEMBERED = 100_000
 
@@ -78,6 +82,8 @@ class LeaseService:
         self._watchers: Fanout[str, LeaseEvent] = Fanout()
         self._on_freed: list[Callable[[], None]] = []
         self._hold_keys = itertools.count(1)
+        self._admit: Admit | None = None
+        self._on_ended: list[Callable[[Lease], None]] = []
 
     # --- lifecycle -----------------------------------------------------------
     def restore(self) -> tuple[int, int]:
@@ -125,12 +131,15 @@ class LeaseService:
     def get(self, lease_id: str) -> Lease:
         return self._table.check_held(lease_id, None, self._clock.now())
 
-    def live(self, device: str | None = None, holder: str | None = None) -> list[Lease]:
+    def live(
+        self, device: str | None = None, holder: str | None = None, owner: str | None = None
+    ) -> list[Lease]:
         return [
             lease
             for lease in self._table.active()
             if (device is None or lease.device == device)
             and (holder is None or lease.holder == holder)
+            and (owner is None or lease.owner == owner)
         ]
 
     def used_bytes(self, lease_id: str) -> int | None:
@@ -153,9 +162,20 @@ class LeaseService:
         self._table.check_could_ever_fit(request)
 
     # --- acquire -------------------------------------------------------------
+    def admit_with(self, admit: Admit) -> None:
+        """Ask ``admit`` before granting or renewing a lease that has an owner
+        (its device quota); what it raises is the answer."""
+        self._admit = admit
+
+    def on_ended(self, callback: Callable[[Lease], None]) -> None:
+        """Call ``callback`` with each lease as it ends, however it ends."""
+        self._on_ended.append(callback)
+
     async def acquire(self, request: LeaseRequest) -> Lease:
         if self._closing:
             raise ShuttingDown("moc is shutting down; retry against it later")
+        if self._admit is not None and request.owner:
+            self._admit(request.owner, request.bytes, request.ttl_s, "")
         now = self._clock.now()
         try:
             decision = self._table.decide_acquire(request, new_lease_id(), now)
@@ -288,7 +308,7 @@ class LeaseService:
         lease = grant.lease
         self._metrics.lease_grants.labels(lease.device).inc()
         for victim in grant.revoked:
-            self._ended(victim.id, EndState.REVOKED)
+            self._ended(victim, EndState.REVOKED)
             self._metrics.lease_revocations.labels(victim.device).inc()
             event(
                 log,
@@ -324,7 +344,10 @@ class LeaseService:
             lease = self._table.check_held(lease_id, fencing_token, now)
         finally:
             self._expire_due(now)  # a lease found past its TTL is reclaimed now
-        renewed = self._table.renewed(lease, ttl_s if ttl_s is not None else lease.ttl_s, now)
+        ttl = ttl_s if ttl_s is not None else lease.ttl_s
+        if self._admit is not None and lease.owner:
+            self._admit(lease.owner, lease.bytes, ttl, lease.id)
+        renewed = self._table.renewed(lease, ttl, now)
 
         def undo() -> None:
             if self._table.get(lease.id) == renewed:
@@ -350,7 +373,7 @@ class LeaseService:
         self._store.save_end([lease.id for lease in leases], state, now)
         for lease in leases:
             self._table.apply_end(lease.id, state, now)
-            self._ended(lease.id, state)
+            self._ended(lease, state)
             if state is EndState.RELEASED:
                 self._metrics.lease_releases.labels(lease.device).inc()
                 event(
@@ -376,7 +399,7 @@ class LeaseService:
             event(log, logging.ERROR, "could not record lease expiry", error=str(exc))
         for lease in due:
             self._table.apply_end(lease.id, EndState.EXPIRED, now)
-            self._ended(lease.id, EndState.EXPIRED)
+            self._ended(lease, EndState.EXPIRED)
             self._metrics.lease_expiries.labels(lease.device).inc()
             event(
                 log,
@@ -494,7 +517,7 @@ class LeaseService:
             event(log, logging.ERROR, "could not record a lease revocation", error=str(exc))
             for lease in overdue:  # the memory is reclaimed regardless
                 self._table.apply_end(lease.id, EndState.REVOKED, now)
-                self._ended(lease.id, EndState.REVOKED)
+                self._ended(lease, EndState.REVOKED)
             self._grant_waiters()
 
     def watch(self, lease_id: str) -> asyncio.Queue[LeaseEvent]:
@@ -509,11 +532,14 @@ class LeaseService:
     def unwatch(self, lease_id: str, queue: asyncio.Queue[LeaseEvent]) -> None:
         self._watchers.unsubscribe(lease_id, queue)
 
-    def _ended(self, lease_id: str, state: EndState) -> None:
+    def _ended(self, lease: Lease, state: EndState) -> None:
         """What follows every end, however it came: its measured use is
-        forgotten and its watchers hear how it ended, last."""
-        self._usage.forget(lease_id)
-        self._publish(lease_id, {"event": "ended", "state": state.value}, last=True)
+        forgotten, those who asked are told, and its watchers hear how it
+        ended, last."""
+        self._usage.forget(lease.id)
+        for callback in self._on_ended:
+            callback(lease)
+        self._publish(lease.id, {"event": "ended", "state": state.value}, last=True)
 
     def _publish(self, lease_id: str, item: LeaseEvent, last: bool = False) -> None:
         self._watchers.publish(lease_id, item, last=last)

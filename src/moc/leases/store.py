@@ -18,7 +18,7 @@ from moc.store.sqlite import Database
 
 _COLUMNS = (
     "id, device, bytes, holder, pid, priority, preemptible, fencing_token, ttl_s, "
-    "created_at, expires_at, yield_s"
+    "created_at, expires_at, yield_s, owner"
 )
 
 
@@ -26,7 +26,7 @@ def _lease(row: tuple[Any, ...]) -> Lease:
     (id_, device, nbytes, holder, pid, priority, preemptible, token, ttl_s, created, expires) = row[
         :11
     ]
-    yield_s = row[11]
+    yield_s, owner = row[11:13]
     return Lease(
         id=str(id_),
         device=str(device),
@@ -40,6 +40,7 @@ def _lease(row: tuple[Any, ...]) -> Lease:
         created_at=float(created),
         expires_at=float(expires),
         yield_s=None if yield_s is None else float(yield_s),
+        owner=str(owner),
     )
 
 
@@ -103,7 +104,7 @@ class LeaseStore:
 
 def _insert(conn: sqlite3.Connection, lease: Lease) -> None:
     conn.execute(
-        f"INSERT INTO leases ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        f"INSERT INTO leases ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             lease.id,
             lease.device,
@@ -117,6 +118,7 @@ def _insert(conn: sqlite3.Connection, lease: Lease) -> None:
             lease.created_at,
             lease.expires_at,
             lease.yield_s,
+            lease.owner,
         ),
     )
     conn.execute(

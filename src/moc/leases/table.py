@@ -183,6 +183,7 @@ class LeaseTable:
             created_at=now,
             expires_at=now + request.ttl_s,
             yield_s=request.yield_s,
+            owner=request.owner,
         )
 
     def _victims(self, request: LeaseRequest, device: str) -> list[Lease] | None:

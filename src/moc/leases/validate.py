@@ -71,6 +71,7 @@ def lease_request(
     wait_s: float | None = None,
     preemptible: bool = False,
     yield_s: float | None = None,
+    owner: str = "",
 ) -> LeaseRequest:
     if (nbytes is None) == (mb is None):
         raise InvalidRequest("bytes", "give exactly one of 'bytes' or 'mb'")
@@ -138,4 +139,5 @@ def lease_request(
         wait_s=float(wait_s),
         preemptible=preemptible,
         yield_s=None if yield_s is None else float(yield_s),
+        owner=owner,
     )

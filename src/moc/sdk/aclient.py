@@ -4,7 +4,7 @@
 here, then run it. The one part written twice, renewing a held lease in the
 background, is :mod:`moc.sdk.background`.
 
-About 600 lines in one file on purpose: it is the API's one surface, a method
+About 700 lines in one file on purpose: it is the API's one surface, a method
 per route, which the generated client mirrors line for line.
 """
 
@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
@@ -28,12 +29,16 @@ from moc.sdk.wire import (
     LeaseInfo,
     acquire_body,
     artifact_path,
+    audit_params,
+    auth_headers,
     base_url,
     check,
     dataset_params,
     goal_body,
     goal_path,
     job_body,
+    key_body,
+    key_path,
     own_pid,
     pack,
     renew_interval,
@@ -56,6 +61,15 @@ async def _file_chunks(path: str | os.PathLike[str]) -> AsyncIterator[bytes]:
 class AsyncClient:
     """A connection to a moc daemon (``MOC_URL``, default http://127.0.0.1:8008).
 
+    With authentication on, ``api_key`` (default: the ``MOC_API_KEY``
+    environment variable; ``""``: none) is sent with every request as
+    ``Authorization: Bearer <key>``. It is kept in the HTTP client's headers
+    only: never logged, never in an error message or a repr (a key with a
+    space, a control or a non-ASCII character raises ValueError here, without
+    it). A missing or refused key raises ``Unauthenticated``, a role that may
+    not call a route ``Forbidden``, and a key over its limits ``RateLimited``
+    (``retry_after_s``).
+
     Every method raises the error moc reported, from :mod:`moc.errors`
     (``InsufficientMemory``, ``LeaseExpired``, …), or ``Unavailable`` when moc
     cannot be reached. Answers are :mod:`moc.wire`'s shapes (``wire.Model``,
@@ -63,10 +77,13 @@ class AsyncClient:
     moc adds is passed through; leases come as :class:`LeaseInfo`.
     """
 
-    def __init__(self, url: str | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str | None = None, *, api_key: str | None = None, timeout: float = 30.0
+    ) -> None:
         self.url = base_url(url)
         self._timeout = timeout
-        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout)
+        headers = auth_headers(api_key)
+        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, headers=headers)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -392,6 +409,68 @@ class AsyncClient:
         body = {"name": name, "type": type}
         result: wire.SigningKey = await self._call("POST", "/v1/signing-keys", json=body)
         return result
+
+    # --- API keys and the audit log (admin); the caller (any role) -----------------
+    async def create_key(
+        self,
+        name: str,
+        *,
+        role: str,
+        models: list[str] | None = None,
+        limits: wire.KeyLimits | None = None,
+        expires_at: str | datetime | None = None,
+    ) -> wire.ApiKeyCreated:
+        """A new API key (``POST /v1/keys``): ``role`` is admin, operator, user or
+        viewer; ``models`` globs of the models it may use (None: every one);
+        ``limits`` any of requests_per_minute, tokens_per_minute,
+        concurrent_requests, device_byte_seconds_per_day. Its secret, ``key``,
+        is in this answer only."""
+        body = key_body(name, role, models, limits, expires_at)
+        result: wire.ApiKeyCreated = await self._call("POST", "/v1/keys", json=body)
+        return result
+
+    async def keys(self) -> list[wire.ApiKey]:
+        """Every API key, oldest first, without secrets (``GET /v1/keys``)."""
+        answer: wire.ApiKeyList = await self._call("GET", "/v1/keys")
+        return answer["keys"]
+
+    async def key(self, key_id: str) -> wire.ApiKey:
+        result: wire.ApiKey = await self._call("GET", key_path(key_id))
+        return result
+
+    async def revoke_key(self, key_id: str) -> wire.ApiKeyRevoked:
+        """Refuse the key from now on (revoking a revoked key changes nothing)."""
+        result: wire.ApiKeyRevoked = await self._call("DELETE", key_path(key_id))
+        return result
+
+    async def rotate_key(self, key_id: str, *, grace_s: float = 0.0) -> wire.ApiKeyCreated:
+        """A new secret for the key; the old one still works for ``grace_s``
+        seconds (``previous_valid_until``)."""
+        body = {"grace_s": grace_s}
+        result: wire.ApiKeyCreated = await self._call(
+            "POST", key_path(key_id, "/rotate"), json=body
+        )
+        return result
+
+    async def whoami(self) -> wire.Caller:
+        """Who this client's key names: its id, role, models and limits."""
+        result: wire.Caller = await self._call("GET", "/v1/whoami")
+        return result
+
+    async def audit(
+        self,
+        *,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+        key_id: str | None = None,
+        action: str | None = None,
+        limit: int = 100,
+    ) -> list[wire.AuditEvent]:
+        """Admin and operator actions, newest first (``GET /v1/audit``), by time,
+        by who did them (``key_id``) or by ``action`` (key.create, model.load, …)."""
+        params = audit_params(since, until, key_id, action, limit)
+        answer: wire.AuditList = await self._call("GET", "/v1/audit", params=params)
+        return answer["events"]
 
     async def acquire(
         self,

@@ -9,6 +9,7 @@ import tarfile
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -21,8 +22,29 @@ DEFAULT_URL = "http://127.0.0.1:8008"
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
+API_KEY_ENV = "MOC_API_KEY"
+
+
 def base_url(url: str | None) -> str:
     return (url or os.environ.get("MOC_URL") or DEFAULT_URL).rstrip("/")
+
+
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    """The ``Authorization`` header every request carries: ``api_key``, else
+    ``MOC_API_KEY``; none when neither is set (or ``api_key`` is ``""``).
+
+    A key a header cannot carry raises ValueError here, naming neither the key
+    nor any part of it, rather than an error from the HTTP library that would.
+    """
+    key = (os.environ.get(API_KEY_ENV, "") if api_key is None else api_key).strip()
+    if not key:
+        return {}
+    if not all("!" <= c <= "~" for c in key):
+        raise ValueError(
+            f"the API key ({len(key)} characters) has a space, control or non-ASCII "
+            "character: a key is printable ASCII (moc_<id>_<secret>, or MOC_ADMIN_KEY's value)"
+        )
+    return {"authorization": f"Bearer {key}"}
 
 
 def default_holder() -> str:
@@ -182,6 +204,52 @@ def renew_interval(ttl_s: float, every_s: float | None, yield_s: float | None = 
 def goal_body(**fields: Any) -> dict[str, Any]:
     """A goal's create or update body: the fields given (None: not given)."""
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def key_path(key_id: str, tail: str = "") -> str:
+    """``/v1/keys/{id}{tail}``, the id quoted (an id with "/" stays one segment)."""
+    return f"/v1/keys/{quote(key_id, safe='')}{tail}"
+
+
+def key_body(
+    name: str,
+    role: str,
+    models: list[str] | None,
+    limits: Mapping[str, object] | None,
+    expires_at: str | datetime | None,
+) -> dict[str, Any]:
+    """The ``POST /v1/keys`` body, without the fields not given."""
+    body: dict[str, Any] = {"name": name, "role": role}
+    if models is not None:
+        body["models"] = list(models)
+    if limits is not None:
+        body["limits"] = dict(limits)
+    if expires_at is not None:
+        body["expires_at"] = iso_time(expires_at)
+    return body
+
+
+def iso_time(when: str | datetime) -> str:
+    """A time as moc reads it: ISO 8601 (a naive datetime is taken as UTC)."""
+    return when if isinstance(when, str) else when.isoformat()
+
+
+def audit_params(
+    since: str | datetime | None,
+    until: str | datetime | None,
+    key_id: str | None,
+    action: str | None,
+    limit: int,
+) -> dict[str, str | int]:
+    """The ``GET /v1/audit`` query, without the filters not given."""
+    params: dict[str, str | int] = {"limit": limit}
+    for name, value in (("since", since), ("until", until)):
+        if value is not None:
+            params[name] = iso_time(value)
+    for name, text in (("key_id", key_id), ("action", action)):
+        if text is not None:
+            params[name] = text
+    return params
 
 
 def goal_path(name: str) -> str:

@@ -164,6 +164,44 @@ MIGRATIONS: list[str] = [
         UNIQUE (name, version)
     );
     """,
+    # 9: who asked for a lease or a job (moc.leases.store, moc.jobs.store)
+    """
+    ALTER TABLE leases ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+    ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+    """,
+    # 10: API keys, the audit log, device use per owner and day (moc.auth.store)
+    """
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        models TEXT,
+        limits TEXT NOT NULL,
+        secret_hash BLOB NOT NULL,
+        old_hash BLOB,
+        old_until REAL,
+        created_at REAL NOT NULL,
+        expires_at REAL,
+        revoked_at REAL
+    );
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        key_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        object TEXT NOT NULL,
+        result TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        details TEXT
+    );
+    CREATE INDEX audit_at ON audit(at);
+    CREATE TABLE device_use (
+        owner TEXT NOT NULL,
+        day TEXT NOT NULL,
+        byte_seconds REAL NOT NULL,
+        PRIMARY KEY (owner, day)
+    );
+    """,
 ]
 
 

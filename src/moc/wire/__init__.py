@@ -28,6 +28,17 @@ from moc.wire.artifacts import (
     SigningKey,
     SigningKeyList,
 )
+from moc.wire.auth import (
+    ApiKey,
+    ApiKeyCreated,
+    ApiKeyList,
+    ApiKeyRevoked,
+    AuditEvent,
+    AuditList,
+    Caller,
+    KeyLimits,
+    RoleName,
+)
 from moc.wire.datasets import Dataset, DatasetList, DatasetRemoved
 from moc.wire.devices import Device, DeviceList
 from moc.wire.errors import Error, ErrorBody, OllamaError
@@ -56,12 +67,19 @@ from moc.wire.system import Health, LoadedModel, Stats
 __all__ = [
     "Adapter",
     "AdapterList",
+    "ApiKey",
+    "ApiKeyCreated",
+    "ApiKeyList",
+    "ApiKeyRevoked",
     "Artifact",
     "ArtifactDetail",
     "ArtifactFile",
     "ArtifactList",
     "ArtifactVerified",
     "ArtifactsRemoved",
+    "AuditEvent",
+    "AuditList",
+    "Caller",
     "Dataset",
     "DatasetList",
     "DatasetRemoved",
@@ -78,6 +96,7 @@ __all__ = [
     "IndexResults",
     "Job",
     "JobList",
+    "KeyLimits",
     "KeyType",
     "LearningEvent",
     "LearningJob",
@@ -94,6 +113,7 @@ __all__ = [
     "ModelUnloaded",
     "OllamaError",
     "Producer",
+    "RoleName",
     "SigningKey",
     "SigningKeyList",
     "SizeEstimate",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import grpc
@@ -14,6 +16,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from moc import errors as e
+from moc.auth.principal import ANONYMOUS, Principal
+from moc.auth.routes import GRPC
 from moc.gateway.grpc import modelops_pb2 as pb
 from moc.gateway.grpc import modelops_pb2_grpc as pb_grpc
 from moc.gateway.grpc.errors import grpc_message, grpc_status
@@ -28,6 +32,9 @@ log = logging.getLogger(__name__)
 SERVICE = "modelops.ModelOps"
 MIB = 1024 * 1024
 R = TypeVar("R")
+
+# Who sent the call being served: set per call (each runs in a task of its own).
+CALLER: ContextVar[Principal] = ContextVar("moc_grpc_caller", default=ANONYMOUS)
 
 
 def _reply(lease: Lease) -> pb.GpuLeaseReply:
@@ -67,6 +74,17 @@ class ModelOpsServicer(pb_grpc.ModelOpsServicer):
     def __init__(self, services: Services) -> None:
         self._s = services
 
+    def _owned(self, lease_id: str) -> Lease:
+        """The live lease, if the caller may renew and release it."""
+        lease = self._s.leases.get(lease_id)
+        principal = CALLER.get()
+        if not principal.owns(lease.owner):
+            raise e.Forbidden(
+                f"lease {lease.id} belongs to another key; key {principal.id} may renew and "
+                "release only its own"
+            )
+        return lease
+
     async def AcquireGpuLease(
         self, request: pb.GpuLeaseRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GpuLeaseReply:
@@ -82,6 +100,7 @@ class ModelOpsServicer(pb_grpc.ModelOpsServicer):
                 pid=request.pid or None,
                 wait_s=request.wait_seconds,
                 preemptible=request.preemptible,
+                owner=CALLER.get().id,
             )
             try:
                 lease = await self._s.leases.acquire(lease_request)
@@ -107,6 +126,7 @@ class ModelOpsServicer(pb_grpc.ModelOpsServicer):
                 if request.ttl_seconds
                 else None
             )
+            self._owned(request.lease_id)
             lease = await self._s.leases.renew(request.lease_id, ttl, request.fencing_token or None)
             return _reply(lease)
 
@@ -116,7 +136,12 @@ class ModelOpsServicer(pb_grpc.ModelOpsServicer):
         self, request: pb.GpuLeaseRelease, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GpuLeaseReleaseAck:
         async def call() -> pb.GpuLeaseReleaseAck:
+            owner = self._owned(request.lease_id).owner
             lease = self._s.leases.release(request.lease_id, request.fencing_token or None)
+            principal = CALLER.get()
+            if owner != principal.id:
+                self._s.auth.audit.record(principal.id, "lease.revoke", lease.id, 200,
+                                          owner=owner, role=principal.role.label)  # fmt: skip
             return pb.GpuLeaseReleaseAck(ok=True, lease_id=lease.id)
 
         return await _guard(context, call)
@@ -155,27 +180,58 @@ _REQUESTS: dict[str, Any] = {
 }
 
 
-def _parsing(method: Any, request_type: Any) -> Any:
-    async def handler(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        try:
-            request = request_type.FromString(raw)
-        except DecodeError:
-            context.set_trailing_metadata((("moc-error-code", e.InvalidRequest.code),))
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"request: not a valid {request_type.DESCRIPTOR.full_name} message",
+async def _admit(
+    services: Services, name: str, context: grpc.aio.ServicerContext[Any, Any]
+) -> Principal | None:
+    """The caller, from the ``authorization`` metadata, if the route table lets
+    it call ``name``; the call is aborted otherwise. None with auth off."""
+    auth = services.auth
+    if not auth.enabled:
+        return None
+    access = GRPC[name]
+    metadata = dict(context.invocation_metadata() or ())
+    peer = context.peer() or "-"
+    try:
+        principal = await auth.authenticate(metadata.get("authorization"), peer)
+        if access.role is not None and not principal.role.allows(access.role):
+            raise e.Forbidden(
+                f"{principal.role.label} key {principal.id} may not call {name}: it needs "
+                f"the role {access.role.label}"
             )
-        return await method(request, context)
+        auth.limits.admit(principal, time.monotonic())
+    except e.MocError as err:
+        context.set_trailing_metadata((("moc-error-code", err.code),))
+        await context.abort(grpc_status(err), grpc_message(err))
+    CALLER.set(principal)
+    return principal
+
+
+def _parsing(services: Services, name: str, method: Any, request_type: Any) -> Any:
+    async def handler(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        principal = await _admit(services, name, context)
+        try:
+            try:
+                request = request_type.FromString(raw)
+            except DecodeError:
+                context.set_trailing_metadata((("moc-error-code", e.InvalidRequest.code),))
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"request: not a valid {request_type.DESCRIPTOR.full_name} message",
+                )
+            return await method(request, context)
+        finally:
+            if principal is not None:
+                services.auth.limits.done(principal)
 
     return handler
 
 
-def _handlers(servicer: ModelOpsServicer) -> grpc.GenericRpcHandler[Any, Any]:
+def _handlers(services: Services, servicer: ModelOpsServicer) -> grpc.GenericRpcHandler[Any, Any]:
     return grpc.method_handlers_generic_handler(
         SERVICE,
         {
             name: grpc.unary_unary_rpc_method_handler(
-                _parsing(getattr(servicer, name), request_type),
+                _parsing(services, name, getattr(servicer, name), request_type),
                 response_serializer=lambda reply: reply.SerializeToString(),
             )
             for name, request_type in _REQUESTS.items()
@@ -189,18 +245,22 @@ class GrpcServer:
         # then start, and the kernel would split lease requests between two
         # ledgers. Without it a taken port fails the bind, as for HTTP.
         self._server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        self._server.add_generic_rpc_handlers((_handlers(ModelOpsServicer(services)),))
+        self._server.add_generic_rpc_handlers((_handlers(services, ModelOpsServicer(services)),))
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
             (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
 
-    def bind(self, host: str, port: int) -> int:
-        """Bind and return the port (useful with port 0). Raises OSError when
-        the address is taken."""
+    def bind(self, host: str, port: int, credentials: grpc.ServerCredentials | None = None) -> int:
+        """Bind and return the port (useful with port 0); with ``credentials``,
+        TLS on it. Raises OSError when the address is taken."""
+        address = f"{host}:{port}"
         try:
-            bound = self._server.add_insecure_port(f"{host}:{port}")
+            if credentials is None:
+                bound = self._server.add_insecure_port(address)
+            else:
+                bound = self._server.add_secure_port(address, credentials)
         except RuntimeError as exc:
             raise OSError(f"cannot bind gRPC to {host}:{port}: {exc}") from exc
         if bound == 0:

@@ -10,21 +10,24 @@ errors (404, 405) are caught here, before any response has started.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Router
+from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from moc import errors as e
+from moc.auth.routes import OPEN, access_for
 from moc.gateway.http import (
     artifacts,
     datasets,
     goals,
     jobs,
+    keys,
     learning,
     leases,
     models,
@@ -35,6 +38,7 @@ from moc.gateway.http import (
     system,
 )
 from moc.gateway.http.errors import error_response, internal_error_response
+from moc.gateway.http.guard import Guard
 from moc.services import Services
 
 # The request head moc reads. uvicorn's httptools parser sets no bound on
@@ -46,7 +50,7 @@ MAX_HEADERS = 100
 # whose overhead matters most comes first, OpenAI inference, then leases (a
 # lease operation costs about a third of a chat request's routing-free time,
 # so a dozen routes tried before it showed), then Ollama's inference.
-ROUTES = [
+ROUTES: list[BaseRoute] = [
     *openai.routes,
     *leases.routes,
     *ollama.routes,
@@ -57,6 +61,7 @@ ROUTES = [
     *goals.routes,
     *learning.routes,
     *artifacts.routes,
+    *keys.routes,
     *ollama_manage.routes,
     ollama_manage.fallback,  # last: any /api/… path no route above serves
 ]
@@ -100,10 +105,27 @@ async def _on_error(request: Request, exc: Exception) -> Response:
     return internal_error_response(exc)
 
 
+def guarded(routes: list[BaseRoute], services: Services) -> list[BaseRoute]:
+    """The routes, each behind its access in the route table; with auth off,
+    only the audited ones (the rest as they are, at no cost)."""
+    auth = services.auth
+    found: list[BaseRoute] = []
+    for route in routes:
+        assert isinstance(route, Route)
+        accesses = {m: access_for(m, route.path) for m in route.methods or () if m != "HEAD"}
+        if route.path == "/metrics" and services.config.auth.metrics == "open":
+            accesses = dict.fromkeys(accesses, OPEN)
+        if auth.enabled or any(a.action for a in accesses.values()):
+            route = copy.copy(route)
+            route.app = Guard(route.app, accesses, services)
+        found.append(route)
+    return found
+
+
 class HttpApp:
     def __init__(self, services: Services) -> None:
         self.state = State({"services": services, "openapi": openapi.encoded(services.config)})
-        self.router = Router(routes=ROUTES)
+        self.router = Router(routes=guarded(ROUTES, services))
         self._handlers: tuple[dict[Any, Any], dict[int, Any]] = ({Exception: _on_error}, {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -35,6 +35,7 @@ from moc.gateway.http.errors import (
     http_status,
     internal_error_response,
 )
+from moc.gateway.http.guard import admit_inference
 from moc.services import Services
 
 # Writes the backend's answer to the client; returns the HTTP status sent.
@@ -123,6 +124,11 @@ class Exchange:
         self.watch = watch = _DisconnectWatch(receive)
         try:
             async with watch:
+                try:
+                    admit_inference(scope, s, self.request.model, self.request.doc)
+                except MocError as exc:
+                    status = await self.send_error(send, exc)
+                    return
                 if self.request.n > 1:
                     status = await self._answer_choices(send)
                     return

@@ -12,9 +12,10 @@ from starlette.routing import Route
 from moc.backends.state import State
 from moc.errors import InvalidRequest
 from moc.gateway.http.body import read_body
+from moc.gateway.http.guard import audit_privileged, caller, check_model, check_owner
 from moc.gateway.http.respond import json, services
 from moc.gateway.views import device_view, job_view
-from moc.jobs.model import JobStatus, JobSubmission
+from moc.jobs.model import Job, JobStatus, JobSubmission
 from moc.scheduler.waiting import Priority
 from moc.validation import from_validation
 
@@ -29,16 +30,28 @@ async def submit(request: Request) -> Response:
         submission = JobSubmission.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         raise from_validation(exc) from None
-    job = s.jobs.submit(submission)
+    check_model(request.scope, submission.model)
+    job = s.jobs.submit(submission, owner=caller(request.scope).id)
     return json(job_view(job), 202, {"location": f"/v1/jobs/{job.id}"})
 
 
+def _owned(request: Request) -> Job:
+    """The job the path names, if the caller may see and cancel it."""
+    job = services(request).jobs.get(request.path_params["job_id"])
+    check_owner(request.scope, "job", job.id, job.owner)
+    return job
+
+
 async def get_job(request: Request) -> Response:
-    return json(job_view(services(request).jobs.get(request.path_params["job_id"])))
+    return json(job_view(_owned(request)))
 
 
 async def cancel_job(request: Request) -> Response:
-    return json(job_view(services(request).jobs.cancel(request.path_params["job_id"])))
+    s = services(request)
+    owner = _owned(request).owner
+    job = s.jobs.cancel(request.path_params["job_id"])
+    audit_privileged(request.scope, s, "job.cancel", job.id, owner)
+    return json(job_view(job))
 
 
 async def list_jobs(request: Request) -> Response:
@@ -62,7 +75,9 @@ async def list_jobs(request: Request) -> Response:
             value=limit_text,
             limit=MAX_LIST,
         )
-    jobs = s.jobs.find(status, q.get("model"), int(limit_text))
+    principal = caller(request.scope)
+    owner = None if principal.role.sees_all() else principal.id
+    jobs = s.jobs.find(status, q.get("model"), int(limit_text), owner)
     return json({"object": "list", "data": [job_view(j) for j in jobs]})
 
 

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from moc.gateway.http.body import parse, read_body
+from moc.gateway.http.guard import caller, check_model
 from moc.gateway.http.query import choice, whole
 from moc.gateway.http.respond import json, services
 from moc.gateway.http.sse import sse
@@ -28,7 +29,10 @@ async def submit(request: Request) -> Response:
         body = LearningJobRequest.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         raise from_validation(exc) from None
-    job = services(request).learning.submit(body)
+    for model in (body.base, body.model):
+        if model is not None:
+            check_model(request.scope, model)
+    job = services(request).learning.submit(body, owner=caller(request.scope).id)
     return json(learning_job_view(job), 202, {"location": f"/v1/learning/jobs/{job.id}"})
 
 

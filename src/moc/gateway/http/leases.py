@@ -12,6 +12,7 @@ from starlette.routing import Route
 from moc import wire
 from moc.errors import InvalidRequest
 from moc.gateway.http.body import parse
+from moc.gateway.http.guard import audit_privileged, caller, check_owner
 from moc.gateway.http.respond import json, services
 from moc.gateway.http.sse import sse
 from moc.gateway.http.wire import LeaseAcquireBody, LeaseReleaseBody, LeaseRenewBody
@@ -65,6 +66,7 @@ async def acquire(request: Request) -> Response:
         wait_s=body.wait_s,
         preemptible=body.preemptible,
         yield_s=body.yield_s,
+        owner=caller(request.scope).id,
     )
     if lease_request.wait_s > 0:
         lease = await _until_disconnect(
@@ -79,15 +81,24 @@ async def list_leases(request: Request) -> Response:
     s = services(request)
     device = request.query_params.get("device")
     holder = request.query_params.get("holder")
-    leases = s.leases.live(device=device, holder=holder)
+    principal = caller(request.scope)
+    owner = None if principal.role.sees_all() else principal.id
+    leases = s.leases.live(device=device, holder=holder, owner=owner)
     return json(
         {"leases": [_view(s, lease) for lease in leases], "waiting": s.leases.waiter_count()}
     )
 
 
+def _owned(request: Request, s: Services) -> Lease:
+    """The live lease the path names, if the caller may see and end it."""
+    lease = s.leases.get(request.path_params["lease_id"])
+    check_owner(request.scope, "lease", lease.id, lease.owner)
+    return lease
+
+
 async def get_lease(request: Request) -> Response:
     s = services(request)
-    return json(_view(s, s.leases.get(request.path_params["lease_id"])))
+    return json(_view(s, _owned(request, s)))
 
 
 async def renew(request: Request) -> Response:
@@ -95,6 +106,7 @@ async def renew(request: Request) -> Response:
     body = await parse(request, LeaseRenewBody)
     ttl = None if body.ttl_s is None else validate.ttl(body.ttl_s, s.limits)
     token = validate.fencing_token(body.fencing_token)
+    _owned(request, s)
     lease = await s.leases.renew(request.path_params["lease_id"], ttl, token)
     return json(_view(s, lease))
 
@@ -108,7 +120,10 @@ async def release(request: Request) -> Response:
         if not (raw.isascii() and raw.isdigit()):
             raise InvalidRequest("fencing_token", "must be a non-negative integer", value=raw)
         token = int(raw)
-    lease = s.leases.release(request.path_params["lease_id"], validate.fencing_token(token))
+    token = validate.fencing_token(token)
+    owner = _owned(request, s).owner
+    lease = s.leases.release(request.path_params["lease_id"], token)
+    audit_privileged(request.scope, s, "lease.revoke", lease.id, owner)
     return json({"released": True, "lease": _view(s, lease)})
 
 
@@ -116,7 +131,7 @@ async def events(request: Request) -> Response:
     """The lease's events as server-sent events: ``yield`` (release it by
     ``yield_by``), then ``ended`` with how it ended, and the stream closes."""
     s = services(request)
-    lease_id = request.path_params["lease_id"]
+    lease_id = _owned(request, s).id
     queue = s.leases.watch(lease_id)
 
     def encode(item: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from moc.errors import LoadFailed, ModelFileInvalid
+from moc.gateway.http.guard import check_model
 from moc.gateway.http.respond import json, services
 from moc.gateway.views import model_view, sizing_view, spec_view
 from moc.wire import ModelDetail, ModelUnloaded
@@ -45,6 +46,7 @@ async def get_model(request: Request) -> Response:
 async def load(request: Request) -> Response:
     s = services(request)
     name = request.path_params["name"]
+    check_model(request.scope, name)
     s.models.view(name)  # 404 before anything starts
     # The load is shared and outlives this request: a client that goes away
     # does not cancel a load that others may be waiting for.
@@ -55,6 +57,7 @@ async def load(request: Request) -> Response:
 async def unload(request: Request) -> Response:
     s = services(request)
     name = request.path_params["name"]
+    check_model(request.scope, name)
     was_loaded = await asyncio.shield(s.loader.unload(name))
     unloaded: ModelUnloaded = {**await _detail(request, name), "unloaded": was_loaded}
     return json(unloaded)

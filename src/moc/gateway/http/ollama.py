@@ -29,6 +29,7 @@ from moc.gateway import ollama_wire as wire
 from moc.gateway.http.body import read_body
 from moc.gateway.http.errors import error_json, error_response, http_status, ollama_error_body
 from moc.gateway.http.exchange import Exchange, RawEndpoint
+from moc.gateway.http.guard import check_model
 from moc.gateway.http.respond import json, services
 from moc.gateway.views import iso
 from moc.lifecycle.slot import ModelView
@@ -92,6 +93,7 @@ async def _infer(request: Request, chat: bool) -> ASGIApp:
     s = services(request)
     try:
         doc = await read_doc(request, s)
+        check_model(request.scope, doc["model"])
         field = doc.pop("priority", None)
         priority = priority_of(request.headers.get("x-moc-priority"), field)
         empty = not doc.get("messages") if chat else not doc.get("prompt")
@@ -217,6 +219,7 @@ async def _embed(request: Request, legacy: bool) -> ASGIApp:
     s = services(request)
     try:
         doc = await read_doc(request, s, streams=False)
+        check_model(request.scope, doc["model"])
         priority = priority_of(request.headers.get("x-moc-priority"), doc.pop("priority", None))
         dims = None
         if legacy:

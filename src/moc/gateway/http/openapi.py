@@ -17,6 +17,7 @@ import orjson
 
 from moc.config import Config
 from moc.gateway.http.openapi_artifacts import artifact_paths
+from moc.gateway.http.openapi_auth import BEARER, auth_paths, guard
 from moc.gateway.http.openapi_learning import dataset_paths, goal_paths, learning_paths
 from moc.gateway.http.openapi_ops import (
     STRING,
@@ -332,6 +333,21 @@ def _refusals() -> dict[str, Any]:
 
 
 def document(config: Config) -> dict[str, Any]:
+    paths = {
+        **_system_paths(),
+        **_lease_paths(),
+        **_model_paths(),
+        **_job_paths(),
+        **dataset_paths(config),
+        **goal_paths(),
+        **learning_paths(),
+        **artifact_paths(),
+        **auth_paths(),
+        **_inference_paths(),
+        **_ollama_paths(),
+    }
+    if config.auth.enabled:
+        guard(paths, metrics_open=config.auth.metrics == "open")
     return {
         "openapi": "3.1.0",
         "info": {
@@ -341,19 +357,8 @@ def document(config: Config) -> dict[str, Any]:
             "an OpenAI- and Ollama-compatible gateway, async jobs. "
             "Errors carry a stable code; see docs/api.md.",
         },
-        "paths": {
-            **_system_paths(),
-            **_lease_paths(),
-            **_model_paths(),
-            **_job_paths(),
-            **dataset_paths(config),
-            **goal_paths(),
-            **learning_paths(),
-            **artifact_paths(),
-            **_inference_paths(),
-            **_ollama_paths(),
-        },
-        "components": {"schemas": schemas(config)},
+        "paths": paths,
+        "components": {"schemas": schemas(config), "securitySchemes": BEARER},
     }
 
 

@@ -63,6 +63,12 @@ ANSWERS: tuple[type, ...] = (
     wire.AdapterList,
     wire.SigningKey,
     wire.SigningKeyList,
+    wire.ApiKey,
+    wire.ApiKeyCreated,
+    wire.ApiKeyList,
+    wire.ApiKeyRevoked,
+    wire.Caller,
+    wire.AuditList,
 )
 
 

@@ -20,12 +20,15 @@ from pydantic import BaseModel
 
 from moc.artifacts.keys import GENERATED_TYPES
 from moc.artifacts.keys import NAME_PATTERN as KEY_NAME
+from moc.auth import validate as auth_validate
 from moc.config import Config
 from moc.gateway.http.openapi_answers import untitled
 from moc.gateway.http.wire import (
     GoalCreateBody,
     GoalUpdateBody,
     IndexQueryBody,
+    KeyCreateBody,
+    KeyRotateBody,
     LeaseAcquireBody,
     LeaseReleaseBody,
     LeaseRenewBody,
@@ -54,10 +57,30 @@ def requests(config: Config) -> dict[str, Schema]:
         "GoalUpdate": _body(GoalUpdateBody, _GOAL_FIELDS),
         "LearningJobRequest": _learning_job(),
         "IndexQuery": _body(IndexQueryBody, {}),
+        "KeyCreate": _body(KeyCreateBody, _key_create()),
+        "KeyRotate": _body(
+            KeyRotateBody, {"grace_s": {"minimum": 0, "maximum": auth_validate.MAX_GRACE_S}}
+        ),
         "SigningKeyCreate": _body(
             SigningKeyCreateBody,
             {"name": {"pattern": KEY_NAME}, "type": {"enum": list(GENERATED_TYPES)}},
         ),
+    }
+
+
+def _key_create() -> dict[str, Schema]:
+    v = auth_validate
+    glob = {"type": "string", "minLength": 1, "maxLength": v.MAX_GLOB}
+    limit = {
+        name: {"anyOf": [{"type": "integer", "minimum": 1, "maximum": most}, NULL]}
+        for name, most in v.LIMIT_MAX.items()
+    }
+    return {
+        "name": {"minLength": 1, "maxLength": v.MAX_NAME},
+        "role": {"enum": v.ROLE_NAMES},
+        "models": {"items": glob, "maxItems": v.MAX_MODELS},
+        "limits": {"properties": limit, "additionalProperties": False},
+        "expires_at": {"format": "date-time"},
     }
 
 

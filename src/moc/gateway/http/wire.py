@@ -110,3 +110,24 @@ class SigningKeyCreateBody(Body):
 
     name: str = Field(description="its handle, in /v1/signing-keys/{name} and key files")
     type: str | None = Field(None, description="ed25519 (the default) or ecdsa-p256")
+
+
+class KeyCreateBody(Body):
+    """``POST /v1/keys``: a new API key; its secret is in the answer, once.
+    Ranges are checked in :mod:`moc.auth.validate`."""
+
+    name: str = Field(description="what the key is for")
+    role: str = Field(description="admin, operator, user or viewer")
+    models: list[str] | None = Field(
+        None, description="globs of the models it may use; null: every model"
+    )
+    limits: dict[str, Integer | None] | None = Field(
+        None, description="its limits (a limit left out or null is no limit); null: none"
+    )
+    expires_at: str | None = Field(None, description="refused from then on (ISO 8601)")
+
+
+class KeyRotateBody(Body):
+    """``POST /v1/keys/{id}/rotate``: a new secret for the key."""
+
+    grace_s: int | float = Field(0, description="seconds the old secret still works")

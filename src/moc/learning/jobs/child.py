@@ -24,6 +24,7 @@ from moc.errors import MocError
 from moc.learning.jobs.model import Kind, LearningJob
 from moc.learning.jobs.process import WorkerProcess
 from moc.learning.worker.protocol import JobFile
+from moc.learning.worker.selfcall import SelfTls
 from moc.leases.model import Lease
 from moc.leases.service import LeaseService
 from moc.telemetry.logs import event
@@ -138,6 +139,7 @@ def job_file(
     config: LearningConfig,
     moc_url: str,
     model_cache: Path,
+    moc_tls: SelfTls | None = None,
 ) -> JobFile:
     """What the child is told: the job, what it reads, where it writes."""
     params = dict(job.params)
@@ -154,15 +156,20 @@ def job_file(
         dataset=str(sources["dataset"]) if "dataset" in sources else None,
         dataset_format=job.dataset_format,
         moc_url=moc_url,
+        moc_tls=None if moc_tls is None else moc_tls.to_dict(),
         extra={"device": lease.device, "bytes": lease.bytes, "model_cache": str(model_cache)},
     )
 
 
-def environment(gpu: str | None) -> dict[str, str]:
+def environment(gpu: str | None, api_key: str | None = None) -> dict[str, str]:
     """Which device the child may use: the GPU its lease is on, or none (a lease
-    on host memory runs on the CPU); and nothing fetched from a hub."""
-    return {
+    on host memory runs on the CPU); nothing fetched from a hub; and, with
+    auth on, the key it calls moc's own gateway with (``MOC_API_KEY``)."""
+    env = {
         "CUDA_VISIBLE_DEVICES": gpu or "",
         "HF_HUB_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
     }
+    if api_key is not None:
+        env["MOC_API_KEY"] = api_key
+    return env

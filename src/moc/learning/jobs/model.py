@@ -197,3 +197,4 @@ class LearningJob:
     yields: int = 0
     resumes: int = 0
     seq: int = 0  # order of arrival, for FIFO within a goal
+    owner: str = ""  # the key (or token subject) that submitted it; its memory counts to it

@@ -66,6 +66,7 @@ from moc.learning.jobs.process import WorkerProcess
 from moc.learning.jobs.store import LearningJobStore
 from moc.learning.jobs.validate import Accepted, Lookups, accept
 from moc.learning.worker.protocol import EXIT_DONE, EXIT_YIELDED, JobFile
+from moc.learning.worker.selfcall import SelfTls
 from moc.leases.model import Lease, LeaseRequest
 from moc.leases.service import LeaseService
 from moc.telemetry.logs import event
@@ -127,6 +128,8 @@ class LearningRunner:
         self._publish_index = publish_index  # a finished index into place, by name
         self._registry = registry  # where finished outputs are registered
         self.moc_url = moc_url  # set once the HTTP socket is bound (its port may be 0)
+        self.moc_tls: SelfTls | None = None  # and how to trust it, when moc serves TLS
+        self.moc_api_key: str | None = None  # and the key children show it, when auth is on
         self._turns = GoalTurns(config.goals.policy)
         self._live: dict[str, _Live] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -137,11 +140,11 @@ class LearningRunner:
         self._closing = False
 
     # --- the API's operations --------------------------------------------------------
-    def submit(self, request: LearningJobRequest) -> LearningJob:
+    def submit(self, request: LearningJobRequest, owner: str = "") -> LearningJob:
         if self._closing:
             raise ShuttingDown("moc is shutting down; submit the job again after it restarts")
         accepted = accept(request, self._lookups, self._new, self._learning.priority)
-        job = self._sized(accepted)
+        job = dataclasses.replace(self._sized(accepted), owner=owner)
         self._leases.check_could_ever_fit(self._lease_request(job))  # exceeds_capacity now
         self._store.put(job)
         self._sources[job.id] = accepted.sources
@@ -358,6 +361,7 @@ class LearningRunner:
             holder=holder_of(job.id),
             wait_s=WAIT_SLICE_S,
             yield_s=self._learning.yield_timeout_s + LEASE_MARGIN_S,
+            owner=job.owner,
         )
 
     def _let_go(self, live: _Live) -> None:
@@ -373,7 +377,7 @@ class LearningRunner:
         job_dir.mkdir(parents=True, exist_ok=True)
         self._job_file(job, lease).write(job_dir)
         try:
-            env = child.environment(self._lookups.gpu_of(lease.device))
+            env = child.environment(self._lookups.gpu_of(lease.device), self.moc_api_key)
             proc = await WorkerProcess.start(self._python, job_dir, env)
         except OSError as exc:
             self._fail(job, exc.strerror or str(exc))
@@ -518,7 +522,7 @@ class LearningRunner:
         sources = self._sources.get(job.id) or self._sources_again(job)
         cache = self._root.parent / "models"  # MiniLM unpacked once for every index job
         return child.job_file(job, lease, sources, self._root / job.id, self._learning,
-                              self.moc_url, cache)  # fmt: skip
+                              self.moc_url, cache, self.moc_tls)  # fmt: skip
 
     def _sources_again(self, job: LearningJob) -> dict[str, Path]:
         """What a job accepted before a restart reads, looked up again."""

@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from moc.errors import InvalidRequest
 from moc.learning.worker.index_params import DEFAULT_MODEL, EmbedderSpec
+from moc.learning.worker.selfcall import SelfTls, bearer, verify
 
 Matrix = npt.NDArray[np.float32]
 
@@ -98,21 +99,52 @@ class SentenceTransformerEmbedder:
 
 
 class MocEmbedder:
-    """A model moc serves, through moc's ``/v1/embeddings``: loaded under moc's own ledger."""
+    """A model moc serves, through moc's ``/v1/embeddings``: loaded under moc's own ledger.
 
-    def __init__(self, moc_url: str, model: str, timeout_s: float = 300.0) -> None:
+    Under TLS the client trusts moc's own certificate only (see selfcall.py);
+    a connection refused after moc reloaded its certificate is tried once
+    more with the certificate read again. RuntimeError when moc cannot be
+    reached or answers otherwise than 200; SelfCallRefused under mTLS."""
+
+    def __init__(
+        self, moc_url: str, model: str, timeout_s: float = 300.0, tls: SelfTls | None = None
+    ) -> None:
+        self.model = model
+        self._url, self._timeout_s, self._tls = moc_url, timeout_s, tls
+        self._client = self._connect()
+        self._dim = int(self.embed(["dimension"]).shape[1])
+
+    def _connect(self) -> Any:
         import httpx
 
-        self.model = model
-        self._client = httpx.Client(base_url=moc_url, timeout=timeout_s)
-        self._dim = int(self.embed(["dimension"]).shape[1])
+        key = os.environ.get("MOC_API_KEY")  # moc's own key, with auth on
+        headers = {} if key is None else bearer(key)
+        return httpx.Client(
+            base_url=self._url, timeout=self._timeout_s, verify=verify(self._tls), headers=headers
+        )
 
     @property
     def dim(self) -> int:
         return self._dim
 
+    def _post(self, texts: list[str]) -> Any:
+        import httpx
+
+        body = {"model": self.model, "input": texts}
+        try:
+            try:
+                return self._client.post("/v1/embeddings", json=body)
+            except httpx.ConnectError:
+                if self._tls is None:
+                    raise
+                self._client.close()  # perhaps a new certificate since: read it again
+                self._client = self._connect()
+                return self._client.post("/v1/embeddings", json=body)
+        except httpx.HTTPError as exc:
+            raise RuntimeError(f"cannot reach moc's /v1/embeddings at {self._url}: {exc}") from exc
+
     def embed(self, texts: list[str]) -> Matrix:
-        reply = self._client.post("/v1/embeddings", json={"model": self.model, "input": texts})
+        reply = self._post(texts)
         if reply.status_code != 200:
             raise RuntimeError(
                 f"moc's /v1/embeddings answered {reply.status_code} for {self.model}: "
@@ -130,11 +162,13 @@ class MocEmbedder:
         self._client.close()
 
 
-def open_embedder(spec: EmbedderSpec, *, moc_url: str | None, cache_dir: Path) -> Embedder:
+def open_embedder(
+    spec: EmbedderSpec, *, moc_url: str | None, cache_dir: Path, tls: SelfTls | None = None
+) -> Embedder:
     if spec.kind == "moc":
         if not moc_url:
             raise InvalidRequest("moc_url", "required for an embedder of kind moc")
-        return MocEmbedder(moc_url, spec.model)
+        return MocEmbedder(moc_url, spec.model, tls=tls)
     if spec.model == DEFAULT_MODEL:
         return SentenceTransformerEmbedder(minilm_folder(cache_dir), DEFAULT_MODEL)
     return SentenceTransformerEmbedder(Path(spec.model))

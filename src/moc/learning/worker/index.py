@@ -31,6 +31,7 @@ from moc.learning.worker.embedders import open_embedder
 from moc.learning.worker.index_params import IndexParams, parse_params
 from moc.learning.worker.interrupts import Interrupts
 from moc.learning.worker.protocol import EXIT_DONE, EXIT_FAILED, EXIT_YIELDED, JobFile, emit
+from moc.learning.worker.selfcall import SelfTls
 
 INDEX_FILE = "index.sqlite"
 
@@ -82,7 +83,12 @@ def run(job: JobFile, job_dir: Path) -> int:
             if not rows:
                 raise InvalidRequest("dataset", "has no text to index", value=job.dataset)
             cache = Path(job.extra.get("model_cache") or job_dir / "models")
-            embedder = open_embedder(params.embedder, moc_url=job.moc_url, cache_dir=cache)
+            embedder = open_embedder(
+                params.embedder,
+                moc_url=job.moc_url,
+                cache_dir=cache,
+                tls=SelfTls.from_dict(job.moc_tls),
+            )
         except InvalidRequest as exc:
             emit("failed", reason=str(exc))
             return EXIT_FAILED

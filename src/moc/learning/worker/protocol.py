@@ -50,6 +50,7 @@ class JobFile:
     dataset: str | None = None  # the dataset's JSONL file
     dataset_format: str | None = None  # "chat" | "instruction" | "documents"
     moc_url: str | None = None  # index with a model moc serves: moc's own HTTP address
+    moc_tls: dict[str, Any] | None = None  # moc serves TLS: selfcall.SelfTls, as a dict
     extra: dict[str, Any] = field(default_factory=dict)
 
     def write(self, job_dir: Path) -> Path:
