@@ -30,6 +30,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -375,7 +376,7 @@ class JwtConfig(Section):
     """Tokens from an identity provider: HS256 with ``secret``, RS256/ES256 with
     the public keys of a JWKS (``jwks_file`` or ``jwks_url``)."""
 
-    secret: str | None = Field(
+    secret: SecretStr | None = Field(
         None, min_length=32, description="HS256's shared secret (MOC_AUTH__JWT__SECRET)"
     )
     jwks_file: Path | None = None
@@ -557,6 +558,8 @@ def describe(exc: ValidationError, source: str, values: dict[str, Any] | None = 
         problem = _problem(err)
         value = err.get("input")
         hidden = err["type"] in ("missing", "extra_forbidden") or isinstance(value, dict | list)
+        if any("secret" in str(part) for part in err["loc"]):  # never echoed
+            hidden, problem = True, problem.replace("items", "characters")
         shown = "" if hidden or f"got {value!r}" in problem else f" (got {value!r})"
         lines.append(f"  {where}: {problem}{shown}")
     return "\n".join(lines)

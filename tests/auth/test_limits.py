@@ -80,3 +80,22 @@ def test_bad_credentials_are_limited_per_address() -> None:
     assert wait == pytest.approx(20.0)
     assert failed.note("10.0.0.2", 0.0) is None  # another address is not held back
     assert failed.note("10.0.0.1", 20.0) is None
+
+
+def test_a_request_larger_than_the_bucket_cannot_refill_it_by_settling() -> None:
+    rl, p = RateLimits(), key(tokens_per_minute=1000)
+    taken = rl.charge_tokens(p, 10**9, 0.0)
+    assert taken == 1000  # a minute's worth, all there is
+    rl.settle_tokens(p, charged=taken, used=50_000, now=0.0)
+    with pytest.raises(RateLimited):  # it used far more than it took: the bucket is empty
+        rl.charge_tokens(p, 1, 0.0)
+
+
+def test_the_failure_limiter_keeps_a_bounded_number_of_addresses() -> None:
+    failed = FailedAttempts(per_minute=1, most=3)
+    for address in ("a", "b", "c"):
+        failed.note(address, 0.0)
+    assert failed.note("a", 0.0) is not None  # a is over; touching it makes it recent
+    failed.note("d", 0.0)  # b, the least recently failed, is forgotten
+    assert failed.note("b", 0.0) is None
+    assert failed.note("a", 0.0) is not None

@@ -64,3 +64,15 @@ def test_only_the_part_of_a_lease_inside_today_counts(tmp_path: Path) -> None:
     q = quota(tmp_path, [])
     q.ended(lease("l2", MIB, DAY0 - 100, DAY0 + 100), DAY0 + 10)
     assert q.used("k1", DAY0 + 10) == pytest.approx(10 * MIB)
+
+
+def test_a_lease_reaped_late_is_charged_only_until_it_expired(tmp_path: Path) -> None:
+    q = quota(tmp_path, [])
+    q.ended(lease("l3", MIB, DAY0, DAY0 + 10), DAY0 + 500)  # found expired at a restart
+    assert q.used("k1", DAY0 + 500) == pytest.approx(10 * MIB)
+
+
+def test_a_live_lease_past_midnight_counts_only_to_the_days_end(tmp_path: Path) -> None:
+    live = [lease("l4", MIB, DAY - 10 + DAY0, DAY0 + DAY + 3600)]
+    q = quota(tmp_path, live, cap=20 * MIB)
+    q.check("k1", MIB, 5, DAY0 + DAY - 10)  # 10 MiB·s for l4 today, 5 for this

@@ -20,7 +20,7 @@ import ollama
 import openai
 import pytest
 
-from moc.auth.routes import HTTP, Access
+from moc.auth.routes import GRPC, HTTP, Access
 from moc.gateway.grpc import modelops_pb2 as pb
 from moc.gateway.grpc import modelops_pb2_grpc as pb_grpc
 from tests.conftest import MIB, MocProcess, free_port
@@ -256,6 +256,8 @@ def test_device_byte_seconds_per_day_bound_a_keys_leases(moc: MocProcess) -> Non
     )
     assert over.status_code == 429
     assert over.json()["error"]["details"]["field"] == "device_byte_seconds_per_day"
+    me = httpx.get(f"{moc.url}/v1/whoami", headers=bearer(key)).json()
+    assert 0 < me["device_byte_seconds_today"] <= 5 * MIB * 10
     renew = httpx.post(
         f"{moc.url}/v1/leases/{ok.json()['id']}/renew", json={"ttl_s": 60}, headers=bearer(key)
     )
@@ -309,6 +311,38 @@ def test_grpc_reads_the_key_from_metadata(moc: MocProcess, keys: dict[str, str])
         assert stub.GetHealth(pb.HealthRequest(), metadata=mine).status == "ok"
 
 
+GRPC_CALLS: dict[str, Any] = {
+    "AcquireGpuLease": pb.GpuLeaseRequest(client="walk", bytes=MIB, ttl_seconds=5),
+    "RenewGpuLease": pb.GpuLeaseRenew(lease_id="nope"),
+    "ReleaseGpuLease": pb.GpuLeaseRelease(lease_id="nope"),
+    "GetHealth": pb.HealthRequest(),
+}
+
+
+def test_every_grpc_method_admits_exactly_the_roles_the_table_names(
+    moc: MocProcess, keys: dict[str, str]
+) -> None:
+    assert set(GRPC_CALLS) == set(GRPC)
+    with grpc.insecure_channel(moc.grpc_target) as channel:
+        stub = pb_grpc.ModelOpsStub(channel)
+        for name, request in GRPC_CALLS.items():
+            least = GRPC[name].role
+            assert least is not None
+            for role in ROLES:
+                metadata = (("authorization", f"Bearer {keys[role]}"),)
+                try:
+                    getattr(stub, name)(request, metadata=metadata)
+                    code = grpc.StatusCode.OK
+                except grpc.RpcError as err:
+                    code = err.code()  # type: ignore[attr-defined]
+                if RANK[role] >= RANK[least.label]:
+                    assert code not in (
+                        grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
+                    ), (name, role, code)  # fmt: skip
+                else:
+                    assert code == grpc.StatusCode.PERMISSION_DENIED, (name, role, code)
+
+
 def test_operator_actions_are_audited(moc: MocProcess, keys: dict[str, str]) -> None:
     loaded = httpx.post(f"{moc.url}/v1/models/b/load", headers=bearer(keys["operator"]), timeout=60)
     assert loaded.status_code == 200
@@ -328,6 +362,7 @@ def test_no_secret_is_ever_written_to_the_log_or_the_metrics(
     moc: MocProcess, keys: dict[str, str]
 ) -> None:
     metrics = httpx.get(f"{moc.url}/metrics", headers=bearer(keys["viewer"])).text
+    assert 'moc_auth_refusals_total{code="forbidden"}' in metrics
     log = moc.log()
     for secret in (ADMIN, *keys.values()):
         body = secret.rsplit("_", 1)[-1]
@@ -376,7 +411,8 @@ def test_auth_without_a_way_in_refuses_to_start(tmp_path: Path) -> None:
 
 
 # --- moc's calls to itself -------------------------------------------------------------
-@pytest.mark.usefixtures("no_stray_runtimes")
+# (Not under no_stray_runtimes: this module's daemon keeps its runtimes of the
+# same model files until the module ends.)
 def test_an_index_embedded_through_moc_itself_shows_mocs_own_key(
     moc_factory: Factory, tiny_models: dict[str, Path]
 ) -> None:

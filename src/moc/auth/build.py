@@ -16,6 +16,7 @@ from moc.leases.service import LeaseService
 from moc.store.sqlite import Database
 
 ADMIN_KEY_ENV = "MOC_ADMIN_KEY"
+JWT_SECRET_ENV = "MOC_AUTH__JWT__SECRET"
 
 
 def build_auth(config: Config, db: Database, clock: Clock, leases: LeaseService) -> Auth:
@@ -24,9 +25,7 @@ def build_auth(config: Config, db: Database, clock: Clock, leases: LeaseService)
         settings,
         AuthStore(db),
         clock,
-        # Taken out of the environment: runtimes and learning jobs moc starts
-        # inherit it, and they have no use for an admin key.
-        env_admin_key=os.environ.pop(ADMIN_KEY_ENV, None) or None,
+        env_admin_key=_take_secrets() or None,
         live_leases_of=lambda owner: leases.live(owner=owner),
         jwt=None if settings.jwt is None else JwtVerifier(settings.jwt),
     )
@@ -44,6 +43,14 @@ def build_auth(config: Config, db: Database, clock: Clock, leases: LeaseService)
         leases.admit_with(auth.admit_lease)
         leases.on_ended(auth.lease_ended)
     return auth
+
+
+def _take_secrets() -> str | None:
+    """``MOC_ADMIN_KEY``, taken out of the environment with the JWT secret
+    (read by then into the configuration): the runtimes and learning jobs moc
+    starts inherit its environment, and have no use for either."""
+    os.environ.pop(JWT_SECRET_ENV, None)
+    return os.environ.pop(ADMIN_KEY_ENV, None)
 
 
 def is_loopback(host: str) -> bool:

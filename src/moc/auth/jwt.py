@@ -218,7 +218,7 @@ class JwtVerifier:
         if algorithm == "HS256":
             if self._config.secret is None:
                 raise Unauthenticated("HS256 tokens are refused: no auth.jwt.secret is configured")
-            return self._config.secret
+            return self._config.secret.get_secret_value()
         if self._config.jwks_file is None and self._config.jwks_url is None:
             raise Unauthenticated(f"{algorithm} tokens are refused: no JWKS is configured")
         kid = header.get("kid")  # pyjwt has checked it is a string

@@ -14,6 +14,7 @@ await, so a check and its charge cannot be split by another request.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from moc.auth.principal import Principal
@@ -70,7 +71,7 @@ class RateLimits:
     def _of(self, principal: Principal, now: float) -> KeyState:
         state = self._state.get(principal.id)
         if state is None:
-            if len(self._state) >= MAX_TRACKED:
+            if len(self._state) >= MAX_TRACKED:  # many JWT subjects: drop the idle ones
                 self._drop_idle(now)
             limits = principal.limits
             state = self._state[principal.id] = KeyState(
@@ -123,13 +124,13 @@ class RateLimits:
         if state is not None and state.in_flight > 0:
             state.in_flight -= 1
 
-    def charge_tokens(self, principal: Principal, estimate: int, now: float) -> None:
-        """Take ``estimate`` tokens for a request about to run; RateLimited when
-        the bucket holds fewer (a request larger than a whole minute's worth
-        waits for a full bucket and then takes it all)."""
+    def charge_tokens(self, principal: Principal, estimate: int, now: float) -> int:
+        """Take ``estimate`` tokens for a request about to run, and return what
+        was taken; RateLimited when the bucket holds fewer (a request larger
+        than a whole minute's worth waits for a full bucket and takes it all)."""
         bucket = self._of(principal, now).tokens
         if bucket is None:
-            return
+            return 0
         bucket.refill(now)
         need = min(float(estimate), bucket.capacity)
         if bucket.level < need:
@@ -141,6 +142,7 @@ class RateLimits:
                 field="tokens_per_minute",
             )
         bucket.level -= need
+        return int(need)
 
     def settle_tokens(self, principal: Principal, charged: int, used: int, now: float) -> None:
         """The answer used ``used`` tokens where ``charged`` were taken."""
@@ -179,21 +181,22 @@ class FailedAttempts:
     next failures are answered 429 at once. A valid key is checked first and
     never waits on this, so a flood of bad keys does not slow good callers."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, most: int = MAX_TRACKED) -> None:
         self._per_minute = per_minute
-        self._buckets: dict[str, Bucket] = {}
+        self._most = most
+        self._buckets: OrderedDict[str, Bucket] = OrderedDict()  # least recently failed first
 
     def note(self, address: str, now: float) -> float | None:
         """Count one failure from ``address``; the seconds to wait when it is
-        over its allowance, else None."""
+        over its allowance, else None. At most ``most`` addresses are kept:
+        the one that failed least recently goes first, in constant time."""
         bucket = self._buckets.get(address)
         if bucket is None:
-            if len(self._buckets) >= MAX_TRACKED:
-                for key, b in list(self._buckets.items()):
-                    b.refill(now)
-                    if b.full:
-                        del self._buckets[key]
+            if len(self._buckets) >= self._most:
+                self._buckets.popitem(last=False)
             bucket = self._buckets[address] = _bucket(self._per_minute, now)
+        else:
+            self._buckets.move_to_end(address)
         bucket.refill(now)
         if bucket.level < 1:
             return bucket.seconds_until(1)

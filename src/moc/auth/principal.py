@@ -73,3 +73,7 @@ class Principal:
 # Auth off: every caller is this one, allowed everything, owner of nothing in
 # particular (objects made then carry an empty owner).
 ANONYMOUS = Principal(id="", role=Role.ADMIN, name="anonymous")
+
+# Auth on, on a route open to all (health, the API document): nobody in
+# particular, owner of nothing, allowed nothing beyond the route.
+NOBODY = Principal(id="-", role=Role.VIEWER, name="no credentials", models=())

@@ -12,13 +12,17 @@ Owner: the event-loop thread (the lease service calls in, without awaits).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 
 from moc.auth.principal import Limits
 from moc.auth.store import AuthStore
-from moc.errors import RateLimited
+from moc.errors import RateLimited, StoreUnavailable
 from moc.leases.model import Lease
+from moc.telemetry.logs import event
+
+log = logging.getLogger(__name__)
 
 DAY = 86_400.0
 
@@ -73,7 +77,7 @@ class DeviceQuota:
         committed = ended.get(owner, 0.0)
         for lease in self._live_of(owner):
             # a live lease counts until it expires; the one renewed only until now
-            until = now if lease.id == renewing else max(now, lease.expires_at)
+            until = now if lease.id == renewing else min(max(now, lease.expires_at), start + DAY)
             committed += _held(lease, start, until)
         asked = nbytes * min(ttl_s, start + DAY - now)
         if committed + asked > cap:
@@ -87,12 +91,24 @@ class DeviceQuota:
             )
 
     def ended(self, lease: Lease, now: float) -> None:
-        """Add an ended lease's share of today."""
+        """Add an ended lease's share of today: until now, or until it expired
+        (a lease reaped late, or found expired at a restart, is not charged
+        for the wait). Kept in the store for owners with a limit, so a restart
+        keeps the day's count; a store that fails is logged, never raised
+        into the lease service's clean-up."""
         if not lease.owner:
             return
         ended, start = self._today(now)
-        used = _held(lease, start, now)
+        used = _held(lease, start, min(now, lease.expires_at))
         if used <= 0:
             return
         ended[lease.owner] = ended.get(lease.owner, 0.0) + used
-        self._store.add_device_use(lease.owner, self._day, used)
+        limits = self._limits_of(lease.owner)
+        if limits is None or limits.device_byte_seconds_per_day is None:
+            return
+        try:
+            self._store.add_device_use(lease.owner, self._day, used)
+        except StoreUnavailable as exc:
+            event(
+                log, logging.ERROR, "could not store device use", owner=lease.owner, error=str(exc)
+            )

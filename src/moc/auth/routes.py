@@ -2,8 +2,8 @@
 the least role it needs, and the action the audit log records it as.
 
 A route missing here is a startup error (:func:`access_for` raises), so a new
-route cannot be served without a decision; ``tests/auth/test_route_table.py``
-walks this table against a running daemon for every role.
+route cannot be served without a decision; ``tests/integration/test_auth.py``
+walks this table (HTTP and gRPC) against a running daemon for every role.
 
 ``None`` as the role means open to anyone, without credentials: only health
 and the API description. ``/metrics`` follows ``auth.metrics``.

@@ -53,7 +53,8 @@ class Auth:
         # start, never stored, handed to them in their environment.
         self.internal_key = f"moc_internal_{secrets.token_urlsafe(32)}"
         self._internal_hash = hashlib.sha256(self.internal_key.encode()).digest()
-        self._internal = Principal(INTERNAL_ID, Role.OPERATOR, "moc itself")
+        # Its calls are embeddings (index jobs and queries): a user's rights suffice.
+        self._internal = Principal(INTERNAL_ID, Role.USER, "moc itself")
 
     def open(self) -> None:
         self.keys.open()

@@ -131,6 +131,13 @@ class Metrics:
         self.lease_denials = Counter(
             "moc_lease_denials", "Lease requests refused.", ["reason"], registry=r
         )
+        self.auth_refusals = Counter(
+            "moc_auth_refusals",
+            "Requests refused by authentication or a key's limits (HTTP and gRPC), by code: "
+            "unauthenticated, forbidden, rate_limited.",
+            ["code"],
+            registry=r,
+        )
         self.lease_expiries = Counter(
             "moc_lease_expiries",
             "Leases reclaimed because their TTL ran out.",

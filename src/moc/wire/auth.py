@@ -95,6 +95,8 @@ class Caller(TypedDict):
     """its limits"""
     auth: bool
     """whether authentication is on"""
+    device_byte_seconds_today: int
+    """bytes × seconds its leases and learning jobs have held on devices today (UTC)"""
 
 
 @closed

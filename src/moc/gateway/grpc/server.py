@@ -190,9 +190,8 @@ async def _admit(
         return None
     access = GRPC[name]
     metadata = dict(context.invocation_metadata() or ())
-    peer = context.peer() or "-"
     try:
-        principal = await auth.authenticate(metadata.get("authorization"), peer)
+        principal = await auth.authenticate(metadata.get("authorization"), _address(context))
         if access.role is not None and not principal.role.allows(access.role):
             raise e.Forbidden(
                 f"{principal.role.label} key {principal.id} may not call {name}: it needs "
@@ -200,15 +199,25 @@ async def _admit(
             )
         auth.limits.admit(principal, time.monotonic())
     except e.MocError as err:
+        services.metrics.auth_refusals.labels(err.code).inc()
         context.set_trailing_metadata((("moc-error-code", err.code),))
         await context.abort(grpc_status(err), grpc_message(err))
     CALLER.set(principal)
     return principal
 
 
+def _address(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The caller's address without its port (``ipv4:10.0.0.7:51234``,
+    ``ipv6:[::1]:51234``): bad credentials are counted per address, and every
+    connection has a port of its own."""
+    peer = context.peer() or "-"
+    host = peer.split(":", 1)[-1]
+    return host.rsplit(":", 1)[0].strip("[]") if ":" in host else host
+
+
 def _parsing(services: Services, name: str, method: Any, request_type: Any) -> Any:
     async def handler(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        principal = await _admit(services, name, context)
+        principal = await _admit(services, name, context) if services.auth.enabled else None
         try:
             try:
                 request = request_type.FromString(raw)

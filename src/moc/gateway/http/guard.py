@@ -12,15 +12,17 @@ the rest pay nothing.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from moc.auth.principal import ANONYMOUS, Principal
+from moc.auth.principal import ANONYMOUS, NOBODY, Principal
 from moc.auth.routes import Access
-from moc.errors import Forbidden, MocError
+from moc.errors import Forbidden, MocError, RateLimited
 from moc.gateway.http.errors import error_body, error_response, ollama_error_body
 from moc.services import Services
 
@@ -28,7 +30,6 @@ PRINCIPAL = "moc.principal"
 CHARGED = "moc.tokens_charged"  # tokens taken from the caller's bucket before the answer
 AUDIT_OBJECT = "moc.audit_object"  # what an audited action acted on, when a handler knows better
 DEFAULT_OUTPUT_TOKENS = 256  # a request that does not say how many it may generate
-MAX_CAPTURE = 1 << 20  # bytes of a whole answer read for its usage
 
 
 def caller(scope: Scope) -> Principal:
@@ -61,7 +62,9 @@ def estimate_tokens(doc: dict[str, Any]) -> int:
         out = options.get("num_predict")
     if not isinstance(out, int) or out < 0:
         out = 0 if "input" in doc else DEFAULT_OUTPUT_TOKENS
-    return text // 4 + 1 + out
+    n = doc.get("n")
+    choices = n if isinstance(n, int) and 1 <= n <= 128 else 1  # each choice is asked for
+    return (text // 4 + 1 + out) * choices
 
 
 def admit_inference(scope: Scope, services: Services, model: str, doc: dict[str, Any]) -> None:
@@ -71,57 +74,66 @@ def admit_inference(scope: Scope, services: Services, model: str, doc: dict[str,
     if principal.limits.tokens_per_minute is None:
         return
     estimate = estimate_tokens(doc)
-    services.auth.limits.charge_tokens(principal, estimate, time.monotonic())
-    scope[CHARGED] = estimate
+    scope[CHARGED] = services.auth.limits.charge_tokens(principal, estimate, time.monotonic())
+
+
+# A usage object, with one level of objects inside (prompt_tokens_details).
+_USAGE = re.compile(rb'"usage"\s*:\s*(\{(?:[^{}]|\{[^{}]*\})*\})')
+_OLLAMA_COUNTS = re.compile(rb'"(prompt_eval_count|eval_count)"\s*:\s*(\d+)')
 
 
 def reported_tokens(answer: bytes) -> int | None:
-    """The tokens an answer says it used: OpenAI's ``usage.total_tokens``, or
-    Ollama's prompt and eval counts; for a stream, from its last line that
-    carries them."""
-    for line in reversed(answer.splitlines()):
-        line = line.strip().removeprefix(b"data:").strip()
-        if not line.startswith(b"{"):
-            continue
+    """The tokens an answer says it used: the last ``usage.total_tokens``
+    (OpenAI's, whole or streamed), else the last Ollama prompt and eval counts."""
+    for found in reversed(_USAGE.findall(answer)):
         try:
-            doc = orjson.loads(line)
+            usage = orjson.loads(found)
         except orjson.JSONDecodeError:
             continue
-        usage = doc.get("usage") if isinstance(doc, dict) else None
-        if isinstance(usage, dict) and isinstance(usage.get("total_tokens"), int):
+        if isinstance(usage.get("total_tokens"), int):
             return int(usage["total_tokens"])
-        if isinstance(doc, dict) and isinstance(doc.get("eval_count"), int):
-            return int(doc.get("prompt_eval_count") or 0) + int(doc["eval_count"])
+    counts = {name: int(value) for name, value in _OLLAMA_COUNTS.findall(answer)}
+    if b"eval_count" in counts:
+        return counts.get(b"prompt_eval_count", 0) + counts[b"eval_count"]
     return None
 
 
 class _Answer:
     """The send side of one guarded request: the status, the rate-limit
-    headers, and the bytes that may carry the usage."""
+    headers, and the bytes that may carry the usage: the stream's last
+    ``TAIL`` bytes, and the place of the last chunk that names a usage (a
+    whole answer may write it before a long ``data``)."""
+
+    TAIL = 8192
 
     def __init__(self, send: Send, headers: list[tuple[bytes, bytes]], metered: bool) -> None:
         self._send = send
         self._headers = headers
         self._metered = metered
         self.status = 0
+        self.location = ""  # a made resource's path, which names it for the audit log
         self.tail = b""
+        self.named = b""
+
+    @property
+    def usage_bytes(self) -> bytes:
+        return self.named + b"\n" + self.tail
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.status = message["status"]
+            for name, value in message.get("headers", ()):
+                if name == b"location":
+                    self.location = bytes(value).decode("latin-1")
             if self._headers:
                 message["headers"] = [*message.get("headers", ()), *self._headers]
         elif self._metered and message["type"] == "http.response.body":
             body: bytes = message.get("body", b"")
-            if b"usage" in body or b"eval_count" in body:
-                self.tail = (self.tail + body)[-MAX_CAPTURE:]
+            at = max(body.rfind(b'"usage"'), body.rfind(b'"prompt_eval_count"'))
+            if at >= 0:
+                self.named = body[at : at + 1024]
+            self.tail = (self.tail + body)[-self.TAIL :]
         await self._send(message)
-
-
-async def _refuse(err: MocError, scope: Scope, receive: Receive, send: Send) -> None:
-    """The error in Ollama's shape on its routes, OpenAI's elsewhere."""
-    shape = ollama_error_body if scope["path"].startswith("/api/") else error_body
-    await error_response(err, shape)(scope, receive, send)
 
 
 class Guard:
@@ -144,8 +156,10 @@ class Guard:
             await self._audited(ANONYMOUS, access, scope, receive, send)
             return
         if access.role is None:
+            scope[PRINCIPAL] = NOBODY  # open to all: the caller is allowed nothing more
             await self._app(scope, receive, send)
             return
+        principal: Principal | None = None
         try:
             principal = await auth.authenticate(_authorization(scope), _address(scope))
             if not principal.role.allows(access.role):
@@ -157,13 +171,35 @@ class Guard:
                 )
             auth.limits.admit(principal, time.monotonic())
         except MocError as err:
-            await _refuse(err, scope, receive, send)
+            await self._refuse(err, principal, access, scope, receive, send)
             return
         scope[PRINCIPAL] = principal
         try:
             await self._audited(principal, access, scope, receive, send)
         finally:
             auth.limits.done(principal)
+
+    async def _refuse(
+        self,
+        err: MocError,
+        principal: Principal | None,
+        access: Access,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """The refusal in Ollama's shape on its routes, OpenAI's elsewhere; a
+        known caller's refused attempt at an audited action is recorded, and a
+        429 carries the key's rate-limit headers."""
+        self._s.metrics.auth_refusals.labels(err.code).inc()
+        shape = ollama_error_body if scope["path"].startswith("/api/") else error_body
+        response = error_response(err, shape)
+        if principal is not None:
+            if isinstance(err, RateLimited):
+                response.raw_headers.extend(self._auth.limits.headers(principal, time.monotonic()))
+            if access.action is not None:
+                self._record(principal, access.action, scope, response.status_code)
+        await response(scope, receive, send)
 
     async def _audited(
         self, principal: Principal, access: Access, scope: Scope, receive: Receive, send: Send
@@ -180,15 +216,26 @@ class Guard:
         finally:
             charged = scope.get(CHARGED)
             if charged is not None:
-                used = reported_tokens(answer.tail)
+                used = reported_tokens(answer.usage_bytes)
                 if used is not None:
                     self._auth.limits.settle_tokens(principal, charged, used, time.monotonic())
             if access.action is not None:
-                self._record(principal, access.action, scope, answer.status)
+                self._record(principal, access.action, scope, answer.status, answer.location)
 
-    def _record(self, principal: Principal, action: str, scope: Scope, status: int) -> None:
+    def _record(
+        self, principal: Principal, action: str, scope: Scope, status: int, location: str = ""
+    ) -> None:
+        """What it acted on: as the handler named it, else the path's
+        parameters, the made resource's name, or the ``name`` it was asked for."""
         params = scope.get("path_params") or {}
-        obj = scope.get(AUDIT_OBJECT) or "/".join(str(v) for v in params.values()) or "-"
+        asked = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("name", [""])[0]
+        obj = (
+            scope.get(AUDIT_OBJECT)
+            or "/".join(str(v) for v in params.values())
+            or location.rsplit("/", 1)[-1]
+            or asked
+            or "-"
+        )
         result = "ok" if 0 < status < 400 else ("client_gone" if status == 0 else str(status))
         self._auth.audit.record(
             principal.id, action, obj, status, result, role=principal.role.label

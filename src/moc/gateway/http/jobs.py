@@ -12,7 +12,7 @@ from starlette.routing import Route
 from moc.backends.state import State
 from moc.errors import InvalidRequest
 from moc.gateway.http.body import read_body
-from moc.gateway.http.guard import audit_privileged, caller, check_model, check_owner
+from moc.gateway.http.guard import admit_inference, audit_privileged, caller, check_owner
 from moc.gateway.http.respond import json, services
 from moc.gateway.views import device_view, job_view
 from moc.jobs.model import Job, JobStatus, JobSubmission
@@ -30,7 +30,8 @@ async def submit(request: Request) -> Response:
         submission = JobSubmission.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         raise from_validation(exc) from None
-    check_model(request.scope, submission.model)
+    # Its tokens are the key's now, as its estimate: the job runs later, unseen.
+    admit_inference(request.scope, s, submission.model, submission.body())
     job = s.jobs.submit(submission, owner=caller(request.scope).id)
     return json(job_view(job), 202, {"location": f"/v1/jobs/{job.id}"})
 

@@ -112,7 +112,7 @@ async def rotate(request: Request) -> Response:
     return json(view)
 
 
-def caller_view(principal: Principal, auth_on: bool) -> wire.Caller:
+def caller_view(principal: Principal, auth_on: bool, used_today: float) -> wire.Caller:
     return {
         "id": principal.id,
         "name": principal.name,
@@ -120,11 +120,14 @@ def caller_view(principal: Principal, auth_on: bool) -> wire.Caller:
         "models": None if principal.models is None else list(principal.models),
         "limits": _limits(principal.limits),
         "auth": auth_on,
+        "device_byte_seconds_today": round(used_today),
     }
 
 
 async def whoami(request: Request) -> Response:
-    return json(caller_view(caller(request.scope), services(request).auth.enabled))
+    s, principal = services(request), caller(request.scope)
+    used = s.auth.quota.used(principal.id, s.clock.now()) if principal.id else 0.0
+    return json(caller_view(principal, s.auth.enabled, used))
 
 
 async def audit(request: Request) -> Response:

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp
 
 from moc.errors import InvalidRequest, MocError, ModelNotFound, NotFound
 from moc.gateway.http.errors import error_json, error_response, ollama_error_body
+from moc.gateway.http.guard import AUDIT_OBJECT, check_model
 from moc.gateway.http.ollama import NDJSON, ollama_errors, read_doc, read_object
 from moc.gateway.http.ollama import routes as inference_routes
 from moc.gateway.http.respond import json, services
@@ -48,6 +49,8 @@ async def pull(request: Request) -> ASGIApp:
     s = services(request)
     doc = await read_doc(request, s)
     name = doc["model"]
+    request.scope[AUDIT_OBJECT] = name
+    check_model(request.scope, name)
     _known(s, name)
     # Shielded: a client that stops reading does not cut a load others may wait on.
     loading = asyncio.shield(s.loader.ensure_loaded(name, explicit=True))
