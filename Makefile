@@ -39,7 +39,8 @@ bench-load: venv
 	$(RUN) benchmarks/seed_load.py | tee $(OUT)/seed_load.md
 	$(RUN) benchmarks/overload.py | tee $(OUT)/overload.md
 
-# The parts: lease operations, cold loads, eviction decisions, HTTP choices.
+# The parts: lease operations, cold loads, eviction decisions, HTTP choices,
+# artifact verification, authentication and TLS.
 bench-parts: venv
 	$(RUN) benchmarks/lease_ops.py | tee $(OUT)/lease_ops.md
 	$(RUN) benchmarks/model_load.py --rounds 20 | tee $(OUT)/model_load.md
@@ -47,6 +48,8 @@ bench-parts: venv
 	$(RUN) benchmarks/upstream_client.py | tee $(OUT)/upstream_client.md
 	$(RUN) benchmarks/http_stack.py | tee $(OUT)/http_stack.md
 	$(RUN) benchmarks/artifact_verify.py | tee $(OUT)/artifact_verify.md
+	$(RUN) benchmarks/auth_overhead.py | tee $(OUT)/auth_overhead.md
+	$(RUN) benchmarks/tls_overhead.py | tee $(OUT)/tls_overhead.md
 
 # Learning jobs: throughput under moc, time to yield, quantize and index
 # (needs moc[learning]: torch's CPU build, transformers, peft, MiniLM).
