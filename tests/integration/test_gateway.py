@@ -436,14 +436,17 @@ def _healthy(port: int) -> bool:
 def test_backend_killed_mid_stream_and_before_answering(
     moc_factory: Factory, tiny_models: dict[str, Path]
 ) -> None:
-    moc = start(moc_factory, [spec(tiny_models, "a", ctx=4096)], size="1GiB")
+    # A long answer (several seconds even on a fast machine): on a busy one the
+    # test may be descheduled between the first chunk and the kill, and a short
+    # answer would have been generated whole by then.
+    moc = start(moc_factory, [spec(tiny_models, "a", ctx=16384)], size="1GiB")
     client = openai.OpenAI(base_url=f"{moc.url}/v1", api_key="unused", max_retries=0)
     with httpx.Client(base_url=moc.url) as http:
         pid = load(http, "a")["pid"]
         stream = client.chat.completions.create(
             model="a",
             messages=[{"role": "user", "content": "hi"}],
-            max_tokens=3000,
+            max_tokens=16000,
             stream=True,
             extra_body={"ignore_eos": True},
         )
