@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -412,6 +413,41 @@ class AuthConfig(Section):
     audit_keep_days: int = Field(90, ge=1, le=36_500, description="how long audit events stay")
 
 
+class ClusterConfig(Section):
+    """Several moc daemons as one, over Redis: see docs/cluster.md. Off while
+    ``redis`` is null: a single host needs nothing but its SQLite file."""
+
+    redis: str | None = Field(None, pattern=r"^rediss?://", description="redis://host:6379/0")
+    node: str = Field(
+        default_factory=lambda: socket.gethostname().split(".")[0][:48] or "moc",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$",
+        description="this node's name, unique in the cluster (default: the host's name)",
+    )
+    advertise: str | None = Field(
+        None, pattern=r"^https?://", description="how other nodes reach this one's HTTP"
+    )
+    secret: SecretStr | None = Field(
+        None, min_length=32, description="shared by the nodes; proves a forward is a node's"
+    )
+    heartbeat_s: float = Field(1.0, ge=0.1, le=60, description="how often a node publishes itself")
+    ttl_s: float = Field(5.0, ge=0.5, le=600, description="a node silent this long is out")
+    placement_s: float = Field(
+        30.0, ge=1, le=3600, description="how long a placement decision holds a cold model"
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> ClusterConfig:
+        if self.redis is not None and self.secret is None:
+            raise ValueError("a cluster needs secret (MOC_CLUSTER__SECRET): nodes prove forwards")
+        if self.ttl_s <= self.heartbeat_s:
+            raise ValueError("ttl_s must be longer than heartbeat_s")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.redis is not None
+
+
 class LogConfig(Section):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -441,6 +477,7 @@ class Config(BaseSettings):
     goals: GoalsConfig = GoalsConfig()
     artifacts: ArtifactsConfig = ArtifactsConfig()
     auth: AuthConfig = AuthConfig()
+    cluster: ClusterConfig = ClusterConfig()
     models: list[ModelSpec] = Field(default_factory=list)
 
     @field_validator("models")

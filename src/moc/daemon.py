@@ -38,6 +38,10 @@ from moc.artifacts.build import build_registry
 from moc.artifacts.registry import Registry
 from moc.auth.build import build_auth, check_exposure
 from moc.clock import SystemClock
+from moc.cluster.forward import Forwarder
+from moc.cluster.link import ClusterLink
+from moc.cluster.model import NodeInfo
+from moc.cluster.service import Cluster, node_info
 from moc.config import Config
 from moc.devices import discover
 from moc.devices.claim import DeviceClaims
@@ -207,6 +211,11 @@ async def _run(
     server_cfg = config.server
     tls = ServerTls(server_cfg.tls) if server_cfg.tls.enabled else None  # ConfigError: bad files
     http_sock = bind_http(server_cfg.host, server_cfg.http_port)
+    if config.cluster.enabled:
+        scheme = "https" if tls is not None else "http"
+        own = f"{scheme}://{_loopback(server_cfg.host)}:{http_sock.getsockname()[1]}"
+        services.cluster = build_cluster(services, config.cluster.advertise or own)
+        services.leases.id_prefix = f"{config.cluster.node}."
     grpc_server: GrpcServer | None = None
     grpc_port = 0
     if server_cfg.grpc_port:
@@ -299,6 +308,9 @@ async def _run(
         http_at, grpc_at = f"https://{http_at}", f"grpcs://{grpc_at}" if grpc_server else "off"
         tls_fields = {"tls": "mutual" if tls.mutual else "on", **tls.current.describe()}
     learning.runner.start()
+    if services.cluster is not None:
+        await services.cluster.link.beat()  # joined (or not) before "ready"
+        services.cluster.link.start()
     event(
         log,
         logging.INFO,
@@ -344,6 +356,8 @@ async def _run(
     preload.cancel()
     await lifecycle.close()
     await services.dispatcher.close()
+    if services.cluster is not None:
+        await services.cluster.close()
     await monitor.close()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.remove_signal_handler(sig)
@@ -355,6 +369,26 @@ async def _run(
         waiting_turned_away=turned_away,
         took_s=round(time.monotonic() - t0, 3),
     )
+
+
+def build_cluster(services: Services, url: str) -> Cluster:
+    """This node in the cluster: what it publishes of itself, its line to
+    Redis, the pool it forwards through."""
+    config = services.config.cluster
+    assert config.secret is not None
+    scheduler, table, ledger, clock = (
+        services.scheduler, services.models, services.ledger, services.clock,
+    )  # fmt: skip
+
+    def here() -> NodeInfo:
+        room = scheduler.room
+        queued = sum(room.depth(p) for p in Priority)
+        return node_info(config.node, url, clock.now(), ledger.views(), table.views(), queued,
+                         room.in_flight)  # fmt: skip
+
+    link = ClusterLink(config, here, services.metrics.cluster_nodes_up.set)
+    forwarder = Forwarder(config.node, config.secret.get_secret_value())
+    return Cluster(link, forwarder, here, services.metrics, clock)
 
 
 def _loopback(host: str) -> str:

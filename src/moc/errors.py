@@ -24,6 +24,7 @@ with :func:`from_code`, so client code can ``except InsufficientMemory``.
     │       ├── LeaseExpired          lease_expired
     │       └── LeaseReleased         lease_released
     ├── LeaseRevoked                  lease_revoked
+    │   └── LeaseLost                 lease_lost
     ├── FencingTokenMismatch          fencing_token_mismatch
     ├── InsufficientMemory            insufficient_memory
     │   └── ExceedsCapacity           exceeds_capacity
@@ -191,6 +192,14 @@ class LeaseRevoked(MocError):
     """A higher-priority request took the memory of this preemptible lease."""
 
     code = "lease_revoked"
+
+
+class LeaseLost(LeaseRevoked):
+    """The node that held the lease is gone from the cluster (its heartbeat
+    lapsed): its memory went with it. The fencing token tells a write made
+    under it apart from the next holder's."""
+
+    code = "lease_lost"
 
 
 class FencingTokenMismatch(MocError):

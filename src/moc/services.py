@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from moc.artifacts.registry import Registry
 from moc.auth.service import Auth
 from moc.clock import Clock
+from moc.cluster.service import Cluster
 from moc.config import Config
 from moc.devices.probe import DeviceInfo
 from moc.dispatch.service import Dispatcher
@@ -48,6 +49,7 @@ class Services:
     started_at: float
     limits: TtlLimits = field(init=False)
     draining: bool = False  # set when shutdown begins; /health turns 503
+    cluster: Cluster | None = None  # set once HTTP listens, with cluster.redis
 
     def __post_init__(self) -> None:
         self.limits = TtlLimits.of(self.config.leases)

@@ -58,6 +58,7 @@ HTTP: dict[tuple[str, str], Access] = {
     ("GET", "/v1/signing-keys"): Access(V),
     ("GET", "/v1/signing-keys/{name}"): Access(V),
     ("GET", "/v1/whoami"): Access(V),
+    ("GET", "/v1/cluster"): Access(V),
     # inference, own leases and jobs: user
     ("POST", "/v1/chat/completions"): Access(U),
     ("POST", "/v1/completions"): Access(U),

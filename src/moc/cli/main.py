@@ -16,6 +16,8 @@ from moc.cli.goals import goals_app
 from moc.cli.keys import audit, keys_app, whoami
 from moc.cli.learning import register as register_learning
 from moc.cli.render import (
+    cluster_ps_table,
+    cluster_table,
     devices_table,
     emit_json,
     err,
@@ -189,13 +191,29 @@ def models(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def ps(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
+def ps(
+    url: UrlOpt = None,
+    as_json: JsonOpt = False,
+    cluster: Annotated[
+        bool, typer.Option("--cluster", help="The models of every node of the cluster.")
+    ] = False,
+) -> None:
     """Show what holds memory now: models, then leases.
 
     A model whose last load failed is listed too, with the failure under
     the table. Learning jobs hold theirs as leases of holder learning:<job id>.
     """
     client = _client(url)
+    if cluster:
+        try:
+            view = client.cluster()
+        except MocError as exc:
+            fail(exc)
+        if as_json:
+            emit_json(view)
+        else:
+            out.print(cluster_ps_table(view))
+        return
     try:
         found = [m for m in client.models() if m["reserved_bytes"] or m["last_error"]]
         held = [] if as_json else client.leases()
@@ -213,6 +231,21 @@ def ps(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     if held:
         out.print()
         out.print(leases_table(held))
+
+
+@app.command("cluster")
+def cluster_nodes(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
+    """Show the cluster's nodes and what each holds."""
+    try:
+        view = _client(url).cluster()
+    except MocError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(view)
+    elif not view["enabled"]:
+        out.print("not in a cluster (cluster.redis is not set)")
+    else:
+        out.print(cluster_table(view))
 
 
 @app.command()

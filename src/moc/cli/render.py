@@ -215,3 +215,48 @@ def model_detail(m: wire.ModelDetail) -> str:
     if m.get("last_error"):
         lines.append(f"  error     {m['last_error']}")
     return "\n".join(lines)
+
+
+def _ready(node: wire.ClusterNode) -> str:
+    return ", ".join(m["name"] for m in node["models"] if m["state"] == "ready") or "-"
+
+
+def _free(node: wire.ClusterNode) -> str:
+    return format_size(sum(d["free_bytes"] for d in node["devices"]))
+
+
+CLUSTER_COLUMNS = (
+    Column("NODE", lambda n: n["name"] + (" *" if n["self"] else "")),
+    Column("URL", lambda n: n["url"], max_width=32),
+    Column("DEVICES", lambda n: str(len(n["devices"])), numeric=True),
+    Column("FREE", _free, numeric=True),
+    Column("READY", lambda n: _ready(n), max_width=40),
+    Column("QUEUED", lambda n: str(n["queued"]), numeric=True),
+    Column("SEEN", lambda n: f"{n['seen_s_ago']:.1f}s ago", numeric=True),
+)
+
+CLUSTER_PS_COLUMNS = (
+    Column("NODE", lambda row: row[0]),
+    Column("MODEL", lambda row: row[1]["name"]),
+    Column("STATE", lambda row: row[1]["state"]),
+    Column("SIZE", lambda row: format_size(row[1]["bytes"]), numeric=True),
+)
+
+
+def cluster_table(view: wire.ClusterView) -> Table:
+    """The nodes up, this one starred; the caption says whether Redis answers."""
+    grid = table(CLUSTER_COLUMNS, view["nodes"])
+    grid.caption = f"redis: {view['redis']}   * the node that answered"
+    grid.caption_justify = "left"
+    return grid
+
+
+def cluster_ps_table(view: wire.ClusterView) -> Table:
+    """The models that hold memory on every node."""
+    rows = [
+        (n["name"], m)
+        for n in view["nodes"]
+        for m in n["models"]
+        if m["state"] not in ("stopped", "failed", "degraded")
+    ]
+    return table(CLUSTER_PS_COLUMNS, rows)

@@ -83,6 +83,7 @@ class LeaseService:
         self._on_freed: list[Callable[[], None]] = []
         self._hold_keys = itertools.count(1)
         self._admit: Admit | None = None
+        self.id_prefix = ""  # in a cluster, "<node>.": any node can tell whose a lease is
         self._on_ended: list[Callable[[Lease], None]] = []
 
     # --- lifecycle -----------------------------------------------------------
@@ -178,7 +179,7 @@ class LeaseService:
             self._admit(request.owner, request.bytes, request.ttl_s, "")
         now = self._clock.now()
         try:
-            decision = self._table.decide_acquire(request, new_lease_id(), now)
+            decision = self._table.decide_acquire(request, self.id_prefix + new_lease_id(), now)
         except InsufficientMemory as exc:
             self._metrics.lease_denials.labels(exc.code).inc()
             raise
@@ -231,7 +232,7 @@ class LeaseService:
             # no longer queues behind itself.
             self._table.drop_waiter(seq)
             now = self._clock.now()
-            decision = self._table.decide_acquire(request, new_lease_id(), now)
+            decision = self._table.decide_acquire(request, self.id_prefix + new_lease_id(), now)
             if isinstance(decision, Grant):
                 self._commit_grant(decision, now)
                 outcome = "granted"

@@ -96,6 +96,11 @@ class AsyncClient:
         result: wire.Health = await self._call("GET", "/health")
         return result
 
+    async def cluster(self) -> wire.ClusterView:
+        """The nodes of the cluster as this node sees them (``GET /v1/cluster``)."""
+        result: wire.ClusterView = await self._call("GET", "/v1/cluster")
+        return result
+
     async def devices(self) -> list[wire.Device]:
         answer: wire.DeviceList = await self._call("GET", "/v1/devices")
         return answer["devices"]

@@ -96,6 +96,11 @@ class Client:
         result: wire.Health = self._call("GET", "/health")
         return result
 
+    def cluster(self) -> wire.ClusterView:
+        """The nodes of the cluster as this node sees them (``GET /v1/cluster``)."""
+        result: wire.ClusterView = self._call("GET", "/v1/cluster")
+        return result
+
     def devices(self) -> list[wire.Device]:
         answer: wire.DeviceList = self._call("GET", "/v1/devices")
         return answer["devices"]

@@ -131,6 +131,30 @@ class Metrics:
         self.lease_denials = Counter(
             "moc_lease_denials", "Lease requests refused.", ["reason"], registry=r
         )
+        self.cluster_forwards = Counter(
+            "moc_cluster_forwards",
+            "Requests sent on to another node, by node and the status it answered "
+            "(unreachable: not reached, served here instead).",
+            ["node", "status"],
+            registry=r,
+        )
+        self.cluster_forward_seconds = Histogram(
+            "moc_cluster_forward_seconds",
+            "Seconds until the other node's answer began, for forwarded requests.",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1, 5, 30),
+            registry=r,
+        )
+        self.cluster_placements = Counter(
+            "moc_cluster_placements",
+            "Cold models placed by this node's decision: here, or on another node.",
+            ["where"],
+            registry=r,
+        )
+        self.cluster_nodes_up = Gauge(
+            "moc_cluster_nodes_up",
+            "Nodes up as this node last read them (itself included).",
+            registry=r,
+        )
         self.auth_refusals = Counter(
             "moc_auth_refusals",
             "Requests refused by authentication or a key's limits (HTTP and gRPC), by code: "

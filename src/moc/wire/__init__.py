@@ -39,6 +39,7 @@ from moc.wire.auth import (
     KeyLimits,
     RoleName,
 )
+from moc.wire.cluster import ClusterDevice, ClusterModel, ClusterNode, ClusterView
 from moc.wire.datasets import Dataset, DatasetList, DatasetRemoved
 from moc.wire.devices import Device, DeviceList
 from moc.wire.errors import Error, ErrorBody, OllamaError
@@ -80,6 +81,10 @@ __all__ = [
     "AuditEvent",
     "AuditList",
     "Caller",
+    "ClusterDevice",
+    "ClusterModel",
+    "ClusterNode",
+    "ClusterView",
     "Dataset",
     "DatasetList",
     "DatasetRemoved",

@@ -23,6 +23,8 @@ class Health(TypedDict):
     """live leases"""
     waiting: int
     """acquires waiting for memory"""
+    cluster: Literal["off", "ok", "degraded"]
+    """degraded: Redis cannot be reached; this node serves what it holds, routes nothing"""
 
 
 @closed

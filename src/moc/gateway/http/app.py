@@ -18,12 +18,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, Router
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from moc import errors as e
 from moc.auth.routes import OPEN, access_for
 from moc.gateway.http import (
     artifacts,
+    cluster,
     datasets,
     goals,
     jobs,
@@ -37,6 +38,7 @@ from moc.gateway.http import (
     openapi,
     system,
 )
+from moc.gateway.http.cluster import ClusterLayer
 from moc.gateway.http.errors import error_response, internal_error_response
 from moc.gateway.http.guard import Guard
 from moc.services import Services
@@ -62,6 +64,7 @@ ROUTES: list[BaseRoute] = [
     *learning.routes,
     *artifacts.routes,
     *keys.routes,
+    *cluster.routes,
     *ollama_manage.routes,
     ollama_manage.fallback,  # last: any /api/… path no route above serves
 ]
@@ -142,5 +145,13 @@ class HttpApp:
             await _routing_error(Request(scope), exc)(scope, receive, send)
 
 
-def build_app(services: Services) -> HttpApp:
-    return HttpApp(services)
+def build_app(services: Services) -> ASGIApp:
+    """The app; in a cluster, behind the layer that checks forwards from other
+    nodes and names this node on every answer (``services.cluster`` is set
+    before the app is built)."""
+    app = HttpApp(services)
+    found = services.cluster
+    secret = services.config.cluster.secret
+    if found is None or secret is None:
+        return app
+    return ClusterLayer(app, found, secret.get_secret_value())

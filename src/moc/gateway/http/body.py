@@ -37,7 +37,10 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 
 async def parse(request: Request, model: type[M], max_bytes: int = NATIVE_MAX_BODY) -> M:
-    raw = await read_body(request, max_bytes)
+    return parse_bytes(await read_body(request, max_bytes), model)
+
+
+def parse_bytes(raw: bytes, model: type[M]) -> M:
     if not raw.strip():
         raw = b"{}"
     try:

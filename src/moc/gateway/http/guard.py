@@ -27,6 +27,7 @@ from moc.gateway.http.errors import error_body, error_response, ollama_error_bod
 from moc.services import Services
 
 PRINCIPAL = "moc.principal"
+FORWARDED_CALLER = "moc.forwarded_caller"  # the caller of a forward, as its first node knew it
 CHARGED = "moc.tokens_charged"  # tokens taken from the caller's bucket before the answer
 AUDIT_OBJECT = "moc.audit_object"  # what an audited action acted on, when a handler knows better
 DEFAULT_OUTPUT_TOKENS = 256  # a request that does not say how many it may generate
@@ -159,9 +160,11 @@ class Guard:
             scope[PRINCIPAL] = NOBODY  # open to all: the caller is allowed nothing more
             await self._app(scope, receive, send)
             return
-        principal: Principal | None = None
+        principal: Principal | None = scope.get(FORWARDED_CALLER)
+        counted = principal is None  # a forward was counted by the node it came through
         try:
-            principal = await auth.authenticate(_authorization(scope), _address(scope))
+            if principal is None:
+                principal = await auth.authenticate(_authorization(scope), _address(scope))
             if not principal.role.allows(access.role):
                 raise Forbidden(
                     f"{principal.role.label} key {principal.id} may not call "
@@ -169,7 +172,9 @@ class Guard:
                     role=principal.role.label,
                     needs=access.role.label,
                 )
-            auth.limits.admit(principal, time.monotonic())
+            if counted:
+                await self._cluster_admit(principal)
+                auth.limits.admit(principal, time.monotonic())
         except MocError as err:
             await self._refuse(err, principal, access, scope, receive, send)
             return
@@ -177,7 +182,24 @@ class Guard:
         try:
             await self._audited(principal, access, scope, receive, send)
         finally:
-            auth.limits.done(principal)
+            if counted:
+                auth.limits.done(principal)
+
+    async def _cluster_admit(self, principal: Principal) -> None:
+        """In a cluster, requests per minute are counted across every node, in
+        Redis (with Redis down, each node counts alone)."""
+        cluster, rpm = self._s.cluster, principal.limits.requests_per_minute
+        if cluster is None or rpm is None:
+            return
+        wait = await cluster.link.admit(principal.id, rpm)
+        if wait is not None:
+            raise RateLimited(
+                f"key {principal.id} is over its limit of {rpm} requests per minute "
+                "across the cluster",
+                retry_after_s=wait,
+                limit=rpm,
+                field="requests_per_minute",
+            )
 
     async def _refuse(
         self,

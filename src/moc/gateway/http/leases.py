@@ -11,7 +11,8 @@ from starlette.routing import Route
 
 from moc import wire
 from moc.errors import InvalidRequest
-from moc.gateway.http.body import parse
+from moc.gateway.http.body import NATIVE_MAX_BODY, parse, parse_bytes, read_body
+from moc.gateway.http.cluster import Forwarded, lease_home, lease_node
 from moc.gateway.http.guard import audit_privileged, caller, check_owner
 from moc.gateway.http.respond import json, services
 from moc.gateway.http.sse import sse
@@ -53,7 +54,8 @@ async def _until_disconnect(request: Request, work: asyncio.Task[Lease]) -> Leas
 
 async def acquire(request: Request) -> Response:
     s = services(request)
-    body = await parse(request, LeaseAcquireBody)
+    raw = await read_body(request, NATIVE_MAX_BODY)
+    body = parse_bytes(raw, LeaseAcquireBody)
     lease_request = validate.lease_request(
         limits=s.limits,
         nbytes=body.bytes,
@@ -68,6 +70,10 @@ async def acquire(request: Request) -> Response:
         yield_s=body.yield_s,
         owner=caller(request.scope).id,
     )
+    free_here = max((v.free for v in s.ledger.views()), default=0)
+    there = lease_node(request, s.cluster, body.node, lease_request.bytes, free_here)
+    if there is not None and s.cluster is not None:
+        return Forwarded(s.cluster, there, raw)
     if lease_request.wait_s > 0:
         lease = await _until_disconnect(
             request, asyncio.create_task(s.leases.acquire(lease_request))
@@ -89,6 +95,14 @@ async def list_leases(request: Request) -> Response:
     )
 
 
+async def _elsewhere(request: Request, s: Services) -> Response | None:
+    """In a cluster, a lease another node holds is answered by that node."""
+    home = lease_home(request, s.cluster)
+    if home is None or s.cluster is None:
+        return None
+    return Forwarded(s.cluster, home, await read_body(request, NATIVE_MAX_BODY))
+
+
 def _owned(request: Request, s: Services) -> Lease | None:
     """The live lease the path names, if the caller may see and end it (with
     auth off every caller may: None, nothing looked up twice)."""
@@ -101,11 +115,15 @@ def _owned(request: Request, s: Services) -> Lease | None:
 
 async def get_lease(request: Request) -> Response:
     s = services(request)
+    if (there := await _elsewhere(request, s)) is not None:
+        return there
     return json(_view(s, _owned(request, s) or s.leases.get(request.path_params["lease_id"])))
 
 
 async def renew(request: Request) -> Response:
     s = services(request)
+    if (there := await _elsewhere(request, s)) is not None:
+        return there
     body = await parse(request, LeaseRenewBody)
     ttl = None if body.ttl_s is None else validate.ttl(body.ttl_s, s.limits)
     token = validate.fencing_token(body.fencing_token)
@@ -116,6 +134,8 @@ async def renew(request: Request) -> Response:
 
 async def release(request: Request) -> Response:
     s = services(request)
+    if (there := await _elsewhere(request, s)) is not None:
+        return there
     body = await parse(request, LeaseReleaseBody)
     token = body.fencing_token
     raw = request.query_params.get("fencing_token")
@@ -135,6 +155,8 @@ async def events(request: Request) -> Response:
     """The lease's events as server-sent events: ``yield`` (release it by
     ``yield_by``), then ``ended`` with how it ended, and the stream closes."""
     s = services(request)
+    if (there := await _elsewhere(request, s)) is not None:
+        return there
     _owned(request, s)
     lease_id = request.path_params["lease_id"]
     queue = s.leases.watch(lease_id)

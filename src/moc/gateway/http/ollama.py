@@ -21,12 +21,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Send
 
 from moc.backends.state import State
+from moc.cluster.forward import is_forwarded
 from moc.dispatch.request import Endpoint, InferenceRequest, priority_of
 from moc.dispatch.service import Opened, Timing
 from moc.dispatch.upstream import UpstreamFailed, error_message
 from moc.errors import InvalidRequest, MocError
 from moc.gateway import ollama_wire as wire
 from moc.gateway.http.body import read_body
+from moc.gateway.http.cluster import Forwarding
 from moc.gateway.http.errors import error_json, error_response, http_status, ollama_error_body
 from moc.gateway.http.exchange import Exchange, RawEndpoint
 from moc.gateway.http.guard import check_model
@@ -88,6 +90,15 @@ async def read_doc(
 
 
 # --- inference -------------------------------------------------------------------
+async def _routed(request: Request, s: Services, doc: dict[str, Any], here: Exchange) -> ASGIApp:
+    """In a cluster, a model another node serves is answered there (the body
+    sent on as read, with the model's name moc resolved)."""
+    if s.cluster is None or is_forwarded(request.scope):
+        return here
+    node = await s.cluster.serving(doc["model"])
+    return here if node is None else Forwarding(s.cluster, node, orjson.dumps(doc), here)
+
+
 async def _infer(request: Request, chat: bool) -> ASGIApp:
     timing = Timing()
     s = services(request)
@@ -113,7 +124,8 @@ async def _infer(request: Request, chat: bool) -> ASGIApp:
     async def relay(opened: Opened, send: Send, timing: Timing, exchange: Exchange) -> int:
         return await _relay(opened, send, timing, exchange, chat)
 
-    return Exchange(s, parsed, "ollama", relay, timing, ollama_error_body)
+    here = Exchange(s, parsed, "ollama", relay, timing, ollama_error_body)
+    return await _routed(request, s, doc, here)
 
 
 async def _load_or_unload(s: Services, doc: dict[str, Any], chat: bool) -> Response:
@@ -243,7 +255,8 @@ async def _embed(request: Request, legacy: bool) -> ASGIApp:
     async def relay(opened: Opened, send: Send, timing: Timing, exchange: Exchange) -> int:
         return await _relay_embed(opened, send, timing, exchange, legacy, dims)
 
-    return Exchange(s, parsed, "ollama", relay, timing, ollama_error_body)
+    here = Exchange(s, parsed, "ollama", relay, timing, ollama_error_body)
+    return await _routed(request, s, doc, here)
 
 
 async def _relay_embed(

@@ -10,10 +10,12 @@ from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from moc.cluster.forward import is_forwarded
 from moc.dispatch.request import Endpoint, parse_openai
 from moc.dispatch.service import Timing
 from moc.errors import MocError
 from moc.gateway.http.body import read_body
+from moc.gateway.http.cluster import Forwarding
 from moc.gateway.http.errors import error_response
 from moc.gateway.http.exchange import Exchange, RawEndpoint, relay_openai
 from moc.gateway.http.respond import services
@@ -30,7 +32,12 @@ async def _inference(request: Request, endpoint: Endpoint) -> ASGIApp:
         s.metrics.request_done("-", "openai", response.status_code, 0.0)
         return response
 
-    return Exchange(s, parsed, "openai", relay_openai, timing)
+    here = Exchange(s, parsed, "openai", relay_openai, timing)
+    if s.cluster is not None and not is_forwarded(request.scope):
+        node = await s.cluster.serving(parsed.model)
+        if node is not None:
+            return Forwarding(s.cluster, node, raw, here)
+    return here
 
 
 def _route(path: str, endpoint: Endpoint) -> Route:

@@ -66,6 +66,13 @@ def _system_paths() -> dict[str, Any]:
             "get": op("This document", answer("OpenAPI 3.1", {"type": "object"}), {})
         },
         "/v1/devices": {"get": op("Devices", answer("every device", ref("DeviceList")), {})},
+        "/v1/cluster": {
+            "get": op(
+                "The nodes of the cluster this node sees, their devices and models",
+                answer("the cluster", ref("ClusterView")),
+                {},
+            )
+        },
         "/v1/devices/{device_id}": {
             "get": op(
                 "One device",

@@ -69,6 +69,7 @@ ANSWERS: tuple[type, ...] = (
     wire.ApiKeyRevoked,
     wire.Caller,
     wire.AuditList,
+    wire.ClusterView,
 )
 
 

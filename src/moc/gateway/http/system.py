@@ -24,6 +24,7 @@ async def health(request: Request) -> Response:
             "devices": len(s.devices),
             "leases": sum(s.leases.counts_by_device().values()),
             "waiting": s.leases.waiter_count(),
+            "cluster": "off" if s.cluster is None else "ok" if s.cluster.ok else "degraded",
         },
         503 if s.draining else 200,
     )

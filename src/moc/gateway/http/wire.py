@@ -47,6 +47,11 @@ class LeaseAcquireBody(Body):
         None, description="seconds to wait for room before answering insufficient_memory"
     )
     preemptible: bool = Field(False, description="whether a higher priority may revoke it")
+    node: str | None = Field(
+        None,
+        description="in a cluster: the node to hold it on; default: this one, or the "
+        "node with the most free memory when this one has too little",
+    )
     yield_s: int | float | None = Field(
         None,
         description="yieldable: when a load or a higher priority needs the memory, moc asks "

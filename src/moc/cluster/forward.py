@@ -1,0 +1,105 @@
+"""A request sent on to the node that serves it, its answer streamed back
+as it arrives, status and headers as that node gave them (``x-moc-node``
+names it).
+
+A forwarded request carries ``x-moc-forwarded-by`` (the node it came from,
+so it is never forwarded again) and the cluster's secret, which the other
+node checks: nodes trust each other by the secret, never by network
+position. With auth on it also carries the caller as the first node
+authenticated it (``x-moc-caller``), so a key made on one node works through
+any; the first node counted it against its limits.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+from starlette.types import Scope, Send
+
+FORWARDED_BY = "x-moc-forwarded-by"
+SECRET = "x-moc-cluster-secret"
+CALLER = "x-moc-caller"
+NODE = "x-moc-node"
+# Not passed on: hop-by-hop headers, and what the client of this hop sets.
+_DROP = {
+    b"host", b"connection", b"keep-alive", b"transfer-encoding", b"content-length",
+    b"te", b"trailer", b"upgrade", b"proxy-authorization", b"proxy-connection",
+    FORWARDED_BY.encode(), SECRET.encode(), CALLER.encode(),
+}  # fmt: skip
+
+
+# Not passed back: the same, and what this node's server writes itself.
+_DROP_ANSWER = _DROP | {b"date", b"server"}
+
+
+class Unreachable(Exception):
+    """The node could not be asked: nothing was sent back to the client yet."""
+
+
+class Forwarder:
+    """One connection pool to the other nodes (keep-alive), shared by all forwards."""
+
+    def __init__(self, node: str, secret: str) -> None:
+        self._node = node
+        self._secret = secret
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=1.0))
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    def headers(self, scope: Scope, caller: str | None) -> list[tuple[bytes, bytes]]:
+        out = [(k, v) for k, v in scope["headers"] if k.lower() not in _DROP]
+        out.append((FORWARDED_BY.encode(), self._node.encode()))
+        out.append((SECRET.encode(), self._secret.encode()))
+        if caller is not None:
+            out.append((CALLER.encode(), caller.encode()))
+        return out
+
+    async def send(
+        self,
+        url: str,
+        scope: Scope,
+        body: bytes,
+        send: Send,
+        caller: str | None = None,
+    ) -> tuple[int, float]:
+        """Ask the node at ``url`` and stream its answer to ``send``; (status,
+        seconds until its answer began). Unreachable when the node could not
+        be reached or broke off before answering (nothing sent yet)."""
+        target = url.rstrip("/") + scope["path"]
+        if scope.get("query_string"):
+            target += "?" + scope["query_string"].decode("latin-1")
+        request = self._http.build_request(
+            scope["method"], target, headers=self.headers(scope, caller), content=body
+        )
+        t0 = time.monotonic()
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise Unreachable(f"{url}: {exc}") from exc
+        began = time.monotonic() - t0
+        try:
+            headers: list[tuple[bytes, bytes]] = [
+                (k, v) for k, v in response.headers.raw if k.lower() not in _DROP_ANSWER
+            ]
+            await send({"type": "http.response.start", "status": response.status_code,
+                        "headers": headers})  # fmt: skip
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await response.aclose()
+        return response.status_code, began
+
+
+def header(scope: Scope, name: str) -> str | None:
+    wanted = name.encode()
+    for key, value in scope["headers"]:
+        if key == wanted:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def is_forwarded(scope: Scope) -> bool:
+    return header(scope, FORWARDED_BY) is not None

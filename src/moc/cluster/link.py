@@ -1,0 +1,170 @@
+"""The node's line to Redis: its heartbeat, the other nodes as last seen,
+placement claims and cluster-wide rate limits.
+
+Redis holds the directory only. Each node keeps its own ledger as the truth
+for its own devices; what it publishes (``moc:node:<name>``, under a TTL of
+``cluster.ttl_s``) is a copy, refreshed every ``cluster.heartbeat_s``. A node
+whose key lapsed is out; it rejoins with its next heartbeat.
+
+When Redis cannot be reached the node says so (``/health``: cluster
+degraded), forgets the others, and serves only what it can itself; it
+rejoins when Redis answers again. Nothing of its own ledger is in Redis, so
+nothing of it is lost.
+
+Owner: the event-loop task of the heartbeat writes ``others`` and ``ok``;
+the gateway reads them without awaiting between read and use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from moc.cluster.model import NodeInfo
+from moc.config import ClusterConfig
+from moc.telemetry.logs import event
+
+log = logging.getLogger(__name__)
+
+PREFIX = "moc:"
+NODES = PREFIX + "nodes"
+
+# A sliding window of one minute per key: drop what is older, count, add.
+# Atomic in Redis, so N nodes admit at most the limit together.
+_WINDOW = """
+local key, now, limit, id = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - 60000)
+local count = redis.call('ZCARD', key)
+if count < limit then
+  redis.call('ZADD', key, now, id)
+  redis.call('PEXPIRE', key, 61000)
+  return -1
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return tonumber(oldest[2]) + 60000 - now
+"""
+
+
+class ClusterLink:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        snapshot: Callable[[], NodeInfo],
+        nodes_up: Callable[[int], None] = lambda _: None,
+    ) -> None:
+        assert config.redis is not None
+        self._nodes_up = nodes_up
+        self.config = config
+        self.name = config.node
+        self._snapshot = snapshot
+        self._redis: Any = aioredis.from_url(
+            config.redis, socket_timeout=0.5, socket_connect_timeout=0.5
+        )
+        self.others: dict[str, NodeInfo] = {}
+        self.unreachable: set[str] = set()  # found so since the last heartbeat
+        self.ok = False
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._window: Any = None
+        self._seq = 0
+
+    # --- the heartbeat ------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._beat_forever(), name="cluster-heartbeat")
+
+    async def _beat_forever(self) -> None:
+        # The flag, not the cancellation alone, ends it: the Redis client can
+        # swallow a cancellation that lands inside one of its calls.
+        while not self._closing:
+            await self.beat()
+            await asyncio.sleep(self.config.heartbeat_s)
+
+    async def beat(self) -> None:
+        """Publish this node, and read the others; on a Redis failure, be alone."""
+        me = self._snapshot()
+        ttl_ms = int(self.config.ttl_s * 1000)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(PREFIX + "node:" + self.name, orjson.dumps(me.to_json()), px=ttl_ms)
+                pipe.sadd(NODES, self.name)
+                pipe.smembers(NODES)
+                *_, members = await pipe.execute()
+            names = sorted(m.decode() for m in members if m.decode() != self.name)
+            raws = await self._redis.mget([PREFIX + "node:" + n for n in names]) if names else []
+        except (RedisError, OSError) as exc:
+            if self.ok:
+                event(log, logging.WARNING, "cluster degraded: Redis unreachable", error=str(exc))
+            self.ok, self.others = False, {}
+            self._nodes_up(1)
+            return
+        if not self.ok:
+            event(log, logging.INFO, "cluster joined", node=self.name, others=len(names))
+        self.ok = True
+        others: dict[str, NodeInfo] = {}
+        for name, raw in zip(names, raws, strict=True):
+            if raw is not None:
+                others[name] = NodeInfo.from_json(orjson.loads(raw))
+        self.others = others
+        self.unreachable = set()
+        self._nodes_up(1 + len(others))
+
+    def forget(self, name: str) -> None:
+        """A node that could not be reached: nothing is routed to it until the
+        next heartbeat is read (it stays in ``others``, which says it is in
+        the cluster: its leases are not lost, only unreachable)."""
+        self.unreachable.add(name)
+
+    def reachable(self) -> list[NodeInfo]:
+        """The other nodes requests may be routed to."""
+        return [n for name, n in self.others.items() if name not in self.unreachable]
+
+    async def close(self) -> None:
+        """Stop beating and leave at once (a clean stop is not a lapse)."""
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=2 * self.config.heartbeat_s + 1)
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.delete(PREFIX + "node:" + self.name)
+            await self._redis.srem(NODES, self.name)
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.aclose()
+
+    # --- decisions two nodes must not both make ----------------------------------------
+    async def claim_placement(self, model: str, node: str) -> str | None:
+        """Claim loading ``model`` on ``node``; the node that holds the claim
+        (this one's, or one made before), or None when Redis cannot say."""
+        key = PREFIX + "place:" + model
+        ms = int(self.config.placement_s * 1000)
+        try:
+            if await self._redis.set(key, node, nx=True, px=ms):
+                return node
+            winner = await self._redis.get(key)
+        except (RedisError, OSError):
+            return None
+        return None if winner is None else str(winner.decode())
+
+    async def admit(self, key_id: str, per_minute: int) -> float | None:
+        """One request of ``key_id`` against its cluster-wide per-minute limit:
+        None when admitted, else the seconds until one would be. Redis down:
+        None (each node then holds the key to the limit on its own)."""
+        if self._window is None:
+            self._window = self._redis.register_script(_WINDOW)
+        self._seq += 1
+        now_ms = int(time.time() * 1000)
+        try:
+            wait_ms = await self._window(
+                keys=[PREFIX + "rate:" + key_id],
+                args=[now_ms, per_minute, f"{self.name}:{now_ms}:{self._seq}"],
+            )
+        except (RedisError, OSError):
+            return None
+        return None if int(wait_ms) < 0 else max(0.001, int(wait_ms) / 1000)

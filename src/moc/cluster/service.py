@@ -1,0 +1,131 @@
+"""The cluster as the gateway sees it: which node serves a model, and the
+forward there; what this node publishes of itself.
+
+Built by the daemon only when ``cluster.redis`` is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.types import Scope, Send
+
+from moc.backends.state import State
+from moc.clock import Clock
+from moc.cluster.forward import Forwarder, Unreachable
+from moc.cluster.link import ClusterLink
+from moc.cluster.model import NodeDevice, NodeInfo, NodeModel
+from moc.cluster.route import Forward, Local, Place, route
+from moc.ledger import DeviceView
+from moc.lifecycle.slot import ModelView
+from moc.telemetry.metrics import Metrics
+
+
+def node_info(
+    name: str,
+    url: str,
+    now: float,
+    devices: list[DeviceView],
+    models: list[ModelView],
+    queued: int,
+    in_flight: int,
+) -> NodeInfo:
+    """This node as it publishes itself: devices, every model it knows with
+    its state and size, and how busy it is."""
+
+    def size(view: ModelView) -> int:
+        """What it holds, else what it would need: its sizing, its configured
+        memory, else its file's size (a GGUF's weights: the bulk of it)."""
+        if view.reserved:
+            return view.reserved
+        if view.sizing is not None:
+            return view.sizing.bytes
+        if view.spec.memory is not None:
+            return int(view.spec.memory)
+        path = view.spec.path
+        try:
+            return path.stat().st_size if path is not None and path.is_file() else 0
+        except OSError:
+            return 0
+
+    return NodeInfo(
+        name=name,
+        url=url,
+        at=now,
+        devices=tuple(NodeDevice(d.id, d.kind, d.capacity, d.held, d.free) for d in devices),
+        models=tuple(
+            NodeModel(
+                v.spec.name,
+                v.state.value,
+                size(v),
+                v.state is State.READY and v.in_flight == 0 and not v.spec.pinned,
+            )
+            for v in models
+        ),
+        queued=queued,
+        in_flight=in_flight,
+    )
+
+
+class Cluster:
+    def __init__(
+        self,
+        link: ClusterLink,
+        forwarder: Forwarder,
+        here: Callable[[], NodeInfo],
+        metrics: Metrics,
+        clock: Clock,
+    ) -> None:
+        self.link = link
+        self.name = link.name
+        self._forwarder = forwarder
+        self._here = here
+        self._metrics = metrics
+        self._clock = clock
+
+    @property
+    def ok(self) -> bool:
+        return self.link.ok
+
+    def nodes(self) -> list[NodeInfo]:
+        """Every node up, this one first (as it is now)."""
+        return [self._here(), *sorted(self.link.others.values(), key=lambda n: n.name)]
+
+    def node(self, name: str) -> NodeInfo | None:
+        return self.link.others.get(name)
+
+    async def serving(self, model: str) -> NodeInfo | None:
+        """The other node that should serve ``model``; None: this one."""
+        if not self.link.ok:
+            return None
+        decided = route(model, self._here(), self.link.reachable())
+        if isinstance(decided, Local):
+            return None
+        if isinstance(decided, Forward):
+            return decided.node
+        assert isinstance(decided, Place)
+        winner = await self.link.claim_placement(model, decided.node.name)
+        reachable = {n.name: n for n in self.link.reachable()}
+        there = None if winner in (None, self.name) else reachable.get(str(winner))
+        self._metrics.cluster_placements.labels("here" if there is None else "there").inc()
+        return there
+
+    async def forward(
+        self, node: NodeInfo, scope: Scope, body: bytes, send: Send, caller: str | None
+    ) -> bool:
+        """Send the request to ``node`` and its answer back; False when the node
+        could not be reached (it is forgotten, nothing was sent: the caller
+        serves it itself — the one retry)."""
+        try:
+            status, began = await self._forwarder.send(node.url, scope, body, send, caller)
+        except Unreachable:
+            self.link.forget(node.name)
+            self._metrics.cluster_forwards.labels(node.name, "unreachable").inc()
+            return False
+        self._metrics.cluster_forwards.labels(node.name, str(status)).inc()
+        self._metrics.cluster_forward_seconds.observe(began)
+        return True
+
+    async def close(self) -> None:
+        await self.link.close()
+        await self._forwarder.close()

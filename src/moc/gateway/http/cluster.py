@@ -1,0 +1,209 @@
+"""The cluster over HTTP: ``GET /v1/cluster``, the check of a forward from
+another node, ``x-moc-node`` on every answer, and an inference request sent
+on to the node that serves its model."""
+
+from __future__ import annotations
+
+import hmac
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from moc import wire
+from moc.auth.principal import Limits, Principal
+from moc.auth.roles import Role
+from moc.cluster.forward import CALLER, NODE, SECRET, header, is_forwarded
+from moc.cluster.model import NodeInfo
+from moc.cluster.service import Cluster
+from moc.errors import LeaseLost, NotFound, Unauthenticated, Unavailable
+from moc.gateway.http.errors import error_response
+from moc.gateway.http.guard import FORWARDED_CALLER, PRINCIPAL, caller
+from moc.gateway.http.respond import json, services
+
+
+def _node_view(node: NodeInfo, here: str, now: float) -> wire.ClusterNode:
+    return {
+        "name": node.name,
+        "url": node.url,
+        "up": True,
+        "self": node.name == here,
+        "devices": [
+            {
+                "id": d.id,
+                "kind": d.kind,
+                "capacity_bytes": d.capacity,
+                "held_bytes": d.held,
+                "free_bytes": d.free,
+            }
+            for d in node.devices
+        ],
+        "models": [{"name": m.name, "state": m.state, "bytes": m.bytes} for m in node.models],
+        "queued": node.queued,
+        "in_flight": node.in_flight,
+        "seen_s_ago": round(max(0.0, now - node.at), 3),
+    }
+
+
+async def cluster_view(request: Request) -> Response:
+    s = services(request)
+    cluster = s.cluster
+    if cluster is None:
+        off: wire.ClusterView = {"enabled": False, "node": None, "redis": None, "nodes": []}
+        return json(off)
+    now = s.clock.now()
+    view: wire.ClusterView = {
+        "enabled": True,
+        "node": cluster.name,
+        "redis": "ok" if cluster.ok else "down",
+        "nodes": [_node_view(node, cluster.name, now) for node in cluster.nodes()],
+    }
+    return json(view)
+
+
+def caller_header(principal: Principal) -> str:
+    """The caller as this node authenticated it, for the node a request goes on to."""
+    return orjson.dumps(
+        {
+            "id": principal.id,
+            "role": principal.role.label,
+            "name": principal.name,
+            "models": None if principal.models is None else list(principal.models),
+            "limits": principal.limits.as_dict(),
+        }
+    ).decode()
+
+
+def _forwarded_caller(raw: str) -> Principal:
+    try:
+        doc = orjson.loads(raw)
+        role = Role.named(doc["role"])
+        assert role is not None
+        models = doc["models"]
+        return Principal(
+            str(doc["id"]), role, str(doc["name"]),
+            None if models is None else tuple(str(m) for m in models),
+            Limits(**doc["limits"]),
+        )  # fmt: skip
+    except (ValueError, KeyError, TypeError, AssertionError) as exc:
+        raise Unauthenticated(f"{CALLER} from the forwarding node cannot be read") from exc
+
+
+class ClusterLayer:
+    """Around the app when the cluster is on: a forward from another node must
+    carry the cluster's secret (its caller then comes with it); every answer
+    names the node that served it."""
+
+    def __init__(self, app: ASGIApp, cluster: Cluster, secret: str) -> None:
+        self._app = app
+        self._name = cluster.name.encode()
+        self._secret = secret.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        name = self._name
+
+        async def named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                if not any(k == NODE.encode() for k, _ in headers):
+                    headers.append((NODE.encode(), name))
+                message["headers"] = headers
+            await send(message)
+
+        if is_forwarded(scope):
+            given = (header(scope, SECRET) or "").encode()
+            if not hmac.compare_digest(given, self._secret):
+                refused = Unauthenticated("a forward from another node needs the cluster's secret")
+                await error_response(refused)(scope, receive, named)
+                return
+            raw_caller = header(scope, CALLER)
+            if raw_caller is not None:
+                try:
+                    scope[FORWARDED_CALLER] = _forwarded_caller(raw_caller)
+                except Unauthenticated as err:
+                    await error_response(err)(scope, receive, named)
+                    return
+        await self._app(scope, receive, named)
+
+
+class Forwarding:
+    """An inference request answered by another node; served here after all
+    when that node cannot be reached (it is then out of the cluster's view)."""
+
+    def __init__(self, cluster: Cluster, node: NodeInfo, body: bytes, here: ASGIApp) -> None:
+        self._cluster = cluster
+        self._node = node
+        self._body = body
+        self._here = here
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        principal = scope.get(PRINCIPAL)
+        sent_caller = None if principal is None else caller_header(caller(scope))
+        if not await self._cluster.forward(self._node, scope, self._body, send, sent_caller):
+            await self._here(scope, receive, send)
+
+
+routes = [Route("/v1/cluster", cluster_view, methods=["GET"])]
+
+
+class Forwarded(Response):
+    """A native request answered by the node that owns what it names (a lease
+    on that node, memory placed there); 503 when that node cannot be reached."""
+
+    def __init__(self, cluster: Cluster, node: NodeInfo, body: bytes) -> None:
+        super().__init__()
+        self._cluster = cluster
+        self._node = node
+        self._body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sent_caller = caller_header(caller(scope)) if PRINCIPAL in scope else None
+        if not await self._cluster.forward(self._node, scope, self._body, send, sent_caller):
+            gone = Unavailable(f"node {self._node.name} cannot be reached; retry")
+            await error_response(gone)(scope, receive, send)
+
+
+def lease_home(request: Request, cluster: Cluster | None) -> NodeInfo | None:
+    """The node that holds the lease the path names; None: this one. A lease
+    id begins with its node's name (``n2.5f…``). LeaseLost when that node is
+    out of the cluster: its leases ended with it."""
+    if cluster is None or is_forwarded(request.scope):
+        return None
+    node, dot, _ = request.path_params["lease_id"].partition(".")
+    if not dot or node == cluster.name:
+        return None
+    found = cluster.node(node)
+    if found is not None:
+        return found
+    if not cluster.ok:
+        raise Unavailable(f"the cluster's directory (Redis) is down: node {node} cannot be found")
+    raise LeaseLost(
+        f"lease {request.path_params['lease_id']} was held on node {node}, which is gone from "
+        "the cluster: its memory went with it",
+        node=node,
+    )
+
+
+def lease_node(
+    request: Request, cluster: Cluster | None, asked: str | None, nbytes: int, free_here: int
+) -> NodeInfo | None:
+    """Where a new lease is held: the node asked for, else this one when it has
+    room, else the node with the most free memory that has room; None: here."""
+    if cluster is None or is_forwarded(request.scope):
+        return None
+    if asked is not None and asked != cluster.name:
+        found = cluster.node(asked)
+        if found is None:
+            raise NotFound(f"no node {asked!r} is up in the cluster", node=asked)
+        return found
+    if asked is not None or free_here >= nbytes:
+        return None
+    roomy = [
+        n for n in cluster.link.reachable() if max((d.free for d in n.devices), default=0) >= nbytes
+    ]
+    return max(roomy, key=lambda n: (n.free, n.name)) if roomy else None
