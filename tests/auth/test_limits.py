@@ -99,3 +99,10 @@ def test_the_failure_limiter_keeps_a_bounded_number_of_addresses() -> None:
     failed.note("d", 0.0)  # b, the least recently failed, is forgotten
     assert failed.note("b", 0.0) is None
     assert failed.note("a", 0.0) is not None
+
+
+def test_a_refund_gives_back_the_request_and_the_slot() -> None:
+    rl, p = RateLimits(), key(requests_per_minute=1, concurrent_requests=1)
+    rl.admit(p, 0.0)
+    rl.refund(p, 0.0)  # refused after all, by the cluster's count
+    rl.admit(p, 0.0)  # neither the minute's request nor the slot was spent

@@ -119,6 +119,16 @@ class RateLimits:
             bucket.level -= 1
         state.in_flight += 1
 
+    def refund(self, principal: Principal, now: float) -> None:
+        """Take back an admission refused after all (by the cluster's count)."""
+        state = self._state.get(principal.id)
+        if state is None:
+            return
+        if state.requests is not None:
+            state.requests.refill(now)
+            state.requests.level = min(state.requests.capacity, state.requests.level + 1)
+        self.done(principal)
+
     def done(self, principal: Principal) -> None:
         state = self._state.get(principal.id)
         if state is not None and state.in_flight > 0:

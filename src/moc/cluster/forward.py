@@ -29,7 +29,8 @@ _DROP = {
 }  # fmt: skip
 
 
-# Not passed back: the same, and what this node's server writes itself.
+# Not passed back: the same, what this node's server writes itself, and the
+# other node's x-ratelimit-* (the caller was counted here, where it came in).
 _DROP_ANSWER = _DROP | {b"date", b"server"}
 
 
@@ -81,7 +82,9 @@ class Forwarder:
         began = time.monotonic() - t0
         try:
             headers: list[tuple[bytes, bytes]] = [
-                (k, v) for k, v in response.headers.raw if k.lower() not in _DROP_ANSWER
+                (k, v)
+                for k, v in response.headers.raw
+                if k.lower() not in _DROP_ANSWER and not k.lower().startswith(b"x-ratelimit-")
             ]
             await send({"type": "http.response.start", "status": response.status_code,
                         "headers": headers})  # fmt: skip

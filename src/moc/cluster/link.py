@@ -109,9 +109,15 @@ class ClusterLink:
             event(log, logging.INFO, "cluster joined", node=self.name, others=len(names))
         self.ok = True
         others: dict[str, NodeInfo] = {}
+        lapsed = []
         for name, raw in zip(names, raws, strict=True):
-            if raw is not None:
+            if raw is None:
+                lapsed.append(name)  # a live node adds itself back with its next beat
+            else:
                 others[name] = NodeInfo.from_json(orjson.loads(raw))
+        if lapsed:
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.srem(NODES, *lapsed)
         self.others = others
         self.unreachable = set()
         self._nodes_up(1 + len(others))

@@ -48,6 +48,11 @@ class NodeInfo:
         return sum(d.free for d in self.devices)
 
     @property
+    def largest_free(self) -> int:
+        """A model or a lease must fit on one device."""
+        return max((d.free for d in self.devices), default=0)
+
+    @property
     def evictable(self) -> int:
         return sum(m.bytes for m in self.models if m.idle)
 

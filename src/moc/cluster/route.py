@@ -57,10 +57,13 @@ def route(model: str, here: NodeInfo, others: list[NodeInfo]) -> Route:
 
 
 def best_fit(model: str, nodes: list[NodeInfo]) -> NodeInfo | None:
-    """The node to load ``model`` on: it knows the model and it fits (free memory
-    and what idle models hold); the shortest queue, then the most free memory."""
+    """The node to load ``model`` on: it knows the model and it fits (one
+    device's free memory, and what idle models hold); the shortest queue,
+    then the most free memory."""
     fits = [
-        n for n in nodes if (m := n.model(model)) is not None and m.bytes <= n.free + n.evictable
+        n
+        for n in nodes
+        if (m := n.model(model)) is not None and m.bytes <= n.largest_free + n.evictable
     ]
     if not fits:
         return None

@@ -173,8 +173,12 @@ class Guard:
                     needs=access.role.label,
                 )
             if counted:
-                await self._cluster_admit(principal)
                 auth.limits.admit(principal, time.monotonic())
+                try:
+                    await self._cluster_admit(principal)
+                except RateLimited:
+                    auth.limits.refund(principal, time.monotonic())
+                    raise
         except MocError as err:
             await self._refuse(err, principal, access, scope, receive, send)
             return
