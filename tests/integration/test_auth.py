@@ -416,18 +416,12 @@ def test_auth_without_a_way_in_refuses_to_start(tmp_path: Path) -> None:
 def test_an_index_embedded_through_moc_itself_shows_mocs_own_key(
     moc_factory: Factory, tiny_models: dict[str, Path]
 ) -> None:
-    from tests.integration.test_learning import LEARNING, finished, submit
-    from tests.integration.test_tls import DOCS, VIA_MOC
+    from tests.integration.test_learning import LEARNING
+    from tests.integration.test_tls import index_through_moc
 
     embedder = spec(tiny_models, "b", args=["--embeddings", "--pooling", "mean"])
     config = {"models": [embedder], "learning": LEARNING, "auth": {"enabled": True}}
     proc = moc_factory(config, env={"MOC_ADMIN_KEY": ADMIN}).start()
     with httpx.Client(base_url=proc.url, headers=bearer(ADMIN), timeout=60) as http:
-        assert http.post("/v1/datasets", params={"name": "docs"}, content=DOCS).status_code == 201
-        done = finished(http, submit(http, kind="index", dataset="docs", params=VIA_MOC)["id"])
-        assert done["status"] == "complete", done["error"]
-        http.post("/v1/models/b/unload")  # the query loads it again, through moc
-        answer = http.post("/v1/indexes/via-moc/query", json={"query": "document number 3"})
-        assert answer.status_code == 200, answer.text
-        assert answer.json()["results"]
+        index_through_moc(http)
     assert ADMIN not in proc.log()

@@ -415,19 +415,25 @@ def embedder_moc(
     )
 
 
+def index_through_moc(http: httpx.Client) -> None:
+    """An index built, then queried, with model b that moc serves: both through
+    moc's own /v1/embeddings (b is unloaded between, so the query loads it)."""
+    assert http.post("/v1/datasets", params={"name": "docs"}, content=DOCS).status_code == 201
+    done = finished(http, submit(http, kind="index", dataset="docs", params=VIA_MOC)["id"])
+    assert done["status"] == "complete", done["error"]
+    http.post("/v1/models/b/unload")
+    answer = http.post("/v1/indexes/via-moc/query", json={"query": "document number 3"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["results"]
+
+
 @pytest.mark.usefixtures("no_stray_runtimes")
 def test_an_index_embedded_through_moc_itself_under_tls(
     moc_factory: Factory, tiny_models: dict[str, Path], pki: Pki
 ) -> None:
     proc = embedder_moc(moc_factory, tiny_models, pki, mutual=False)
     with httpx.Client(base_url=proc.url, verify=pki.trust(), timeout=60) as http:
-        assert http.post("/v1/datasets", params={"name": "docs"}, content=DOCS).status_code == 201
-        done = finished(http, submit(http, kind="index", dataset="docs", params=VIA_MOC)["id"])
-        assert done["status"] == "complete", done["error"]
-        http.post("/v1/models/b/unload")  # the query loads it again, through moc
-        answer = http.post("/v1/indexes/via-moc/query", json={"query": "document number 3"})
-        assert answer.status_code == 200, answer.text
-        assert answer.json()["results"]
+        index_through_moc(http)
 
 
 @pytest.mark.usefixtures("no_stray_runtimes")
