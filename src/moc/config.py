@@ -6,11 +6,12 @@ file named by ``--config`` or ``MOC_CONFIG``, and the embedded defaults, so
 ``moc serve`` runs with no file at all. Every section forbids unknown fields: a
 typo fails at startup with the field's dotted path.
 
-One file of a little over 500 lines on purpose: the sections are the one
-reference of every setting (docs/configuration.md follows it section by
-section), each a few plain fields, and the loader beside them turns any of
+One file of about 650 lines on purpose: the sections are the one reference
+of every setting (docs/configuration.md follows it section by section), each
+a few plain fields with their checks, and the loader beside them turns any of
 their errors into one message; split up, a setting would be looked for in
-several places.
+several places. Only declarations live here: what a setting does is in the
+part that reads it.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ import uvicorn
 from moc.artifacts.build import build_registry
 from moc.artifacts.registry import Registry
 from moc.auth.build import build_auth, check_exposure
+from moc.backends.state import State
 from moc.clock import SystemClock
 from moc.cluster.forward import Forwarder
 from moc.cluster.link import ClusterLink
@@ -48,7 +49,7 @@ from moc.devices.claim import DeviceClaims
 from moc.devices.probe import DeviceInfo, DeviceProbe
 from moc.dispatch.service import Dispatcher
 from moc.dispatch.upstream import Upstream
-from moc.errors import ConfigError
+from moc.errors import ConfigError, ModelNotFound
 from moc.gateway.grpc.server import GrpcServer
 from moc.gateway.http.app import build_app
 from moc.gateway.tls import ServerTls
@@ -388,7 +389,14 @@ def build_cluster(services: Services, url: str) -> Cluster:
 
     link = ClusterLink(config, here, services.metrics.cluster_nodes_up.set)
     forwarder = Forwarder(config.node, config.secret.get_secret_value())
-    return Cluster(link, forwarder, here, services.metrics, clock)
+
+    def ready_here(model: str) -> bool:
+        try:
+            return table.view(model).state is State.READY
+        except ModelNotFound:  # an adapter's name, or none here: the route decides
+            return False
+
+    return Cluster(link, forwarder, here, ready_here, services.metrics, clock)
 
 
 def _loopback(host: str) -> str:

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from moc.auth.model import AuditEvent
+from moc.auth.principal import Principal
 from moc.auth.store import AuthStore
 from moc.clock import Clock
 from moc.errors import StoreUnavailable
@@ -44,6 +45,12 @@ class AuditLog:
             )
         except StoreUnavailable as exc:  # the log line above still has it
             event(log, logging.ERROR, "could not store an audit event", error=str(exc))
+
+    def on_behalf(self, principal: Principal, action: str, obj: str, owner: str) -> None:
+        """Record an action on another caller's object (a lease ended, a job
+        cancelled by an operator or admin); one's own is not audited."""
+        if owner != principal.id:
+            self.record(principal.id, action, obj, 200, owner=owner, role=principal.role.label)
 
     def query(
         self,

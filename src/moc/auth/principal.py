@@ -9,6 +9,7 @@ from functools import cached_property
 
 from moc.auth.roles import Role
 from moc.config import KeyLimits
+from moc.errors import Forbidden
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,15 @@ class Principal:
     def owns(self, owner: str) -> bool:
         """Whether it may see and end an object whose owner is ``owner``."""
         return self.role.sees_all() or owner == self.id
+
+    def check_owns(self, kind: str, object_id: str, owner: str) -> None:
+        """Forbidden unless it may see and end this object (every transport's check)."""
+        if not self.owns(owner):
+            raise Forbidden(
+                f"{kind} {object_id} belongs to another key; key {self.id} may see and end "
+                "only its own (operators and admins: every one)",
+                owner_is_caller=False,
+            )
 
 
 # Auth off: every caller is this one, allowed everything, owner of nothing in

@@ -73,6 +73,7 @@ class Cluster:
         link: ClusterLink,
         forwarder: Forwarder,
         here: Callable[[], NodeInfo],
+        ready_here: Callable[[str], bool],
         metrics: Metrics,
         clock: Clock,
     ) -> None:
@@ -80,6 +81,7 @@ class Cluster:
         self.name = link.name
         self._forwarder = forwarder
         self._here = here
+        self._ready_here = ready_here
         self._metrics = metrics
         self._clock = clock
 
@@ -95,8 +97,10 @@ class Cluster:
         return self.link.others.get(name)
 
     async def serving(self, model: str) -> NodeInfo | None:
-        """The other node that should serve ``model``; None: this one."""
-        if not self.link.ok:
+        """The other node that should serve ``model``; None: this one. A model
+        ready here (most requests) is decided without building this node's
+        snapshot."""
+        if not self.link.ok or self._ready_here(model):
             return None
         decided = route(model, self._here(), self.link.reachable())
         if isinstance(decided, Local):

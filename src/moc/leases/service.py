@@ -9,7 +9,7 @@ that fails undoes them (a grant frees its memory, a renew gets its old
 deadline). It owns the futures of waiting requests, the expiry sweeper, and
 what is known of each lease holder's measured use (:mod:`moc.leases.usage`).
 
-It is one file of about 500 lines because every method is a step of the one
+It is one file of about 570 lines because every method is a step of the one
 owner of the table: each decides, writes and applies with no ``await`` in
 between, and split across files those steps would have to share the table.
 """

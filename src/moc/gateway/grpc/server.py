@@ -77,12 +77,7 @@ class ModelOpsServicer(pb_grpc.ModelOpsServicer):
     def _owned(self, lease_id: str) -> Lease:
         """The live lease, if the caller may renew and release it."""
         lease = self._s.leases.get(lease_id)
-        principal = CALLER.get()
-        if not principal.owns(lease.owner):
-            raise e.Forbidden(
-                f"lease {lease.id} belongs to another key; key {principal.id} may renew and "
-                "release only its own"
-            )
+        CALLER.get().check_owns("lease", lease.id, lease.owner)
         return lease
 
     async def AcquireGpuLease(
@@ -138,10 +133,7 @@ class ModelOpsServicer(pb_grpc.ModelOpsServicer):
         async def call() -> pb.GpuLeaseReleaseAck:
             owner = self._owned(request.lease_id).owner
             lease = self._s.leases.release(request.lease_id, request.fencing_token or None)
-            principal = CALLER.get()
-            if owner != principal.id:
-                self._s.auth.audit.record(principal.id, "lease.revoke", lease.id, 200,
-                                          owner=owner, role=principal.role.label)  # fmt: skip
+            self._s.auth.audit.on_behalf(CALLER.get(), "lease.revoke", lease.id, owner)
             return pb.GpuLeaseReleaseAck(ok=True, lease_id=lease.id)
 
         return await _guard(context, call)

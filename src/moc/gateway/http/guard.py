@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from moc.auth.principal import ANONYMOUS, NOBODY, Principal
 from moc.auth.routes import Access
+from moc.cluster.forward import header
 from moc.errors import Forbidden, MocError, RateLimited
 from moc.gateway.http.errors import error_body, error_response, ollama_error_body
 from moc.services import Services
@@ -164,7 +165,7 @@ class Guard:
         counted = principal is None  # a forward was counted by the node it came through
         try:
             if principal is None:
-                principal = await auth.authenticate(_authorization(scope), _address(scope))
+                principal = await auth.authenticate(header(scope, "authorization"), _address(scope))
             if not principal.role.allows(access.role):
                 raise Forbidden(
                     f"{principal.role.label} key {principal.id} may not call "
@@ -268,13 +269,6 @@ class Guard:
         )
 
 
-def _authorization(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            return bytes(value).decode("latin-1")
-    return None
-
-
 def _address(scope: Scope) -> str:
     client = scope.get("client")
     return str(client[0]) if client else "-"
@@ -282,19 +276,9 @@ def _address(scope: Scope) -> str:
 
 def check_owner(scope: Scope, kind: str, object_id: str, owner: str) -> None:
     """Forbidden unless the caller may see and end an object owned by ``owner``."""
-    principal = caller(scope)
-    if not principal.owns(owner):
-        raise Forbidden(
-            f"{kind} {object_id} belongs to another key; key {principal.id} may see and end "
-            "only its own (operators and admins: every one)",
-            owner_is_caller=False,
-        )
+    caller(scope).check_owns(kind, object_id, owner)
 
 
 def audit_privileged(scope: Scope, services: Services, action: str, obj: str, owner: str) -> None:
-    """Record an action on another caller's object (a lease ended, a job
-    cancelled by an operator or admin); one's own is not audited."""
-    principal = caller(scope)
-    if owner != principal.id:
-        role = principal.role.label
-        services.auth.audit.record(principal.id, action, obj, 200, owner=owner, role=role)
+    """Record an action on another caller's object; one's own is not audited."""
+    services.auth.audit.on_behalf(caller(scope), action, obj, owner)

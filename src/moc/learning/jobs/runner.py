@@ -23,7 +23,7 @@ seconds later, so the driver always acts first and the memory is handed on
 only once the child is gone.
 
 One run of the child (renewing, yielding, cancel) is :mod:`moc.learning.jobs.child`;
-what stays here, about 500 lines, is the one owner of the jobs' state and
+what stays here, about 550 lines, is the one owner of the jobs' state and
 every change of status, which is why it is not split further.
 """
 
