@@ -435,6 +435,11 @@ class ClusterConfig(Section):
     placement_s: float = Field(
         30.0, ge=1, le=3600, description="how long a placement decision holds a cold model"
     )
+    ca_file: Path | None = Field(
+        None,
+        description="CA certificates (PEM) the other nodes' HTTPS is checked against "
+        "(default: the system's)",
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> ClusterConfig:

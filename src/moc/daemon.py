@@ -29,6 +29,7 @@ import logging
 import math
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 
@@ -40,10 +41,11 @@ from moc.auth.build import build_auth, check_exposure
 from moc.backends.state import State
 from moc.clock import SystemClock
 from moc.cluster.forward import Forwarder
+from moc.cluster.limits import SharedLimits
 from moc.cluster.link import ClusterLink
 from moc.cluster.model import NodeInfo
 from moc.cluster.service import Cluster, node_info
-from moc.config import Config
+from moc.config import ClusterConfig, Config
 from moc.devices import discover
 from moc.devices.claim import DeviceClaims
 from moc.devices.probe import DeviceInfo, DeviceProbe
@@ -57,6 +59,7 @@ from moc.jobs.runner import JobRunner
 from moc.jobs.store import JobStore
 from moc.learning.build import build_learning
 from moc.learning.demo import add_demo_datasets, demo_base_model
+from moc.learning.jobs.model import TINY_BASE
 from moc.learning.worker.selfcall import SelfTls
 from moc.leases.service import LeaseService
 from moc.leases.store import LeaseStore
@@ -67,6 +70,7 @@ from moc.monitor import DeviceMonitor
 from moc.scheduler.task import Scheduler
 from moc.scheduler.waiting import Limits, Priority
 from moc.services import Services
+from moc.sharing import share
 from moc.store.datadir import DataDir
 from moc.store.sqlite import Database
 from moc.telemetry import logs
@@ -216,7 +220,11 @@ async def _run(
         scheme = "https" if tls is not None else "http"
         own = f"{scheme}://{_loopback(server_cfg.host)}:{http_sock.getsockname()[1]}"
         services.cluster = build_cluster(services, config.cluster.advertise or own)
+        share(services.goals, services.auth.keys, services.cluster.link)
+        # Any node can tell from an id which node holds what it names.
         services.leases.id_prefix = f"{config.cluster.node}."
+        services.jobs.id_prefix = f"{config.cluster.node}."
+        services.learning.id_prefix = f"{config.cluster.node}."
     grpc_server: GrpcServer | None = None
     grpc_port = 0
     if server_cfg.grpc_port:
@@ -381,14 +389,21 @@ def build_cluster(services: Services, url: str) -> Cluster:
         services.scheduler, services.models, services.ledger, services.clock,
     )  # fmt: skip
 
+    bases = (TINY_BASE, *sorted(services.config.learning.bases))
+    datasets = services.datasets
+
     def here() -> NodeInfo:
         room = scheduler.room
         queued = sum(room.depth(p) for p in Priority)
+        held = tuple(n for d in datasets.list() for n in (d.name, d.id))
         return node_info(config.node, url, clock.now(), ledger.views(), table.views(), queued,
-                         room.in_flight)  # fmt: skip
+                         room.in_flight, bases, held)  # fmt: skip
 
     link = ClusterLink(config, here, services.metrics.cluster_nodes_up.set)
-    forwarder = Forwarder(config.node, config.secret.get_secret_value())
+    quota = services.auth.quota
+    limits = SharedLimits(link.redis, config.node, config.ttl_s, lambda: quota.changes(clock.now()))
+    link.after_beat(limits.beat)
+    forwarder = Forwarder(config.node, config.secret.get_secret_value(), _nodes_tls(config))
 
     def ready_here(model: str) -> bool:
         try:
@@ -396,7 +411,18 @@ def build_cluster(services: Services, url: str) -> Cluster:
         except ModelNotFound:  # an adapter's name, or none here: the route decides
             return False
 
-    return Cluster(link, forwarder, here, ready_here, services.metrics, clock)
+    return Cluster(link, forwarder, here, ready_here, services.metrics, clock, limits)
+
+
+def _nodes_tls(config: ClusterConfig) -> ssl.SSLContext | None:
+    """How this node checks the other nodes' HTTPS: ``cluster.ca_file``, else
+    the system's CAs (None)."""
+    if config.ca_file is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=str(config.ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cluster.ca_file {config.ca_file}: {exc}") from exc
 
 
 def _loopback(host: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from moc.cluster.model import NodeDevice, NodeInfo, NodeModel
-from moc.cluster.route import LOCAL, Forward, Place, best_fit, route
+from moc.cluster.route import LOCAL, Forward, Place, able_to_learn, best_fit, route
 
 GIB = 1 << 30
 
@@ -55,3 +55,28 @@ def test_a_model_no_node_knows_or_can_fit_is_answered_here() -> None:
     assert route("unknown", here, [node("n2", GIB)]) is LOCAL
     too_big = node("n2", GIB, ("m", "stopped", 100 * GIB, False))
     assert route("m", here, [too_big]) is LOCAL
+
+
+def test_a_learning_job_goes_to_a_node_that_has_what_it_names_the_largest_first() -> None:
+    def learner(name: str, capacity_gib: int, *, bases: tuple[str, ...] = (),
+                datasets: tuple[str, ...] = (), model: str | None = None) -> NodeInfo:  # fmt: skip
+        return NodeInfo(
+            name=name,
+            url=f"http://{name}",
+            at=0.0,
+            devices=(NodeDevice("gpu0", "gpu", capacity_gib * GIB, 0, capacity_gib * GIB),),
+            models=() if model is None else (NodeModel(model, "stopped", GIB, False),),
+            bases=bases,
+            datasets=datasets,
+        )
+
+    small = learner("n1", 8, bases=("llama",), datasets=("qa", "ds_1"))
+    large = learner("n2", 80, bases=("llama",), datasets=("qa",))
+    other_data = learner("n3", 160, bases=("llama",), datasets=("docs",), model="m")
+    nodes = [small, large, other_data]
+    assert able_to_learn("llama", None, "qa", nodes) == large
+    assert able_to_learn("llama", None, "ds_1", nodes) == small
+    assert able_to_learn(None, "m", None, nodes) == other_data
+    assert able_to_learn("llama", None, None, nodes) == other_data
+    assert able_to_learn("mistral", None, "qa", nodes) is None
+    assert able_to_learn(None, None, "nowhere", nodes) is None

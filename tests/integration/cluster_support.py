@@ -151,7 +151,9 @@ class Node(MocProcess):
         self.headers = dict(headers or {})
 
     def client(self, timeout: float = 60.0) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
+        return httpx.Client(
+            base_url=self.url, headers=self.headers, timeout=timeout, verify=self.verify
+        )
 
 
 def start_all(nodes: list[Node]) -> list[Node]:
@@ -174,7 +176,9 @@ def stop_all(nodes: list[Node]) -> None:
 
 
 def view(node: Node) -> dict[str, Any]:
-    answer = httpx.get(f"{node.url}/v1/cluster", timeout=5, headers=node.headers)
+    answer = httpx.get(
+        f"{node.url}/v1/cluster", timeout=5, headers=node.headers, verify=node.verify
+    )
     assert answer.status_code == 200, answer.text
     found: dict[str, Any] = answer.json()
     return found

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from moc.auth.model import ApiKey
@@ -53,6 +54,7 @@ class KeyRing:
         self._env_hash: bytes | None = None
         self._env_principal = Principal(ENV_ADMIN_ID, Role.ADMIN, "MOC_ADMIN_KEY")
         self.last_used: dict[str, float] = {}
+        self.on_change: Callable[[ApiKey], None] = lambda _: None  # after each change stored
         if env_admin_key is not None:
             if len(env_admin_key) < MIN_ENV_KEY:
                 raise ConfigError(
@@ -113,7 +115,22 @@ class KeyRing:
         key = ApiKey(key_id, name, role, models, limits, _digest(secret), now, expires_at)
         self._store.put_key(key)
         self._keys[key.id] = key
+        self.on_change(key)
         return key, f"{PREFIX}{key.id}_{secret}"
+
+    def adopt(self, keys: Sequence[ApiKey]) -> None:
+        """Take the keys as the cluster has them (made, rotated or revoked on
+        another node). A key revoked here stays revoked, whatever the other
+        copy says: a revocation is never undone."""
+        for key in keys:
+            old = self._keys.get(key.id)
+            if old == key:
+                continue
+            if old is not None and old.revoked_at is not None and key.revoked_at is None:
+                self.on_change(old)  # the cluster's copy is older: send this one again
+                continue
+            self._store.put_key(key)
+            self._keys[key.id] = key
 
     def get(self, key_id: str) -> ApiKey:
         key = self._keys.get(key_id)
@@ -132,6 +149,7 @@ class KeyRing:
         revoked = replace(key, revoked_at=self._clock.now(), old_hash=None, old_until=None)
         self._store.put_key(revoked)
         self._keys[key_id] = revoked
+        self.on_change(revoked)
         return revoked
 
     def rotate(self, key_id: str, grace_s: float) -> tuple[ApiKey, str]:
@@ -150,4 +168,5 @@ class KeyRing:
         )
         self._store.put_key(rotated)
         self._keys[key_id] = rotated
+        self.on_change(rotated)
         return rotated, f"{PREFIX}{key.id}_{secret}"

@@ -5,7 +5,9 @@ refilled continuously, so a key may burst up to its limit and then goes at
 the limit's pace. Tokens are charged an estimate when a request is admitted
 and settled against the usage the backend reports when the answer is done.
 
-Counters are this daemon's: with several moc nodes each counts its own.
+Counters are this daemon's. In a cluster the gateway counts a key across
+the nodes as well (:mod:`moc.cluster.limits`), and a request passes both
+counts; this one is what holds when Redis cannot be asked.
 
 Owner: the event-loop thread; every method runs to completion without an
 await, so a check and its charge cannot be split by another request.
@@ -134,15 +136,27 @@ class RateLimits:
         if state is not None and state.in_flight > 0:
             state.in_flight -= 1
 
-    def charge_tokens(self, principal: Principal, estimate: int, now: float) -> int:
+    def charge_tokens(
+        self, principal: Principal, estimate: int, now: float, cluster: float | None = None
+    ) -> int:
         """Take ``estimate`` tokens for a request about to run, and return what
         was taken; RateLimited when the bucket holds fewer (a request larger
-        than a whole minute's worth waits for a full bucket and takes it all)."""
+        than a whole minute's worth waits for a full bucket and takes it all).
+        ``cluster``: what the key's bucket across the cluster holds, as this
+        node last saw it; it must hold the request too."""
         bucket = self._of(principal, now).tokens
         if bucket is None:
             return 0
         bucket.refill(now)
         need = min(float(estimate), bucket.capacity)
+        if cluster is not None and cluster < need:
+            raise RateLimited(
+                f"key {principal.id} is over its limit of {principal.limits.tokens_per_minute} "
+                f"tokens per minute across the cluster (this request is estimated at {estimate})",
+                retry_after_s=(need - cluster) * MINUTE / bucket.capacity,
+                limit=principal.limits.tokens_per_minute,
+                field="tokens_per_minute",
+            )
         if bucket.level < need:
             raise RateLimited(
                 f"key {principal.id} is over its limit of {principal.limits.tokens_per_minute} "

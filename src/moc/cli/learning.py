@@ -32,6 +32,10 @@ PriorityOpt = Annotated[
     int | None, typer.Option("--priority", "-p", help="0..100; below 50 it yields to inference.")
 ]
 DeviceOpt = Annotated[str | None, typer.Option("--device", "-d", help="Default: best fit.")]
+NodeOpt = Annotated[
+    str | None,
+    typer.Option("--node", help="In a cluster: the node to run it on. Default: one that can."),
+]
 
 
 def _submit(
@@ -147,6 +151,7 @@ def train(
     goal: GoalOpt = None,
     priority: PriorityOpt = None,
     device: DeviceOpt = None,
+    node: NodeOpt = None,
     follow: FollowOpt = False,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
@@ -166,7 +171,7 @@ def train(
         "checkpoint_every": checkpoint_every,
     }
     _submit(url, follow, as_json, "sft", params, base=base, dataset=dataset, goal=goal,
-            priority=priority, device=device)  # fmt: skip
+            priority=priority, device=device, node=node)  # fmt: skip
 
 
 def quantize(
@@ -177,13 +182,14 @@ def quantize(
     goal: GoalOpt = None,
     priority: PriorityOpt = None,
     device: DeviceOpt = None,
+    node: NodeOpt = None,
     follow: FollowOpt = False,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Quantize a GGUF model; measure its agreement with the source."""
     _submit(url, follow, as_json, "quantize", {"type": type_}, model=model, goal=goal,
-            priority=priority, device=device)  # fmt: skip
+            priority=priority, device=device, node=node)  # fmt: skip
 
 
 def index(
@@ -202,6 +208,7 @@ def index(
     goal: GoalOpt = None,
     priority: PriorityOpt = None,
     device: DeviceOpt = None,
+    node: NodeOpt = None,
     follow: FollowOpt = False,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
@@ -216,7 +223,7 @@ def index(
     params: dict[str, Any] = {"name": name, "chunk_size": chunk_size}
     params |= {"chunk_overlap": chunk_overlap, "embedder": chosen}
     _submit(url, follow, as_json, "index", params, dataset=dataset, goal=goal,
-            priority=priority, device=device)  # fmt: skip
+            priority=priority, device=device, node=node)  # fmt: skip
 
 
 def search(

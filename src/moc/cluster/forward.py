@@ -12,6 +12,7 @@ any; the first node counted it against its limits.
 
 from __future__ import annotations
 
+import ssl
 import time
 
 import aiohttp
@@ -44,15 +45,18 @@ class Forwarder:
     forwards: aiohttp, as for backends (:mod:`moc.dispatch.upstream` says why:
     httpx adds about a millisecond a request)."""
 
-    def __init__(self, node: str, secret: str) -> None:
+    def __init__(self, node: str, secret: str, tls: ssl.SSLContext | None = None) -> None:
         self._node = node
         self._secret = secret
+        self._tls = tls  # how the other nodes' HTTPS is checked; None: the system's CAs
         self._session: aiohttp.ClientSession | None = None  # made on the loop, at first use
 
     def _pool(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True),
+                connector=aiohttp.TCPConnector(
+                    limit=0, enable_cleanup_closed=True, ssl=self._tls or True
+                ),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=1, sock_read=600),
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
@@ -86,14 +90,11 @@ class Forwarder:
         """Ask the node at ``url`` and stream its answer to ``send``; (status,
         seconds until its answer began). Unreachable when the node could not
         be reached or broke off before answering (nothing sent yet)."""
-        target = url.rstrip("/") + scope["path"]
-        if scope.get("query_string"):
-            target += "?" + scope["query_string"].decode("latin-1")
         t0 = time.monotonic()
         try:
             response = await self._pool().request(
                 scope["method"],
-                target,
+                _target(url, scope),
                 headers=CIMultiDict(self.headers(scope, caller)),
                 data=body,
                 allow_redirects=False,
@@ -115,6 +116,30 @@ class Forwarder:
         finally:
             response.release()
         return response.status, began
+
+    async def fetch(
+        self, url: str, scope: Scope, caller: str | None, timeout_s: float
+    ) -> tuple[int, bytes]:
+        """Ask the node at ``url`` the same bodiless request (a listing), whole:
+        (status, body). Unreachable when it cannot answer within ``timeout_s``."""
+        try:
+            async with self._pool().request(
+                scope["method"],
+                _target(url, scope),
+                headers=CIMultiDict(self.headers(scope, caller)),
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as response:
+                return response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Unreachable(f"{url}: {exc!r}") from exc
+
+
+def _target(url: str, scope: Scope) -> str:
+    target: str = url.rstrip("/") + scope["path"]
+    if scope.get("query_string"):
+        target += "?" + scope["query_string"].decode("latin-1")
+    return target
 
 
 def header(scope: Scope, name: str) -> str | None:

@@ -1,5 +1,5 @@
 """The node's line to Redis: its heartbeat, the other nodes as last seen,
-placement claims and cluster-wide rate limits.
+placement claims, and the client the shared tables and limits use.
 
 Redis holds the directory only. Each node keeps its own ledger as the truth
 for its own devices; what it publishes (``moc:node:<name>``, under a TTL of
@@ -20,8 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -36,21 +35,6 @@ log = logging.getLogger(__name__)
 
 PREFIX = "moc:"
 NODES = PREFIX + "nodes"
-
-# A sliding window of one minute per key: drop what is older, count, add.
-# Atomic in Redis, so N nodes admit at most the limit together.
-_WINDOW = """
-local key, now, limit, id = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - 60000)
-local count = redis.call('ZCARD', key)
-if count < limit then
-  redis.call('ZADD', key, now, id)
-  redis.call('PEXPIRE', key, 61000)
-  return -1
-end
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-return tonumber(oldest[2]) + 60000 - now
-"""
 
 
 class ClusterLink:
@@ -73,8 +57,17 @@ class ClusterLink:
         self.ok = False
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self._window: Any = None
-        self._seq = 0
+        self._after_beat: list[Callable[[], Awaitable[None]]] = []
+
+    @property
+    def redis(self) -> Any:
+        """The client, for the parts of the cluster that keep state in Redis."""
+        return self._redis
+
+    def after_beat(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Also run ``step`` after each heartbeat that reached Redis (it must
+        not raise; a Redis error in it waits for the next beat)."""
+        self._after_beat.append(step)
 
     # --- the heartbeat ------------------------------------------------------------
     def start(self) -> None:
@@ -121,6 +114,8 @@ class ClusterLink:
         self.others = others
         self.unreachable = set()
         self._nodes_up(1 + len(others))
+        for step in self._after_beat:
+            await step()
 
     def forget(self, name: str) -> None:
         """A node that could not be reached: nothing is routed to it until the
@@ -157,20 +152,3 @@ class ClusterLink:
         except (RedisError, OSError):
             return None
         return None if winner is None else str(winner.decode())
-
-    async def admit(self, key_id: str, per_minute: int) -> float | None:
-        """One request of ``key_id`` against its cluster-wide per-minute limit:
-        None when admitted, else the seconds until one would be. Redis down:
-        None (each node then holds the key to the limit on its own)."""
-        if self._window is None:
-            self._window = self._redis.register_script(_WINDOW)
-        self._seq += 1
-        now_ms = int(time.time() * 1000)
-        try:
-            wait_ms = await self._window(
-                keys=[PREFIX + "rate:" + key_id],
-                args=[now_ms, per_minute, f"{self.name}:{now_ms}:{self._seq}"],
-            )
-        except (RedisError, OSError):
-            return None
-        return None if int(wait_ms) < 0 else max(0.001, int(wait_ms) / 1000)

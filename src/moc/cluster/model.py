@@ -35,6 +35,8 @@ class NodeInfo:
     models: tuple[NodeModel, ...] = ()
     queued: int = 0
     in_flight: int = 0
+    bases: tuple[str, ...] = ()  # the fine-tuning bases it has, by name
+    datasets: tuple[str, ...] = ()  # the datasets it holds, by name and by id
     _by_name: dict[str, NodeModel] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -42,6 +44,10 @@ class NodeInfo:
 
     def model(self, name: str) -> NodeModel | None:
         return self._by_name.get(name)
+
+    @property
+    def largest_capacity(self) -> int:
+        return max((d.capacity for d in self.devices), default=0)
 
     @property
     def free(self) -> int:
@@ -75,4 +81,6 @@ class NodeInfo:
             models=tuple(NodeModel(**m) for m in raw.get("models", ())),
             queued=int(raw.get("queued", 0)),
             in_flight=int(raw.get("in_flight", 0)),
+            bases=tuple(str(b) for b in raw.get("bases", ())),
+            datasets=tuple(str(d) for d in raw.get("datasets", ())),
         )

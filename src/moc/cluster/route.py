@@ -68,3 +68,23 @@ def best_fit(model: str, nodes: list[NodeInfo]) -> NodeInfo | None:
     if not fits:
         return None
     return min(fits, key=lambda n: (n.load, -n.free, n.name))
+
+
+def able_to_learn(
+    base: str | None, model: str | None, dataset: str | None, nodes: list[NodeInfo]
+) -> NodeInfo | None:
+    """The node for a learning job this one cannot take: one that has the base,
+    the model and the dataset the job names; the largest device (a job must
+    fit on one), then the most free memory, then the shortest queue."""
+
+    def has(n: NodeInfo) -> bool:
+        return (
+            (base is None or base in n.bases)
+            and (model is None or n.model(model) is not None)
+            and (dataset is None or dataset in n.datasets)
+        )
+
+    able = [n for n in nodes if has(n)]
+    if not able:
+        return None
+    return max(able, key=lambda n: (n.largest_capacity, n.free, -n.load, n.name))

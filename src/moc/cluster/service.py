@@ -6,6 +6,7 @@ Built by the daemon only when ``cluster.redis`` is set.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from starlette.types import Scope, Send
@@ -13,12 +14,15 @@ from starlette.types import Scope, Send
 from moc.backends.state import State
 from moc.clock import Clock
 from moc.cluster.forward import Forwarder, Unreachable
+from moc.cluster.limits import SharedLimits
 from moc.cluster.link import ClusterLink
 from moc.cluster.model import NodeDevice, NodeInfo, NodeModel
 from moc.cluster.route import Forward, Local, Place, route
 from moc.ledger import DeviceView
 from moc.lifecycle.slot import ModelView
 from moc.telemetry.metrics import Metrics
+
+LIST_TIMEOUT_S = 5.0  # a node slower than this to list is left out of the cluster's list
 
 
 def node_info(
@@ -29,9 +33,12 @@ def node_info(
     models: list[ModelView],
     queued: int,
     in_flight: int,
+    bases: tuple[str, ...] = (),
+    datasets: tuple[str, ...] = (),
 ) -> NodeInfo:
     """This node as it publishes itself: devices, every model it knows with
-    its state and size, and how busy it is."""
+    its state and size, how busy it is, and what learning jobs may name here
+    (bases, datasets)."""
 
     def size(view: ModelView) -> int:
         """What it holds, else what it would need: its sizing, its configured
@@ -64,6 +71,8 @@ def node_info(
         ),
         queued=queued,
         in_flight=in_flight,
+        bases=bases,
+        datasets=datasets,
     )
 
 
@@ -76,9 +85,11 @@ class Cluster:
         ready_here: Callable[[str], bool],
         metrics: Metrics,
         clock: Clock,
+        limits: SharedLimits,
     ) -> None:
         self.link = link
         self.name = link.name
+        self.limits = limits  # each key's limits, counted across the nodes
         self._forwarder = forwarder
         self._here = here
         self._ready_here = ready_here
@@ -129,6 +140,23 @@ class Cluster:
         self._metrics.cluster_forwards.labels(node.name, str(status)).inc()
         self._metrics.cluster_forward_seconds.observe(began)
         return True
+
+    async def gather(self, scope: Scope, caller: str | None) -> tuple[list[bytes], list[str]]:
+        """The same listing from every other node: the answers, and the names
+        of the nodes that gave none (unreachable, or not 200)."""
+        others = self.link.reachable()
+
+        async def one(node: NodeInfo) -> bytes | None:
+            try:
+                status, body = await self._forwarder.fetch(node.url, scope, caller, LIST_TIMEOUT_S)
+            except Unreachable:
+                self.link.forget(node.name)
+                return None
+            return body if status == 200 else None
+
+        found = await asyncio.gather(*(one(n) for n in others))
+        missing = [n.name for n, body in zip(others, found, strict=True) if body is None]
+        return [body for body in found if body is not None], missing
 
     async def close(self) -> None:
         await self.link.close()

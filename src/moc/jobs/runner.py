@@ -75,6 +75,7 @@ class JobRunner:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        self.id_prefix = ""  # in a cluster, "<node>.": any node can tell whose a job is
 
     # --- the API's operations ------------------------------------------------------
     def submit(self, submission: JobSubmission, owner: str = "") -> Job:
@@ -90,7 +91,7 @@ class JobRunner:
                 limit=self._config.max_queued,
             )
         job = Job(
-            id=new_job_id(),
+            id=self.id_prefix + new_job_id(),
             model=submission.model,
             priority=Priority.parse(submission.priority),
             body=submission.body(),

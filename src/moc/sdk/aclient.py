@@ -170,13 +170,14 @@ class AsyncClient:
         goal: str | None = None,
         priority: int | None = None,
         device: str | None = None,
+        node: str | None = None,
         params: dict[str, Any] | None = None,
     ) -> wire.LearningJob:
         """Submit a learning job (``POST /v1/learning/jobs``): ``sft`` (base +
         dataset), ``quantize`` (model + params.type) or ``index`` (dataset +
-        params.name)."""
+        params.name). In a cluster ``node`` names the node to run it on."""
         given: dict[str, Any] = {"base": base, "model": model, "dataset": dataset}
-        given |= {"goal": goal, "priority": priority, "device": device}
+        given |= {"goal": goal, "priority": priority, "device": device, "node": node}
         body: dict[str, Any] = {"kind": kind, "params": params or {}}
         body |= {k: v for k, v in given.items() if v is not None}
         result: wire.LearningJob = await self._call("POST", "/v1/learning/jobs", json=body)

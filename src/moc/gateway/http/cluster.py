@@ -4,7 +4,9 @@ on to the node that serves its model."""
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -131,62 +133,101 @@ class ClusterLayer:
         await self._app(scope, receive, named)
 
 
-class Forwarding:
-    """An inference request answered by another node; served here after all
-    when that node cannot be reached (it is then out of the cluster's view)."""
+routes = [Route("/v1/cluster", cluster_view, methods=["GET"])]
 
-    def __init__(self, cluster: Cluster, node: NodeInfo, body: bytes, here: ASGIApp) -> None:
+
+class Forwarded(Response):
+    """A request answered by the node that owns what it names (a model it
+    serves, a lease or a job it holds, memory placed there). When that node
+    cannot be reached it is served by ``here``, if given (the one retry),
+    else answered 503."""
+
+    def __init__(
+        self, cluster: Cluster, node: NodeInfo, body: bytes, here: ASGIApp | None = None
+    ) -> None:
+        super().__init__()
         self._cluster = cluster
         self._node = node
         self._body = body
         self._here = here
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        principal = scope.get(PRINCIPAL)
-        sent_caller = None if principal is None else caller_header(caller(scope))
-        if not await self._cluster.forward(self._node, scope, self._body, send, sent_caller):
-            await self._here(scope, receive, send)
-
-
-routes = [Route("/v1/cluster", cluster_view, methods=["GET"])]
-
-
-class Forwarded(Response):
-    """A native request answered by the node that owns what it names (a lease
-    on that node, memory placed there); 503 when that node cannot be reached."""
-
-    def __init__(self, cluster: Cluster, node: NodeInfo, body: bytes) -> None:
-        super().__init__()
-        self._cluster = cluster
-        self._node = node
-        self._body = body
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sent_caller = caller_header(caller(scope)) if PRINCIPAL in scope else None
-        if not await self._cluster.forward(self._node, scope, self._body, send, sent_caller):
-            gone = Unavailable(f"node {self._node.name} cannot be reached; retry")
-            await error_response(gone)(scope, receive, send)
+        if await self._cluster.forward(self._node, scope, self._body, send, sent_caller):
+            return
+        if self._here is not None:
+            await self._here(scope, receive, send)
+            return
+        gone = Unavailable(f"node {self._node.name} cannot be reached; retry")
+        await error_response(gone)(scope, receive, send)
+
+
+def _home(cluster: Cluster | None, scope: Scope, object_id: str) -> tuple[str, NodeInfo | None]:
+    """(the node named by ``object_id``'s prefix, that node when it is up);
+    ("", None) when the object is this node's. Unavailable with Redis down."""
+    if cluster is None or is_forwarded(scope):
+        return "", None
+    node, dot, _ = object_id.partition(".")
+    if not dot or node == cluster.name:
+        return "", None
+    found = cluster.node(node)
+    if found is None and not cluster.ok:
+        raise Unavailable(f"the cluster's directory (Redis) is down: node {node} cannot be found")
+    return node, found
 
 
 def lease_home(request: Request, cluster: Cluster | None) -> NodeInfo | None:
     """The node that holds the lease the path names; None: this one. A lease
     id begins with its node's name (``n2.5f…``). LeaseLost when that node is
     out of the cluster: its leases ended with it."""
+    lease_id = request.path_params["lease_id"]
+    node, found = _home(cluster, request.scope, lease_id)
+    if node and found is None:
+        raise LeaseLost(
+            f"lease {lease_id} was held on node {node}, which is gone from the cluster: its "
+            "memory went with it",
+            node=node,
+        )
+    return found
+
+
+def job_home(request: Request, cluster: Cluster | None) -> NodeInfo | None:
+    """The node that holds the job the path names (its id begins with the
+    node's name); None: this one. Unavailable when that node is not up: its
+    jobs are in its own store and go on when it comes back."""
+    job_id = request.path_params["job_id"]
+    node, found = _home(cluster, request.scope, job_id)
+    if node and found is None:
+        raise Unavailable(
+            f"job {job_id} is held by node {node}, which is not up in the cluster; its jobs go "
+            "on when it comes back",
+            node=node,
+        )
+    return found
+
+
+def elsewhere(request: Request, cluster: Cluster | None) -> Forwarded | None:
+    """A job another node holds (a bodiless request about it), answered by that node."""
+    home = job_home(request, cluster)
+    return None if home is None or cluster is None else Forwarded(cluster, home, b"")
+
+
+async def with_the_others(
+    request: Request, cluster: Cluster | None, field: str, mine: list[Any], limit: int
+) -> tuple[list[Any], dict[str, str] | None]:
+    """This node's listing ``mine`` with the same from every other node, newest
+    first, at most ``limit``; and the headers of the answer:
+    ``x-moc-nodes-missing`` names the nodes that could not be asked."""
     if cluster is None or is_forwarded(request.scope):
-        return None
-    node, dot, _ = request.path_params["lease_id"].partition(".")
-    if not dot or node == cluster.name:
-        return None
-    found = cluster.node(node)
-    if found is not None:
-        return found
-    if not cluster.ok:
-        raise Unavailable(f"the cluster's directory (Redis) is down: node {node} cannot be found")
-    raise LeaseLost(
-        f"lease {request.path_params['lease_id']} was held on node {node}, which is gone from "
-        "the cluster: its memory went with it",
-        node=node,
-    )
+        return mine, None
+    sent = caller_header(caller(request.scope)) if PRINCIPAL in request.scope else None
+    answers, missing = await cluster.gather(request.scope, sent)
+    found = list(mine)
+    for raw in answers:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            found.extend(orjson.loads(raw)[field])
+    found.sort(key=lambda item: str(item["created_at"]), reverse=True)
+    return found[:limit], {"x-moc-nodes-missing": ",".join(missing)} if missing else None
 
 
 def lease_node(

@@ -6,6 +6,11 @@ read the caller with :func:`caller`; inference checks the model and charges
 tokens with :func:`admit_inference`, and the answer's reported usage settles
 the charge as the answer goes out.
 
+In a cluster the key is counted across the nodes too (:mod:`moc.cluster.limits`):
+the admission counts and reads it in Redis in one script, the tokens are taken
+there as they are charged here, and what the request held is given back when it
+is done. Redis unreachable: this node's count alone.
+
 With auth off only audited routes are wrapped (the caller is anonymous), so
 the rest pay nothing.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,8 +27,10 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from moc.auth.principal import ANONYMOUS, NOBODY, Principal
+from moc.auth.quota import day_of
 from moc.auth.routes import Access
 from moc.cluster.forward import header
+from moc.cluster.limits import Seen, SharedLimits, Spend
 from moc.errors import Forbidden, MocError, RateLimited
 from moc.gateway.http.errors import error_body, error_response, ollama_error_body
 from moc.services import Services
@@ -30,6 +38,8 @@ from moc.services import Services
 PRINCIPAL = "moc.principal"
 FORWARDED_CALLER = "moc.forwarded_caller"  # the caller of a forward, as its first node knew it
 CHARGED = "moc.tokens_charged"  # tokens taken from the caller's bucket before the answer
+USED = "moc.tokens_used"  # the tokens the answer reported it used
+SHARED = "moc.shared"  # the request's count across the cluster (a _Shared)
 AUDIT_OBJECT = "moc.audit_object"  # what an audited action acted on, when a handler knows better
 DEFAULT_OUTPUT_TOKENS = 256  # a request that does not say how many it may generate
 
@@ -69,14 +79,34 @@ def estimate_tokens(doc: dict[str, Any]) -> int:
     return (text // 4 + 1 + out) * choices
 
 
+@dataclass
+class _Shared:
+    """One request's count across the cluster: what its admission counted and
+    read in Redis, and the tokens it took there."""
+
+    limits: SharedLimits
+    seen: Seen | None
+    spent: Spend | None = None
+
+
 def admit_inference(scope: Scope, services: Services, model: str, doc: dict[str, Any]) -> None:
-    """The caller may use ``model`` and has the tokens the request may take."""
+    """The caller may use ``model`` and has the tokens the request may take,
+    here and, in a cluster, across the nodes as last read."""
     check_model(scope, model)
     principal = caller(scope)
-    if principal.limits.tokens_per_minute is None:
+    per_minute = principal.limits.tokens_per_minute
+    if per_minute is None:
         return
     estimate = estimate_tokens(doc)
-    scope[CHARGED] = services.auth.limits.charge_tokens(principal, estimate, time.monotonic())
+    now = time.monotonic()
+    shared: _Shared | None = scope.get(SHARED)
+    if shared is None or shared.seen is None:  # not in a cluster, or Redis did not answer
+        scope[CHARGED] = services.auth.limits.charge_tokens(principal, estimate, now)
+        return
+    left = shared.limits.tokens_left(principal.id, shared.seen, per_minute, now)
+    charged = scope[CHARGED] = services.auth.limits.charge_tokens(principal, estimate, now, left)
+    if charged:
+        shared.spent = shared.limits.spend(principal.id, per_minute, charged)
 
 
 # A usage object, with one level of objects inside (prompt_tokens_details).
@@ -175,36 +205,77 @@ class Guard:
                 )
             if counted:
                 auth.limits.admit(principal, time.monotonic())
-                try:
-                    await self._cluster_admit(principal)
-                except RateLimited:
+            try:
+                await self._shared_admit(principal, access, scope, counted)
+            except RateLimited:
+                if counted:
                     auth.limits.refund(principal, time.monotonic())
-                    raise
+                raise
         except MocError as err:
             await self._refuse(err, principal, access, scope, receive, send)
             return
         scope[PRINCIPAL] = principal
+        if access.owned and scope["method"] not in ("GET", "HEAD"):
+            send = self._published_first(send)
         try:
             await self._audited(principal, access, scope, receive, send)
         finally:
             if counted:
                 auth.limits.done(principal)
+            await self._shared_done(principal, scope)
 
-    async def _cluster_admit(self, principal: Principal) -> None:
-        """In a cluster, requests per minute are counted across every node, in
-        Redis (with Redis down, each node counts alone)."""
-        cluster, rpm = self._s.cluster, principal.limits.requests_per_minute
-        if cluster is None or rpm is None:
+    async def _shared_admit(
+        self, principal: Principal, access: Access, scope: Scope, counted: bool
+    ) -> None:
+        """In a cluster, the key's limits across every node, in Redis: requests
+        per minute and in flight counted where the request came in, and, before
+        what may take tokens or a lease (a POST), the key's token bucket and its
+        device use on the other nodes read where it is served. RateLimited when
+        the cluster is over a limit; nothing when Redis cannot be asked."""
+        cluster = self._s.cluster
+        if cluster is None or not cluster.ok:
             return
-        wait = await cluster.link.admit(principal.id, rpm)
-        if wait is not None:
-            raise RateLimited(
-                f"key {principal.id} is over its limit of {rpm} requests per minute "
-                "across the cluster",
-                retry_after_s=wait,
-                limit=rpm,
-                field="requests_per_minute",
-            )
+        limits, post = principal.limits, scope["method"] == "POST"
+        per_minute = limits.requests_per_minute if counted else None
+        at_once = limits.concurrent_requests if counted else None
+        tokens = limits.tokens_per_minute if post else None
+        device = post and access.owned and limits.device_byte_seconds_per_day is not None
+        if per_minute is None and at_once is None and tokens is None and not device:
+            return
+        seen = await cluster.limits.admit(
+            principal.id,
+            requests_per_minute=per_minute,
+            concurrent_requests=at_once,
+            tokens_per_minute=tokens,
+            device_day=day_of(self._s.clock.now())[0] if device else None,
+        )
+        scope[SHARED] = _Shared(cluster.limits, seen)
+        if seen is not None and seen.device is not None:
+            self._auth.quota.seen_elsewhere(principal.id, seen.device, self._s.clock.now())
+
+    async def _shared_done(self, principal: Principal, scope: Scope) -> None:
+        """Give back what the request held across the cluster: its place in
+        flight, the tokens it took but did not use."""
+        shared: _Shared | None = scope.get(SHARED)
+        if shared is not None:
+            charged, used = scope.get(CHARGED, 0), scope.get(USED)
+            give_back = 0 if used is None else charged - used
+            await shared.limits.finish(principal.id, shared.seen, shared.spent, give_back)
+
+    def _published_first(self, send: Send) -> Send:
+        """``send``, but in a cluster a request that may have changed a lease
+        (or a job) publishes this node's device use before its answer goes
+        out: the caller's next request, to any node, counts it."""
+        cluster = self._s.cluster
+        if cluster is None:
+            return send
+
+        async def published_first(message: Message) -> None:
+            if message["type"] == "http.response.start" and cluster.ok:
+                await cluster.limits.publish()
+            await send(message)
+
+        return published_first
 
     async def _refuse(
         self,
@@ -245,6 +316,7 @@ class Guard:
             if charged is not None:
                 used = reported_tokens(answer.usage_bytes)
                 if used is not None:
+                    scope[USED] = used
                     self._auth.limits.settle_tokens(principal, charged, used, time.monotonic())
             if access.action is not None:
                 self._record(principal, access.action, scope, answer.status, answer.location)

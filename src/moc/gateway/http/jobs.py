@@ -8,10 +8,13 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from moc.backends.state import State
+from moc.cluster.forward import is_forwarded
 from moc.errors import InvalidRequest
 from moc.gateway.http.body import read_body
+from moc.gateway.http.cluster import Forwarded, elsewhere, with_the_others
 from moc.gateway.http.guard import admit_inference, audit_privileged, caller, check_owner
 from moc.gateway.http.respond import json, services
 from moc.gateway.views import device_view, job_view
@@ -24,16 +27,37 @@ MAX_LIST = 1000
 
 
 async def submit(request: Request) -> Response:
+    """Held by the node that serves its model (in a cluster; else this one)."""
     s = services(request)
     raw = await read_body(request, MAX_JOB_BODY)
     try:
         submission = JobSubmission.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         raise from_validation(exc) from None
+    if s.cluster is not None and not is_forwarded(request.scope):
+        node = await s.cluster.serving(submission.model)
+        if node is not None:
+            return Forwarded(s.cluster, node, raw, _Here(request, submission))
+    return _submit_here(request, submission)
+
+
+def _submit_here(request: Request, submission: JobSubmission) -> Response:
+    s = services(request)
     # Its tokens are the key's now, as its estimate: the job runs later, unseen.
     admit_inference(request.scope, s, submission.model, submission.body())
     job = s.jobs.submit(submission, owner=caller(request.scope).id)
     return json(job_view(job), 202, {"location": f"/v1/jobs/{job.id}"})
+
+
+class _Here:
+    """The submission held here after all: its node could not be reached."""
+
+    def __init__(self, request: Request, submission: JobSubmission) -> None:
+        self._request = request
+        self._submission = submission
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _submit_here(self._request, self._submission)(scope, receive, send)
 
 
 def _owned(request: Request) -> Job:
@@ -44,10 +68,16 @@ def _owned(request: Request) -> Job:
 
 
 async def get_job(request: Request) -> Response:
+    found = elsewhere(request, services(request).cluster)
+    if found is not None:
+        return found
     return json(job_view(_owned(request)))
 
 
 async def cancel_job(request: Request) -> Response:
+    found = elsewhere(request, services(request).cluster)
+    if found is not None:
+        return found
     s = services(request)
     owner = _owned(request).owner
     job = s.jobs.cancel(request.path_params["job_id"])
@@ -79,7 +109,10 @@ async def list_jobs(request: Request) -> Response:
     principal = caller(request.scope)
     owner = None if principal.role.sees_all() else principal.id
     jobs = s.jobs.find(status, q.get("model"), int(limit_text), owner)
-    return json({"object": "list", "data": [job_view(j) for j in jobs]})
+    found, headers = await with_the_others(
+        request, s.cluster, "data", [job_view(j) for j in jobs], int(limit_text)
+    )
+    return json({"object": "list", "data": found}, 200, headers)
 
 
 async def stats(request: Request) -> Response:

@@ -9,7 +9,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from moc.cluster.forward import is_forwarded
+from moc.cluster.route import able_to_learn
+from moc.errors import ExceedsCapacity, NotFound
 from moc.gateway.http.body import parse, read_body
+from moc.gateway.http.cluster import Forwarded, elsewhere, with_the_others
 from moc.gateway.http.guard import caller, check_model
 from moc.gateway.http.query import choice, whole
 from moc.gateway.http.respond import json, services
@@ -24,6 +28,9 @@ MAX_LIST = 1000
 
 
 async def submit(request: Request) -> Response:
+    """Run by the node asked for; else this one, when it has what the job
+    names; else (in a cluster) a node that has it."""
+    s = services(request)
     raw = await read_body(request, MAX_BODY)
     try:
         body = LearningJobRequest.model_validate_json(raw or b"{}")
@@ -32,24 +39,52 @@ async def submit(request: Request) -> Response:
     for model in (body.base, body.model):
         if model is not None:
             check_model(request.scope, model)
+    cluster = s.cluster
+    if cluster is None or is_forwarded(request.scope):
+        return _submit_here(request, body)
+    if body.node is not None and body.node != cluster.name:
+        asked = cluster.node(body.node)
+        if asked is None:
+            raise NotFound(f"node: no node {body.node!r} is up in the cluster", node=body.node)
+        return Forwarded(cluster, asked, raw)
+    try:
+        return _submit_here(request, body)
+    except (NotFound, ExceedsCapacity):
+        other = None
+        if body.node is None:
+            other = able_to_learn(body.base, body.model, body.dataset, cluster.link.reachable())
+        if other is None:
+            raise
+        return Forwarded(cluster, other, raw)
+
+
+def _submit_here(request: Request, body: LearningJobRequest) -> Response:
     job = services(request).learning.submit(body, owner=caller(request.scope).id)
     return json(learning_job_view(job), 202, {"location": f"/v1/learning/jobs/{job.id}"})
 
 
 async def list_jobs(request: Request) -> Response:
+    s = services(request)
     status = choice(request, "status", Status)
     kind = choice(request, "kind", Kind)
     limit = whole(request, "limit", MAX_LIST, default=100)
     assert limit is not None
-    jobs = services(request).learning.find(status, kind, limit)
-    return json({"jobs": [learning_job_view(j) for j in jobs]})
+    mine = [learning_job_view(j) for j in s.learning.find(status, kind, limit)]
+    found, headers = await with_the_others(request, s.cluster, "jobs", mine, limit)
+    return json({"jobs": found}, 200, headers)
 
 
 async def get_job(request: Request) -> Response:
+    found = elsewhere(request, services(request).cluster)
+    if found is not None:
+        return found
     return json(learning_job_view(services(request).learning.get(request.path_params["job_id"])))
 
 
 async def cancel_job(request: Request) -> Response:
+    found = elsewhere(request, services(request).cluster)
+    if found is not None:
+        return found
     job = services(request).learning.cancel(request.path_params["job_id"])
     return json(learning_job_view(job))
 
@@ -58,6 +93,9 @@ async def events(request: Request) -> Response:
     """The job as it changes, as server-sent events: ``status`` on every change
     of status, ``progress`` per step, ``checkpoint``; the stream ends after
     the job has finished."""
+    found = elsewhere(request, services(request).cluster)
+    if found is not None:
+        return found
     runner = services(request).learning
     job_id = request.path_params["job_id"]
     queue = runner.watch(job_id)

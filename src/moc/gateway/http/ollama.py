@@ -28,7 +28,7 @@ from moc.dispatch.upstream import UpstreamFailed, error_message
 from moc.errors import InvalidRequest, MocError
 from moc.gateway import ollama_wire as wire
 from moc.gateway.http.body import read_body
-from moc.gateway.http.cluster import Forwarding
+from moc.gateway.http.cluster import Forwarded
 from moc.gateway.http.errors import error_json, error_response, http_status, ollama_error_body
 from moc.gateway.http.exchange import Exchange, RawEndpoint
 from moc.gateway.http.guard import check_model
@@ -96,7 +96,7 @@ async def _routed(request: Request, s: Services, doc: dict[str, Any], here: Exch
     if s.cluster is None or is_forwarded(request.scope):
         return here
     node = await s.cluster.serving(doc["model"])
-    return here if node is None else Forwarding(s.cluster, node, orjson.dumps(doc), here)
+    return here if node is None else Forwarded(s.cluster, node, orjson.dumps(doc), here)
 
 
 async def _infer(request: Request, chat: bool) -> ASGIApp:

@@ -15,7 +15,7 @@ from moc.dispatch.request import Endpoint, parse_openai
 from moc.dispatch.service import Timing
 from moc.errors import MocError
 from moc.gateway.http.body import read_body
-from moc.gateway.http.cluster import Forwarding
+from moc.gateway.http.cluster import Forwarded
 from moc.gateway.http.errors import error_response
 from moc.gateway.http.exchange import Exchange, RawEndpoint, relay_openai
 from moc.gateway.http.respond import services
@@ -36,7 +36,7 @@ async def _inference(request: Request, endpoint: Endpoint) -> ASGIApp:
     if s.cluster is not None and not is_forwarded(request.scope):
         node = await s.cluster.serving(parsed.model)
         if node is not None:
-            return Forwarding(s.cluster, node, raw, here)
+            return Forwarded(s.cluster, node, raw, here)
     return here
 
 

@@ -49,6 +49,17 @@ class Goal:
     def active(self) -> bool:
         return self.status is GoalStatus.ACTIVE
 
+    def record(self) -> dict[str, Any]:
+        """As a JSON document (how a cluster shares it)."""
+        return {**dataclasses.asdict(self), "status": self.status.value}
+
+    @classmethod
+    def from_record(cls, doc: dict[str, Any]) -> Goal:
+        return cls(
+            str(doc["name"]), float(doc["weight"]), str(doc["description"]),
+            GoalStatus(doc["status"]), float(doc["created_at"]), float(doc["updated_at"]),
+        )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class NewGoal:

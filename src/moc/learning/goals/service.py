@@ -18,7 +18,7 @@ anything slow it schedules as a task of its own.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from moc.clock import Clock
 from moc.config import GoalsConfig
@@ -111,6 +111,25 @@ class GoalService:
         event(log, logging.INFO, "goal deleted", goal=name)
         self._tell(old, None)
         return old
+
+    def adopt(self, goals: Sequence[Goal]) -> None:
+        """Make this table ``goals``, as the cluster has them (another node
+        changed them): each difference is stored and told like a change made
+        here. No limit is checked: the node that made the change did."""
+        wanted = {g.name: g for g in goals}
+        for name in [n for n in self._goals if n not in wanted]:
+            gone = self._goals.pop(name)
+            self._store.delete(name)
+            self._tell(gone, None)
+        for goal in goals:
+            old = self._goals.get(goal.name)
+            if old == goal:
+                continue
+            (self._store.insert if old is None else self._store.update)(goal)
+            self._goals[goal.name] = goal
+            event(log, logging.INFO, "goal taken from the cluster", goal=goal.name,
+                  weight=goal.weight, status=goal.status.value)  # fmt: skip
+            self._tell(old, goal)
 
     def weights(self) -> dict[str, GoalWeight]:
         """What the learning queue's policy needs of every goal, a snapshot."""

@@ -157,6 +157,12 @@ class LearningJobRequest(BaseModel):
     goal: str | None = Field(None, max_length=128)
     priority: int | None = Field(None, ge=PRIORITY_MIN, le=PRIORITY_MAX)
     device: str | None = Field(None, max_length=64, description="default: where it fits best")
+    node: str | None = Field(
+        None,
+        max_length=48,
+        description="in a cluster: the node to run it on; default: this one when it has what "
+        "the job names, else a node that has",
+    )
     params: dict[str, Any] = Field(default_factory=dict)
 
 

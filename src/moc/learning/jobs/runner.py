@@ -138,6 +138,7 @@ class LearningRunner:
         self._wake = asyncio.Event()
         self._scheduler: asyncio.Task[None] | None = None
         self._closing = False
+        self.id_prefix = ""  # in a cluster, "<node>.": any node can tell whose a job is
 
     # --- the API's operations --------------------------------------------------------
     def submit(self, request: LearningJobRequest, owner: str = "") -> LearningJob:
@@ -157,7 +158,11 @@ class LearningRunner:
     def _new(self, **fields: Any) -> LearningJob:
         now = self._clock.now()
         return LearningJob(
-            id=new_job_id(), created_at=now, updated_at=now, seq=self._store.next_seq(), **fields
+            id=self.id_prefix + new_job_id(),
+            created_at=now,
+            updated_at=now,
+            seq=self._store.next_seq(),
+            **fields,
         )
 
     def _sized(self, accepted: Accepted) -> LearningJob:
