@@ -4,17 +4,14 @@ restarted under its name, leaves none behind), device byte-seconds per day
 through leases on several nodes, and each node counting alone while Redis is
 down.
 
-The caller is a JWT subject: one caller on every node, with the same limits
-(an API key lives on the node that made it). Each test's cluster gets a Redis
-database of its own.
+The caller is a JWT subject: one caller on every node, with the same limits.
+Each test's cluster gets a Redis database of its own.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +25,7 @@ from tests.integration.cluster_support import (
     Node,
     RedisServer,
     members,
-    redis_server_or_skip,
     start_all,
-    stop_all,
     view,
     wait_for_view,
 )
@@ -39,35 +34,8 @@ from tests.integration.support import chat, spec, wait_for
 ADMIN = "admin-secret-for-the-cluster-tests-0123456789"
 JWT_SECRET = "a-shared-hs256-secret-for-every-node-0123456789"
 MIB = 1 << 20
-DATABASES = itertools.cycle(range(1, 16))
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    redis_server_or_skip()
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def fresh_db(redis_server: RedisServer) -> str:
-    url = redis_server.url(next(DATABASES))
-    db = redis.Redis.from_url(url)
-    try:
-        db.flushdb()
-    finally:
-        db.close()
-    return url
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[Node]]:
-    started: list[Node] = []
-    yield started
-    stop_all(started)
 
 
 def caller(limits: dict[str, int]) -> tuple[dict[str, Any], dict[str, str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,7 +21,7 @@ from moc.auth.roles import Role
 from moc.cluster.forward import CALLER, NODE, SECRET, header, is_forwarded
 from moc.cluster.model import NodeInfo
 from moc.cluster.service import Cluster
-from moc.errors import LeaseLost, NotFound, Unauthenticated, Unavailable
+from moc.errors import LeaseLost, MocError, NotFound, Unauthenticated, Unavailable
 from moc.gateway.http.errors import error_response
 from moc.gateway.http.guard import FORWARDED_CALLER, PRINCIPAL, caller
 from moc.gateway.http.respond import json, services
@@ -162,48 +163,52 @@ class Forwarded(Response):
         await error_response(gone)(scope, receive, send)
 
 
-def _home(cluster: Cluster | None, scope: Scope, object_id: str) -> tuple[str, NodeInfo | None]:
-    """(the node named by ``object_id``'s prefix, that node when it is up);
-    ("", None) when the object is this node's. Unavailable with Redis down."""
-    if cluster is None or is_forwarded(scope):
-        return "", None
+def _home(
+    request: Request, cluster: Cluster | None, param: str, gone: Callable[[str, str], MocError]
+) -> NodeInfo | None:
+    """The node that holds what the path's ``param`` names (its id begins with
+    the node's name, ``n2.…``); None: this one. ``gone(id, node)`` is raised
+    when that node is out of the cluster; Unavailable when Redis is down."""
+    object_id = request.path_params[param]
+    if cluster is None or is_forwarded(request.scope):
+        return None
     node, dot, _ = object_id.partition(".")
     if not dot or node == cluster.name:
-        return "", None
+        return None
     found = cluster.node(node)
-    if found is None and not cluster.ok:
+    if found is not None:
+        return found
+    if not cluster.ok:
         raise Unavailable(f"the cluster's directory (Redis) is down: node {node} cannot be found")
-    return node, found
+    raise gone(object_id, node)
 
 
 def lease_home(request: Request, cluster: Cluster | None) -> NodeInfo | None:
-    """The node that holds the lease the path names; None: this one. A lease
-    id begins with its node's name (``n2.5f…``). LeaseLost when that node is
-    out of the cluster: its leases ended with it."""
-    lease_id = request.path_params["lease_id"]
-    node, found = _home(cluster, request.scope, lease_id)
-    if node and found is None:
-        raise LeaseLost(
+    """The node that holds the lease the path names; LeaseLost when that node
+    is out of the cluster: its leases ended with it."""
+
+    def lost(lease_id: str, node: str) -> MocError:
+        return LeaseLost(
             f"lease {lease_id} was held on node {node}, which is gone from the cluster: its "
             "memory went with it",
             node=node,
         )
-    return found
+
+    return _home(request, cluster, "lease_id", lost)
 
 
 def job_home(request: Request, cluster: Cluster | None) -> NodeInfo | None:
-    """The node that holds the job the path names (its id begins with the
-    node's name); None: this one. Unavailable when that node is not up: its
-    jobs are in its own store and go on when it comes back."""
-    job_id = request.path_params["job_id"]
-    node, found = _home(cluster, request.scope, job_id)
-    if node and found is None:
-        raise Unavailable(
+    """The node that holds the job the path names; Unavailable when that node
+    is not up: its jobs are in its own store and go on when it comes back."""
+
+    def away(job_id: str, node: str) -> MocError:
+        return Unavailable(
             f"job {job_id} is held by node {node}, which is not up in the cluster; its jobs go "
             "on when it comes back",
             node=node,
         )
-    return found
+
+    return _home(request, cluster, "job_id", away)
 
 
 def elsewhere(request: Request, cluster: Cluster | None) -> Forwarded | None:
