@@ -32,6 +32,7 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import uvicorn
 
@@ -218,7 +219,9 @@ async def _run(
     http_sock = bind_http(server_cfg.host, server_cfg.http_port)
     if config.cluster.enabled:
         scheme = "https" if tls is not None else "http"
-        own = f"{scheme}://{_loopback(server_cfg.host)}:{http_sock.getsockname()[1]}"
+        own = (
+            f"{scheme}://{_reachable(server_cfg.host, config.cluster)}:{http_sock.getsockname()[1]}"
+        )
         services.cluster = build_cluster(services, config.cluster.advertise or own)
         share(services.goals, services.auth.keys, services.cluster.link)
         # Any node can tell from an id which node holds what it names.
@@ -423,6 +426,24 @@ def _nodes_tls(config: ClusterConfig) -> ssl.SSLContext | None:
         return ssl.create_default_context(cafile=str(config.ca_file))
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"cluster.ca_file {config.ca_file}: {exc}") from exc
+
+
+def _reachable(host: str, cluster: ClusterConfig) -> str:
+    """The address the other nodes reach this one at, when ``advertise`` is
+    not set: the one it listens on; listening on every address, the one this
+    host reaches Redis from (the other nodes reach Redis too: that interface
+    is the one they share). No packet is sent to find it."""
+    if host not in ("0.0.0.0", "", "::") or cluster.redis is None:
+        return _loopback(host)
+    parsed = urlsplit(cluster.redis)
+    family = socket.AF_INET6 if host == "::" else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((parsed.hostname or "127.0.0.1", parsed.port or 6379))
+            found = str(probe.getsockname()[0])
+    except OSError:
+        return _loopback(host)
+    return f"[{found}]" if ":" in found else found
 
 
 def _loopback(host: str) -> str:

@@ -99,7 +99,9 @@ class ClusterLink:
             self._nodes_up(1)
             return
         if not self.ok:
-            event(log, logging.INFO, "cluster joined", node=self.name, others=len(names))
+            event(
+                log, logging.INFO, "cluster joined", node=self.name, url=me.url, others=len(names)
+            )
         self.ok = True
         others: dict[str, NodeInfo] = {}
         lapsed = []
