@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -145,6 +148,15 @@ def test_the_goals_commands(moc_factory: Factory) -> None:
     nothing = run(server, "goals", "set", "chores")
     assert nothing.returncode == 1
     assert "give at least one" in nothing.stderr
+
+    # --url and --json given before the command hold for it too.
+    before = subprocess.run(
+        [sys.executable, "-m", "moc", "goals", "--url", server.url, "--json", "set", "research",
+         "-w", "4"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "MOC_URL": "http://127.0.0.1:9"},
+    )  # fmt: skip
+    assert before.returncode == 0, before.stderr
+    assert json.loads(before.stdout)["weight"] == 4
 
     assert lines(run(server, "goals", "rm", "chores")) == ["goal chores removed"]
     missing = run(server, "goals", "rm", "chores")

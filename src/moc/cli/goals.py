@@ -18,8 +18,22 @@ goals_app = typer.Typer(
 )
 
 
-def _client(url: str | None) -> Client:
-    return Client(url)
+def _given(ctx: typer.Context, name: str) -> Any:
+    """The option ``name`` of the command, unless it was given only before the
+    command (``moc goals --url … add …``) and not on it: then that one."""
+
+    def typed(c: Any) -> bool:  # a typer or a click context
+        source = c.get_parameter_source(name)
+        return source is not None and source.name == "COMMANDLINE"
+
+    parent = ctx.parent
+    if typed(ctx) or parent is None or not typed(parent):
+        return ctx.params[name]
+    return parent.params[name]
+
+
+def _client(ctx: typer.Context) -> Client:
+    return Client(_given(ctx, "url"))
 
 
 @goals_app.callback()
@@ -31,7 +45,7 @@ def goals_list(ctx: typer.Context, url: UrlOpt = None, as_json: JsonOpt = False)
     if ctx.invoked_subcommand is not None:
         return
     try:
-        found = _client(url).goals()
+        found = Client(url).goals()
     except MocError as exc:
         fail(exc)
     if as_json:
@@ -60,6 +74,7 @@ def _show_goal(goal: Any, verb: str, as_json: bool) -> None:
 
 @goals_app.command("add")
 def goals_add(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Letters, digits, '.', '_', '-'; up to 64.")],
     weight: Annotated[float, typer.Option("--weight", "-w", help="Greater than 0, at most 1000.")],
     description: Annotated[str | None, typer.Option("--description", "-d")] = None,
@@ -69,14 +84,15 @@ def goals_add(
 ) -> None:
     """Add a goal; it is active unless --status says otherwise."""
     try:
-        goal = _client(url).create_goal(name, weight, description=description, status=status)
+        goal = _client(ctx).create_goal(name, weight, description=description, status=status)
     except MocError as exc:
         fail(exc)
-    _show_goal(goal, "added", as_json)
+    _show_goal(goal, "added", _given(ctx, "as_json"))
 
 
 @goals_app.command("set")
 def goals_set(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="A goal from `moc goals`.")],
     weight: Annotated[float | None, typer.Option("--weight", "-w")] = None,
     description: Annotated[str | None, typer.Option("--description", "-d")] = None,
@@ -88,24 +104,25 @@ def goals_set(
     if weight is None and description is None and status is None:
         fail(InvalidRequest("--weight/--description/--status", "give at least one"))
     try:
-        goal = _client(url).update_goal(name, weight=weight, description=description, status=status)
+        goal = _client(ctx).update_goal(name, weight=weight, description=description, status=status)
     except MocError as exc:
         fail(exc)
-    _show_goal(goal, "changed", as_json)
+    _show_goal(goal, "changed", _given(ctx, "as_json"))
 
 
 @goals_app.command("rm")
 def goals_rm(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="A goal from `moc goals`.")],
     url: UrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove a goal."""
     try:
-        goal = _client(url).delete_goal(name)
+        goal = _client(ctx).delete_goal(name)
     except MocError as exc:
         fail(exc)
-    if as_json:
+    if _given(ctx, "as_json"):
         emit_json(goal)
     else:
         out.print(f"goal {goal['name']} removed", highlight=False, markup=False)
