@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import errno
 import gc
+import ipaddress
 import logging
 import math
 import signal
@@ -223,7 +224,9 @@ async def _run(
             f"{scheme}://{_reachable(server_cfg.host, config.cluster)}:{http_sock.getsockname()[1]}"
         )
         services.cluster = build_cluster(services, config.cluster.advertise or own)
-        share(services.goals, services.auth.keys, services.cluster.link)
+        assert config.cluster.secret is not None  # a cluster has one (ClusterConfig)
+        share(services.goals, services.auth.keys, services.cluster.link,
+              config.cluster.secret.get_secret_value().encode())  # fmt: skip
         # Any node can tell from an id which node holds what it names.
         services.leases.id_prefix = f"{config.cluster.node}."
         services.jobs.id_prefix = f"{config.cluster.node}."
@@ -432,18 +435,34 @@ def _reachable(host: str, cluster: ClusterConfig) -> str:
     """The address the other nodes reach this one at, when ``advertise`` is
     not set: the one it listens on; listening on every address, the one this
     host reaches Redis from (the other nodes reach Redis too: that interface
-    is the one they share). No packet is sent to find it."""
+    is the one they share). Only a route is looked up (and Redis's name
+    resolved): no packet is sent."""
     if host not in ("0.0.0.0", "", "::") or cluster.redis is None:
         return _loopback(host)
     parsed = urlsplit(cluster.redis)
-    family = socket.AF_INET6 if host == "::" else socket.AF_INET
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            probe.connect((parsed.hostname or "127.0.0.1", parsed.port or 6379))
-            found = str(probe.getsockname()[0])
-    except OSError:
-        return _loopback(host)
+    target = (parsed.hostname or "127.0.0.1", parsed.port or 6379)
+    families = (socket.AF_INET6, socket.AF_INET) if host == "::" else (socket.AF_INET,)
+    found = None
+    for family in families:
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect(target)
+                found = str(probe.getsockname()[0])
+                break
+        except OSError:
+            continue
+    if found is None or _is_loopback(found):
+        found = found or _loopback(host).strip("[]")
+        event(log, logging.WARNING, "cluster: this node advertises a loopback address, which "
+              "only nodes on this host reach; set cluster.advertise", address=found)  # fmt: skip
     return f"[{found}]" if ":" in found else found
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _loopback(host: str) -> str:

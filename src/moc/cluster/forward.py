@@ -37,7 +37,21 @@ _DROP_ANSWER = _DROP | {b"date", b"server"}
 
 
 class Unreachable(Exception):
-    """The node could not be asked: nothing was sent back to the client yet."""
+    """The node did not answer: nothing was sent back to the client yet.
+    ``sent``: the request may have reached it (it broke off, or was too
+    slow, after the connection was made); False: it surely did not."""
+
+    def __init__(self, message: str, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+# Errors that say the request never left: the connection was not made.
+_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+def _unreachable(url: str, exc: Exception) -> Unreachable:
+    return Unreachable(f"{url}: {exc!r}", sent=not isinstance(exc, _NOT_SENT))
 
 
 class Forwarder:
@@ -100,7 +114,7 @@ class Forwarder:
                 allow_redirects=False,
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise Unreachable(f"{url}: {exc!r}") from exc
+            raise _unreachable(url, exc) from exc
         began = time.monotonic() - t0
         try:
             headers: list[tuple[bytes, bytes]] = [
@@ -132,7 +146,7 @@ class Forwarder:
             ) as response:
                 return response.status, await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise Unreachable(f"{url}: {exc!r}") from exc
+            raise _unreachable(url, exc) from exc
 
 
 def _target(url: str, scope: Scope) -> str:

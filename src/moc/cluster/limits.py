@@ -252,6 +252,10 @@ class SharedLimits:
             )
         except (RedisError, OSError) as exc:
             self._failed(exc)
+            if concurrent_requests is not None:
+                # The script may have counted it before the answer was lost:
+                # this node's count of the key is set again after the next beat.
+                self._astray.add(key)
             return None
         self._answered()
         if code == 1:
@@ -315,22 +319,23 @@ class SharedLimits:
         """The request is done: one fewer in flight, and ``give_back`` tokens
         (what was taken less what the answer used; negative when it used more)
         returned, if Redis took them."""
+        if seen is not None and seen.busy:
+            # This node's count first, with no await: whatever happens to the
+            # call below (an error, a cancellation), the next beat sets Redis's.
+            left = self._busy.get(key, 0) - 1
+            if left > 0:
+                self._busy[key] = left
+            else:
+                self._busy.pop(key, None)
+            self._astray.add(key)  # set again with the next beat, at one command per key
+            try:
+                await self._done(keys=[PREFIX + "busy:" + key], args=[self.busy_field])
+            except (RedisError, OSError) as exc:
+                self._failed(exc)
+            else:
+                self._answered()
         if spent is not None and await spent.sent and give_back:
             await self._add_tokens(key, spent.tokens_per_minute, give_back)
-        if seen is None or not seen.busy:
-            return
-        left = self._busy.get(key, 0) - 1
-        if left > 0:
-            self._busy[key] = left
-        else:
-            self._busy.pop(key, None)
-        try:
-            await self._done(keys=[PREFIX + "busy:" + key], args=[self.busy_field])
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            self._astray.add(key)
-            return
-        self._answered()
 
     # --- device use, and after each heartbeat ----------------------------------------
     async def publish(self) -> None:

@@ -77,7 +77,10 @@ class ClusterLink:
         # The flag, not the cancellation alone, ends it: the Redis client can
         # swallow a cancellation that lands inside one of its calls.
         while not self._closing:
-            await self.beat()
+            try:
+                await self.beat()
+            except Exception:  # a defect must not end the heartbeat: the node would lapse
+                log.exception("cluster heartbeat failed; the next one goes on")
             await asyncio.sleep(self.config.heartbeat_s)
 
     async def beat(self) -> None:
@@ -109,7 +112,11 @@ class ClusterLink:
             if raw is None:
                 lapsed.append(name)  # a live node adds itself back with its next beat
             else:
-                others[name] = NodeInfo.from_json(orjson.loads(raw))
+                try:
+                    others[name] = NodeInfo.from_json(orjson.loads(raw))
+                except (ValueError, KeyError, TypeError) as exc:  # another version's record
+                    event(log, logging.WARNING, "cluster node record unreadable", node=name,
+                          error=repr(exc))  # fmt: skip
         if lapsed:
             with contextlib.suppress(RedisError, OSError):
                 await self._redis.srem(NODES, *lapsed)
@@ -117,7 +124,10 @@ class ClusterLink:
         self.unreachable = set()
         self._nodes_up(1 + len(others))
         for step in self._after_beat:
-            await step()
+            try:
+                await step()
+            except Exception:  # one step's defect must not stop the others, or the beat
+                log.exception("cluster heartbeat step failed", extra={"step": repr(step)})
 
     def forget(self, name: str) -> None:
         """A node that could not be reached: nothing is routed to it until the

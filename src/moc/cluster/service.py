@@ -127,19 +127,19 @@ class Cluster:
 
     async def forward(
         self, node: NodeInfo, scope: Scope, body: bytes, send: Send, caller: str | None
-    ) -> bool:
-        """Send the request to ``node`` and its answer back; False when the node
-        could not be reached (it is forgotten, nothing was sent: the caller
-        serves it itself — the one retry)."""
+    ) -> Unreachable | None:
+        """Send the request to ``node`` and its answer back; None when it was,
+        else why not (nothing was sent back yet; the node is forgotten until
+        the next heartbeat, and the caller may serve it itself)."""
         try:
             status, began = await self._forwarder.send(node.url, scope, body, send, caller)
-        except Unreachable:
+        except Unreachable as failed:
             self.link.forget(node.name)
             self._metrics.cluster_forwards.labels(node.name, "unreachable").inc()
-            return False
+            return failed
         self._metrics.cluster_forwards.labels(node.name, str(status)).inc()
         self._metrics.cluster_forward_seconds.observe(began)
-        return True
+        return None
 
     async def gather(self, scope: Scope, caller: str | None) -> tuple[list[bytes], list[str]]:
         """The same listing from every other node: the answers, and the names
@@ -149,8 +149,9 @@ class Cluster:
         async def one(node: NodeInfo) -> bytes | None:
             try:
                 status, body = await self._forwarder.fetch(node.url, scope, caller, LIST_TIMEOUT_S)
-            except Unreachable:
-                self.link.forget(node.name)
+            except Unreachable as failed:
+                if not failed.sent:  # down, not merely slow to list
+                    self.link.forget(node.name)
                 return None
             return body if status == 200 else None
 

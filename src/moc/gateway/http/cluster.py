@@ -140,26 +140,40 @@ routes = [Route("/v1/cluster", cluster_view, methods=["GET"])]
 class Forwarded(Response):
     """A request answered by the node that owns what it names (a model it
     serves, a lease or a job it holds, memory placed there). When that node
-    cannot be reached it is served by ``here``, if given (the one retry),
-    else answered 503."""
+    does not answer it is served by ``here``, if given (the one retry) —
+    unless the request may have reached that node and is not ``idempotent``
+    (a job submitted there may exist) — else answered 503."""
 
     def __init__(
-        self, cluster: Cluster, node: NodeInfo, body: bytes, here: ASGIApp | None = None
+        self,
+        cluster: Cluster,
+        node: NodeInfo,
+        body: bytes,
+        here: ASGIApp | None = None,
+        idempotent: bool = True,
     ) -> None:
         super().__init__()
         self._cluster = cluster
         self._node = node
         self._body = body
         self._here = here
+        self._idempotent = idempotent
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sent_caller = caller_header(caller(scope)) if PRINCIPAL in scope else None
-        if await self._cluster.forward(self._node, scope, self._body, send, sent_caller):
+        failed = await self._cluster.forward(self._node, scope, self._body, send, sent_caller)
+        if failed is None:
             return
-        if self._here is not None:
+        if self._here is not None and (self._idempotent or not failed.sent):
             await self._here(scope, receive, send)
             return
-        gone = Unavailable(f"node {self._node.name} cannot be reached; retry")
+        if failed.sent:
+            gone = Unavailable(
+                f"node {self._node.name} broke off before answering; it may have taken the "
+                "request: look before you send it again"
+            )
+        else:
+            gone = Unavailable(f"node {self._node.name} cannot be reached; retry")
         await error_response(gone)(scope, receive, send)
 
 
@@ -229,8 +243,9 @@ async def with_the_others(
     answers, missing = await cluster.gather(request.scope, sent)
     found = list(mine)
     for raw in answers:
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            found.extend(orjson.loads(raw)[field])
+        with contextlib.suppress(ValueError, KeyError, TypeError):  # another version's answer
+            items = orjson.loads(raw)[field]
+            found.extend(i for i in items if isinstance(i, dict) and "created_at" in i)
     found.sort(key=lambda item: str(item["created_at"]), reverse=True)
     return found[:limit], {"x-moc-nodes-missing": ",".join(missing)} if missing else None
 

@@ -207,7 +207,7 @@ class Guard:
                 auth.limits.admit(principal, time.monotonic())
             try:
                 await self._shared_admit(principal, access, scope, counted)
-            except RateLimited:
+            except BaseException:  # refused, or cut off: nothing of it stays counted here
                 if counted:
                     auth.limits.refund(principal, time.monotonic())
                 raise

@@ -37,7 +37,7 @@ async def submit(request: Request) -> Response:
     if s.cluster is not None and not is_forwarded(request.scope):
         node = await s.cluster.serving(submission.model)
         if node is not None:
-            return Forwarded(s.cluster, node, raw, _Here(request, submission))
+            return Forwarded(s.cluster, node, raw, _Here(request, submission), idempotent=False)
     return _submit_here(request, submission)
 
 

@@ -55,10 +55,14 @@ class Goal:
 
     @classmethod
     def from_record(cls, doc: dict[str, Any]) -> Goal:
-        return cls(
-            str(doc["name"]), float(doc["weight"]), str(doc["description"]),
-            GoalStatus(doc["status"]), float(doc["created_at"]), float(doc["updated_at"]),
+        """Checked as a create request is (InvalidRequest, else KeyError)."""
+        made = new_goal(
+            name=doc["name"], weight=doc["weight"], description=doc["description"],
+            status=doc["status"],
         )  # fmt: skip
+        return dataclasses.replace(
+            made.at(float(doc["created_at"])), updated_at=float(doc["updated_at"])
+        )
 
 
 @dataclass(frozen=True)
