@@ -201,3 +201,14 @@ def _no_moc_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Every moc a test starts claims its devices in the test's own directory,
     # so that test runs side by side (and a real moc on this host) do not collide.
     monkeypatch.setenv("MOC_DEVICES__CLAIM_DIR", str(tmp_path / "claims"))
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real ``redis-server`` for the module (its tests skip, loudly, without one)."""
+    from tests.integration.cluster_support import RedisServer, redis_server_or_skip
+
+    redis_server_or_skip()
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -20,25 +20,17 @@ from moc.cluster.limits import DeviceUse, SharedLimits
 from moc.errors import RateLimited
 from moc.leases.model import Lease
 from moc.store.sqlite import Database
-from tests.integration.cluster_support import RedisServer, redis_server_or_skip
+from tests.integration.cluster_support import RedisServer
 
 DATABASES = itertools.cycle(range(16))
 MIB = 1 << 20
 DAY0 = 1_800_000_000.0 - 1_800_000_000.0 % DAY  # a UTC midnight
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    redis_server_or_skip()
-    found = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield found
-    found.stop()
-
-
 @pytest.fixture
-async def db(server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+async def db(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
     """A client of a database emptied for the test."""
-    client = aioredis.from_url(server.url(next(DATABASES)), socket_timeout=0.5)
+    client = aioredis.from_url(redis_server.url(next(DATABASES)), socket_timeout=0.5)
     await client.flushdb()
     yield client
     await client.aclose()

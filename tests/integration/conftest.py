@@ -1,5 +1,5 @@
-"""Fixtures of the cluster tests: a real ``redis-server`` per module, a
-database of it per test, and the nodes a test starts."""
+"""Fixtures of the cluster tests: a database of the module's
+``redis-server`` (tests/conftest.py) per test, and the nodes a test starts."""
 
 from __future__ import annotations
 
@@ -9,17 +9,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.integration.cluster_support import Node, RedisServer, redis_server_or_skip, stop_all
+from tests.integration.cluster_support import Node, RedisServer, stop_all
 
 DATABASES = itertools.cycle(range(1, 16))  # database 0 is for a module's own nodes
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    redis_server_or_skip()
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
