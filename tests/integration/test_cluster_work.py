@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 import redis
 
@@ -247,7 +248,11 @@ def test_a_job_on_a_node_that_is_gone_answers_unavailable(
         )
         assert (made.status_code, made.headers["x-moc-node"]) == (202, "n2"), made.text
         job_id = made.json()["job_id"]
+        with n2.client() as http:
+            assert until(lambda: http.get(f"/v1/jobs/{job_id}").json()["status"] == "complete")
+            runtime = http.get("/v1/models/b").json()["pid"]
         n2.kill9()
+        psutil.Process(runtime).kill()  # the host is gone: its runtime with it
         wait_for_view(n1, lambda found: {n["name"] for n in found["nodes"]} == {"n1"})
         gone = httpx.get(f"{n1.url}/v1/jobs/{job_id}", timeout=10)
         assert gone.status_code == 503, gone.text
