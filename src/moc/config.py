@@ -440,11 +440,19 @@ class ClusterConfig(Section):
         description="CA certificates (PEM) the other nodes' HTTPS is checked against "
         "(default: the system's)",
     )
+    cert_file: Path | None = Field(
+        None,
+        description="a client certificate (PEM) this node shows the others, for nodes that "
+        "ask for one (server.tls.client_ca_file)",
+    )
+    key_file: Path | None = Field(None, description="its private key (PEM)")
 
     @model_validator(mode="after")
     def _complete(self) -> ClusterConfig:
         if self.redis is not None and self.secret is None:
             raise ValueError("a cluster needs secret (MOC_CLUSTER__SECRET): nodes prove forwards")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: give both or neither")
         if self.ttl_s <= self.heartbeat_s:
             raise ValueError("ttl_s must be longer than heartbeat_s")
         return self

@@ -421,14 +421,25 @@ def build_cluster(services: Services, url: str) -> Cluster:
 
 
 def _nodes_tls(config: ClusterConfig) -> ssl.SSLContext | None:
-    """How this node checks the other nodes' HTTPS: ``cluster.ca_file``, else
-    the system's CAs (None)."""
-    if config.ca_file is None:
+    """How this node checks the other nodes' HTTPS (``cluster.ca_file``, else
+    the system's CAs) and the client certificate it shows them, if any;
+    None: the system's CAs and no certificate."""
+    if config.ca_file is None and config.cert_file is None:
         return None
     try:
-        return ssl.create_default_context(cafile=str(config.ca_file))
+        context = ssl.create_default_context(
+            cafile=None if config.ca_file is None else str(config.ca_file)
+        )
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"cluster.ca_file {config.ca_file}: {exc}") from exc
+    if config.cert_file is not None:
+        try:
+            context.load_cert_chain(config.cert_file, config.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"cluster.cert_file {config.cert_file} / key_file {config.key_file}: {exc}"
+            ) from exc
+    return context
 
 
 def _reachable(host: str, cluster: ClusterConfig) -> str:

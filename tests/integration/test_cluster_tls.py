@@ -1,7 +1,8 @@
 """A cluster over TLS all the way: a real ``redis-server`` on its TLS port
 (``rediss://``), two nodes serving HTTPS with certificates the test makes,
 and a request forwarded from one to the other over HTTPS, checked against
-the cluster's CA (``cluster.ca_file``)."""
+the cluster's CA (``cluster.ca_file``); with mTLS, the forwarding node shows
+its client certificate (``cluster.cert_file``)."""
 
 from __future__ import annotations
 
@@ -60,18 +61,26 @@ class TlsRedis(RedisServer):
             return False
 
 
-@pytest.fixture
-def tls_pair(tmp_path: Path, tiny_models: dict[str, Path]) -> Iterator[tuple[list[Node], Pki]]:
+@pytest.fixture(params=[False, True], ids=["tls", "mtls"])
+def tls_pair(
+    request: pytest.FixtureRequest, tmp_path: Path, tiny_models: dict[str, Path]
+) -> Iterator[tuple[list[Node], Pki]]:
+    """Two nodes on HTTPS; with mTLS each asks for a client certificate, and
+    shows the others its own (cluster.cert_file)."""
+    mutual: bool = request.param
     pki = Pki.make(tmp_path / "pki")
     server = TlsRedis(tmp_path / "redis", pki).start()
     url = f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={pki.ca_file}"
+    cluster = {"ca_file": str(pki.ca_file)}
+    if mutual:
+        cluster |= {"cert_file": str(pki.client_cert_file), "key_file": str(pki.client_key_file)}
     nodes = [
-        Node(tmp_path, name, url, [spec(tiny_models, model)], server=pki.tls_config(),
-             cluster={"ca_file": str(pki.ca_file)})
+        Node(tmp_path, name, url, [spec(tiny_models, model)], server=pki.tls_config(mutual),
+             cluster=cluster)
         for name, model in (("n1", "a"), ("n2", "b"))
     ]  # fmt: skip
     for node in nodes:
-        node.verify = pki.trust()
+        node.verify = pki.trust(client=mutual)
     try:
         yield start_all(nodes), pki
     finally:
