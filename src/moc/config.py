@@ -6,11 +6,12 @@ file named by ``--config`` or ``MOC_CONFIG``, and the embedded defaults, so
 ``moc serve`` runs with no file at all. Every section forbids unknown fields: a
 typo fails at startup with the field's dotted path.
 
-One file of about 650 lines on purpose: the sections are the one reference
+One file of about 680 lines on purpose: the sections are the one reference
 of every setting (docs/configuration.md follows it section by section), each
 a few plain fields with their checks, and the loader beside them turns any of
 their errors into one message; split up, a setting would be looked for in
-several places. Only declarations live here: what a setting does is in the
+several places. Only declarations live here, and what follows from a setting
+alone (the address moc reaches itself at): what a setting does is in the
 part that reads it.
 """
 
@@ -102,6 +103,16 @@ class TlsConfig(Section):
         return self.cert_file is not None
 
 
+def own_host(host: str) -> str:
+    """How moc reaches itself when listening on ``host``: an address it
+    listens on (loopback for every address), bracketed when IPv6."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
 class ServerConfig(Section):
     host: str = "127.0.0.1"
     http_port: int = Field(8008, ge=0, le=65535)
@@ -112,6 +123,10 @@ class ServerConfig(Section):
         False,
         description="listen on an address other than loopback with auth off (refused otherwise)",
     )
+
+    @property
+    def own_host(self) -> str:
+        return own_host(self.host)
 
 
 class HostDeviceConfig(Section):

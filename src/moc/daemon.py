@@ -25,35 +25,27 @@ import asyncio
 import contextlib
 import errno
 import gc
-import ipaddress
 import logging
 import math
 import signal
 import socket
-import ssl
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import uvicorn
 
 from moc.artifacts.build import build_registry
 from moc.artifacts.registry import Registry
 from moc.auth.build import build_auth, check_exposure
-from moc.backends.state import State
 from moc.clock import SystemClock
-from moc.cluster.forward import Forwarder
-from moc.cluster.limits import SharedLimits
-from moc.cluster.link import ClusterLink
-from moc.cluster.model import NodeInfo
-from moc.cluster.service import Cluster, node_info
-from moc.config import ClusterConfig, Config
+from moc.clustering import join
+from moc.config import Config
 from moc.devices import discover
 from moc.devices.claim import DeviceClaims
 from moc.devices.probe import DeviceInfo, DeviceProbe
 from moc.dispatch.service import Dispatcher
 from moc.dispatch.upstream import Upstream
-from moc.errors import ConfigError, ModelNotFound
+from moc.errors import ConfigError
 from moc.gateway.grpc.server import GrpcServer
 from moc.gateway.http.app import build_app
 from moc.gateway.tls import ServerTls
@@ -61,7 +53,6 @@ from moc.jobs.runner import JobRunner
 from moc.jobs.store import JobStore
 from moc.learning.build import build_learning
 from moc.learning.demo import add_demo_datasets, demo_base_model
-from moc.learning.jobs.model import TINY_BASE
 from moc.learning.worker.selfcall import SelfTls
 from moc.leases.service import LeaseService
 from moc.leases.store import LeaseStore
@@ -72,7 +63,6 @@ from moc.monitor import DeviceMonitor
 from moc.scheduler.task import Scheduler
 from moc.scheduler.waiting import Limits, Priority
 from moc.services import Services
-from moc.sharing import share
 from moc.store.datadir import DataDir
 from moc.store.sqlite import Database
 from moc.telemetry import logs
@@ -219,18 +209,7 @@ async def _run(
     tls = ServerTls(server_cfg.tls) if server_cfg.tls.enabled else None  # ConfigError: bad files
     http_sock = bind_http(server_cfg.host, server_cfg.http_port)
     if config.cluster.enabled:
-        scheme = "https" if tls is not None else "http"
-        own = (
-            f"{scheme}://{_reachable(server_cfg.host, config.cluster)}:{http_sock.getsockname()[1]}"
-        )
-        services.cluster = build_cluster(services, config.cluster.advertise or own)
-        assert config.cluster.secret is not None  # a cluster has one (ClusterConfig)
-        share(services.goals, services.auth.keys, services.cluster.link,
-              config.cluster.secret.get_secret_value().encode())  # fmt: skip
-        # Any node can tell from an id which node holds what it names.
-        services.leases.id_prefix = f"{config.cluster.node}."
-        services.jobs.id_prefix = f"{config.cluster.node}."
-        services.learning.id_prefix = f"{config.cluster.node}."
+        services.cluster = join(services, http_sock.getsockname()[1])
     grpc_server: GrpcServer | None = None
     grpc_port = 0
     if server_cfg.grpc_port:
@@ -313,10 +292,10 @@ async def _run(
     tls_fields: dict[str, str] = {}
     own_key = services.auth.internal_key if services.auth.enabled else None
     if tls is None:
-        learning.bind(f"http://{_loopback(server_cfg.host)}:{http_port}", api_key=own_key)
+        learning.bind(f"http://{server_cfg.own_host}:{http_port}", api_key=own_key)
     else:
         learning.bind(
-            f"https://{_loopback(server_cfg.host)}:{http_port}",
+            f"https://{server_cfg.own_host}:{http_port}",
             SelfTls(str(tls.cert_file.resolve()), client_cert_required=tls.mutual),
             own_key,
         )
@@ -384,105 +363,6 @@ async def _run(
         waiting_turned_away=turned_away,
         took_s=round(time.monotonic() - t0, 3),
     )
-
-
-def build_cluster(services: Services, url: str) -> Cluster:
-    """This node in the cluster: what it publishes of itself, its line to
-    Redis, the pool it forwards through."""
-    config = services.config.cluster
-    assert config.secret is not None
-    scheduler, table, ledger, clock = (
-        services.scheduler, services.models, services.ledger, services.clock,
-    )  # fmt: skip
-
-    bases = (TINY_BASE, *sorted(services.config.learning.bases))
-    datasets = services.datasets
-
-    def here() -> NodeInfo:
-        room = scheduler.room
-        queued = sum(room.depth(p) for p in Priority)
-        held = tuple(n for d in datasets.list() for n in (d.name, d.id))
-        return node_info(config.node, url, clock.now(), ledger.views(), table.views(), queued,
-                         room.in_flight, bases, held)  # fmt: skip
-
-    link = ClusterLink(config, here, services.metrics.cluster_nodes_up.set)
-    quota = services.auth.quota
-    limits = SharedLimits(link.redis, config.node, config.ttl_s, lambda: quota.changes(clock.now()))
-    link.after_beat(limits.beat)
-    forwarder = Forwarder(config.node, config.secret.get_secret_value(), _nodes_tls(config))
-
-    def ready_here(model: str) -> bool:
-        try:
-            return table.view(model).state is State.READY
-        except ModelNotFound:  # an adapter's name, or none here: the route decides
-            return False
-
-    return Cluster(link, forwarder, here, ready_here, services.metrics, clock, limits)
-
-
-def _nodes_tls(config: ClusterConfig) -> ssl.SSLContext | None:
-    """How this node checks the other nodes' HTTPS (``cluster.ca_file``, else
-    the system's CAs) and the client certificate it shows them, if any;
-    None: the system's CAs and no certificate."""
-    if config.ca_file is None and config.cert_file is None:
-        return None
-    try:
-        context = ssl.create_default_context(
-            cafile=None if config.ca_file is None else str(config.ca_file)
-        )
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cluster.ca_file {config.ca_file}: {exc}") from exc
-    if config.cert_file is not None:
-        try:
-            context.load_cert_chain(config.cert_file, config.key_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                f"cluster.cert_file {config.cert_file} / key_file {config.key_file}: {exc}"
-            ) from exc
-    return context
-
-
-def _reachable(host: str, cluster: ClusterConfig) -> str:
-    """The address the other nodes reach this one at, when ``advertise`` is
-    not set: the one it listens on; listening on every address, the one this
-    host reaches Redis from (the other nodes reach Redis too: that interface
-    is the one they share). Only a route is looked up (and Redis's name
-    resolved): no packet is sent."""
-    if host not in ("0.0.0.0", "", "::") or cluster.redis is None:
-        return _loopback(host)
-    parsed = urlsplit(cluster.redis)
-    target = (parsed.hostname or "127.0.0.1", parsed.port or 6379)
-    families = (socket.AF_INET6, socket.AF_INET) if host == "::" else (socket.AF_INET,)
-    found = None
-    for family in families:
-        try:
-            with socket.socket(family, socket.SOCK_DGRAM) as probe:
-                probe.connect(target)
-                found = str(probe.getsockname()[0])
-                break
-        except OSError:
-            continue
-    if found is None or _is_loopback(found):
-        found = found or _loopback(host).strip("[]")
-        event(log, logging.WARNING, "cluster: this node advertises a loopback address, which "
-              "only nodes on this host reach; set cluster.advertise", address=found)  # fmt: skip
-    return f"[{found}]" if ":" in found else found
-
-
-def _is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def _loopback(host: str) -> str:
-    """How moc reaches itself: an address it listens on."""
-    if host in ("0.0.0.0", ""):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
 
 
 def build_models(

@@ -1,16 +1,17 @@
-"""What every ``moc`` command shares: the ``--url`` and ``--json`` options, and
+"""What every ``moc`` command shares: the ``--url`` and ``--json`` options,
 how an error moc answered is shown (one line, then the exit status 1; a 401
-says where the key comes from)."""
+says where the key comes from), and how an answer is shown."""
 
 from __future__ import annotations
 
 import os
-from typing import Annotated, NoReturn
+from collections.abc import Callable
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.text import Text
 
-from moc.cli.render import err
+from moc.cli.render import emit_json, err, out
 from moc.errors import DatasetInvalid, MocError, Unauthenticated
 from moc.sdk.wire import API_KEY_ENV
 
@@ -37,3 +38,19 @@ def fail(error: MocError) -> NoReturn:
                 markup=False,
             )
     raise typer.Exit(1)
+
+
+T = TypeVar("T")
+
+
+def show(fetch: Callable[[], T], as_json: bool, render: Callable[[T], Any]) -> None:
+    """What ``fetch`` answers: as JSON, or as ``render`` draws it; an error
+    moc answered is shown with :func:`fail`."""
+    try:
+        found = fetch()
+    except MocError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(found)
+    else:
+        out.print(render(found))

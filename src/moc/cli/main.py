@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from moc.cli.artifacts import adapters, artifact_app, signing_keys_app
-from moc.cli.common import JsonOpt, UrlOpt, fail
+from moc.cli.common import JsonOpt, UrlOpt, fail, show
 from moc.cli.datasets import dataset_app
 from moc.cli.goals import goals_app
 from moc.cli.keys import audit, keys_app, whoami
@@ -180,14 +180,7 @@ def health(url: UrlOpt = None) -> None:
 @app.command()
 def models(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """List the models moc may load."""
-    try:
-        found = _client(url).models()
-    except MocError as exc:
-        fail(exc)
-    if as_json:
-        emit_json(found)
-    else:
-        out.print(models_table(found))
+    show(_client(url).models, as_json, models_table)
 
 
 @app.command()
@@ -205,14 +198,7 @@ def ps(
     """
     client = _client(url)
     if cluster:
-        try:
-            view = client.cluster()
-        except MocError as exc:
-            fail(exc)
-        if as_json:
-            emit_json(view)
-        else:
-            out.print(cluster_ps_table(view))
+        show(client.cluster, as_json, cluster_ps_table)
         return
     try:
         found = [m for m in client.models() if m["reserved_bytes"] or m["last_error"]]
@@ -233,19 +219,17 @@ def ps(
         out.print(leases_table(held))
 
 
+NOT_IN_A_CLUSTER = "not in a cluster (cluster.redis is not set)"
+
+
 @app.command("cluster")
 def cluster_nodes(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """Show the cluster's nodes and what each holds."""
-    try:
-        view = _client(url).cluster()
-    except MocError as exc:
-        fail(exc)
-    if as_json:
-        emit_json(view)
-    elif not view["enabled"]:
-        out.print("not in a cluster (cluster.redis is not set)")
-    else:
-        out.print(cluster_table(view))
+
+    def render(view: Any) -> Any:
+        return cluster_table(view) if view["enabled"] else NOT_IN_A_CLUSTER
+
+    show(_client(url).cluster, as_json, render)
 
 
 @app.command()

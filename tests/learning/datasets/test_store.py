@@ -87,11 +87,14 @@ async def test_the_same_content_under_two_names_is_one_file_removed_with_the_las
     assert a.id != b.id
     assert a.path == b.path
     assert content_files(tmp_path) == [a.path]
+    assert datasets.names() == ("a", a.id, "b", b.id)
     datasets.remove("a")
+    assert datasets.names() == ("b", b.id)  # what a cluster node publishes follows
     assert content_files(tmp_path) == [a.path]
     datasets.remove(b.id)
     assert content_files(tmp_path) == []
     assert datasets.list() == []
+    assert datasets.names() == ()
 
 
 async def test_a_bad_file_stores_nothing(db: Database, tmp_path: Path) -> None:

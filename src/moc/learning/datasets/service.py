@@ -93,6 +93,7 @@ class DatasetService:
         self._clock = clock
         self.max_bytes = max_bytes
         self.in_use = in_use
+        self._names: tuple[str, ...] | None = None  # every name and id; None: read again
 
     def recover(self) -> tuple[int, int]:
         """At startup, before any upload: remove what a killed moc left behind.
@@ -113,6 +114,13 @@ class DatasetService:
 
     def list(self) -> list[Dataset]:
         return self._store.all()
+
+    def names(self) -> tuple[str, ...]:
+        """Every dataset's name and id (what a cluster node publishes with each
+        heartbeat), read from the store only after a change."""
+        if self._names is None:
+            self._names = tuple(n for d in self._store.all() for n in (d.name, d.id))
+        return self._names
 
     def _refuse_in_use(self, ds: Dataset, doing: str) -> None:
         jobs = self.in_use(ds.id)
@@ -200,6 +208,7 @@ class DatasetService:
         except BaseException:
             self._drop_unused(sha256)
             raise
+        self._names = None
         if existing is not None:
             self._drop_unused(existing.sha256)
         event(
@@ -221,6 +230,7 @@ class DatasetService:
         ds = self.get(name_or_id)
         self._refuse_in_use(ds, "removed")
         self._store.delete(ds.id)
+        self._names = None
         self._drop_unused(ds.sha256)
         event(log, logging.INFO, "dataset removed", dataset=ds.name, id=ds.id)
         return ds
